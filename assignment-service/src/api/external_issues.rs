@@ -1,0 +1,494 @@
+//! `assignment.v1.ExternalIssueService`: links to Jira issues and inbound sync.
+
+use proto::assignment::v1 as pb;
+use service_runtime::database::Database;
+use service_runtime::ids::{IntegrationId, IssueKey, JiraIssueId};
+use service_runtime::status::Violations;
+use service_runtime::time::{from_timestamp, to_timestamp};
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status};
+
+use super::{Mutation, optional_id, page, request_id, retrying};
+use crate::domain::records::{ExternalIssue, GroupSyncResult};
+use crate::domain::{Email, GroupId, OrganizationId, StatusAction, SyncOutcome};
+use crate::error::AssignmentError;
+use crate::external_issues::{
+    self, ExternalIssueFilter, IssueRef, LinkRequest, MoveRequest, UnlinkRequest,
+};
+use crate::inbound_sync::{self, AssigneeChange, AssigneeTarget, StatusChange, SyncResponse};
+use crate::stream::LogWaker;
+
+/// Serves `ExternalIssueService` over the service's database.
+#[derive(Debug, Clone)]
+pub struct ExternalIssueApi {
+    db: Database,
+    waker: LogWaker,
+}
+
+impl ExternalIssueApi {
+    /// A handler over `db` that wakes the stream after writing notifications.
+    pub fn new(db: Database, waker: LogWaker) -> Self {
+        Self { db, waker }
+    }
+}
+
+/// Parses an issue reference: the integration is required, and a key or a Jira
+/// id (or both).
+fn issue_ref(
+    v: &mut Violations,
+    field: &str,
+    raw: Option<pb::ExternalIssueRef>,
+    key_required: bool,
+) -> Option<IssueRef> {
+    let Some(raw) = raw else {
+        v.add(field, "must be set");
+        return None;
+    };
+    let integration_id = v.check(
+        &format!("{field}.integration_id"),
+        IntegrationId::parse(&raw.integration_id),
+    );
+    let key = if raw.key.is_empty() {
+        if key_required {
+            v.add(format!("{field}.key"), "must not be empty");
+            None
+        } else {
+            Some(None)
+        }
+    } else {
+        v.check(&format!("{field}.key"), IssueKey::parse(&raw.key))
+            .map(Some)
+    };
+    let jira_issue_id = if raw.jira_issue_id.is_empty() {
+        Some(None)
+    } else {
+        v.check(
+            &format!("{field}.jira_issue_id"),
+            JiraIssueId::parse(&raw.jira_issue_id),
+        )
+        .map(Some)
+    };
+    if raw.key.is_empty() && raw.jira_issue_id.is_empty() && !key_required {
+        v.add(
+            format!("{field}.key"),
+            "either key or jira_issue_id must be set",
+        );
+    }
+    Some(IssueRef {
+        integration_id: integration_id?,
+        key: key?,
+        jira_issue_id: jira_issue_id?,
+    })
+}
+
+fn group_ids(v: &mut Violations, raw: &[i64], required: bool) -> Vec<GroupId> {
+    if required && raw.is_empty() {
+        v.add("group_ids", "must list at least one group");
+    }
+    let mut ids = Vec::with_capacity(raw.len());
+    for (i, id) in raw.iter().enumerate() {
+        if let Some(id) = v.check(&format!("group_ids[{i}]"), GroupId::parse(*id)) {
+            if ids.contains(&id) {
+                v.add(format!("group_ids[{i}]"), format!("{id} is listed twice"));
+            }
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+fn provider_time(
+    v: &mut Violations,
+    raw: Option<prost_types::Timestamp>,
+) -> Option<Option<chrono::DateTime<chrono::Utc>>> {
+    match raw {
+        None => Some(None),
+        Some(ts) => match from_timestamp(&ts) {
+            Some(time) => Some(Some(time)),
+            None => {
+                v.add("provider_update_time", "is not a valid timestamp");
+                None
+            }
+        },
+    }
+}
+
+fn source(v: &mut Violations, raw: &str, issue: Option<&IssueRef>) -> Option<IntegrationId> {
+    if raw.is_empty() {
+        issue.map(|i| i.integration_id.clone())
+    } else {
+        v.check("source_integration_id", IntegrationId::parse(raw))
+    }
+}
+
+/// The caller's W3C trace context, when it sent a well-formed one.
+fn traceparent(metadata: &MetadataMap) -> String {
+    metadata
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() == 55 && v.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+impl TryFrom<pb::LinkExternalIssueRequest> for Mutation<LinkRequest> {
+    type Error = AssignmentError;
+    fn try_from(r: pb::LinkExternalIssueRequest) -> Result<Self, Self::Error> {
+        let mut v = Violations::new();
+        let organization_id = v.check("organization_id", OrganizationId::parse(r.organization_id));
+        let issue = issue_ref(&mut v, "issue", r.issue, true);
+        let group_ids = group_ids(&mut v, &r.group_ids, true);
+        let request_id = request_id(&mut v, &r.request_id);
+        Ok(v.finish_with(|| {
+            let issue = issue?;
+            Some(Mutation {
+                command: LinkRequest {
+                    organization_id: organization_id?,
+                    integration_id: issue.integration_id,
+                    key: issue.key?,
+                    jira_issue_id: issue.jira_issue_id,
+                    title: r.title,
+                    url: r.url,
+                    group_ids,
+                },
+                request_id: request_id?,
+            })
+        })?)
+    }
+}
+
+impl TryFrom<pb::UnlinkExternalIssueRequest> for Mutation<UnlinkRequest> {
+    type Error = AssignmentError;
+    fn try_from(r: pb::UnlinkExternalIssueRequest) -> Result<Self, Self::Error> {
+        let mut v = Violations::new();
+        let organization_id = v.check("organization_id", OrganizationId::parse(r.organization_id));
+        let issue = issue_ref(&mut v, "issue", r.issue, false);
+        let group_ids = group_ids(&mut v, &r.group_ids, false);
+        let request_id = request_id(&mut v, &r.request_id);
+        Ok(v.finish_with(|| {
+            Some(Mutation {
+                command: UnlinkRequest {
+                    organization_id: organization_id?,
+                    issue: issue?,
+                    group_ids,
+                },
+                request_id: request_id?,
+            })
+        })?)
+    }
+}
+
+impl TryFrom<pb::MoveExternalIssueRequest> for Mutation<MoveRequest> {
+    type Error = AssignmentError;
+    fn try_from(r: pb::MoveExternalIssueRequest) -> Result<Self, Self::Error> {
+        let mut v = Violations::new();
+        let integration_id = v.check("integration_id", IntegrationId::parse(&r.integration_id));
+        let jira_issue_id = if r.jira_issue_id.is_empty() {
+            Some(None)
+        } else {
+            v.check("jira_issue_id", JiraIssueId::parse(&r.jira_issue_id))
+                .map(Some)
+        };
+        let previous_key = if r.previous_key.is_empty() {
+            Some(None)
+        } else {
+            v.check("previous_key", IssueKey::parse(&r.previous_key))
+                .map(Some)
+        };
+        if r.jira_issue_id.is_empty() && r.previous_key.is_empty() {
+            v.add(
+                "jira_issue_id",
+                "either jira_issue_id or previous_key must be set",
+            );
+        }
+        let new_key = v.check("new_key", IssueKey::parse(&r.new_key));
+        let request_id = request_id(&mut v, &r.request_id);
+        Ok(v.finish_with(|| {
+            Some(Mutation {
+                command: MoveRequest {
+                    integration_id: integration_id?,
+                    jira_issue_id: jira_issue_id?,
+                    previous_key: previous_key?,
+                    new_key: new_key?,
+                },
+                request_id: request_id?,
+            })
+        })?)
+    }
+}
+
+fn assignee_change(
+    r: pb::SyncAssigneeInboundRequest,
+    traceparent: String,
+) -> Result<Mutation<AssigneeChange>, AssignmentError> {
+    use pb::sync_assignee_inbound_request::Assignee;
+    let mut v = Violations::new();
+    let issue = issue_ref(&mut v, "issue", r.issue, false);
+    let target = match r.assignee {
+        Some(Assignee::Email(email)) => v
+            .check("email", Email::parse(&email))
+            .map(AssigneeTarget::Email),
+        Some(Assignee::Unassign(true)) => Some(AssigneeTarget::Unassign),
+        Some(Assignee::Unassign(false)) => {
+            v.add("unassign", "must be true when set (send email to assign)");
+            None
+        }
+        None => {
+            v.add(
+                "email",
+                "set email to assign, or unassign to remove the assignee",
+            );
+            None
+        }
+    };
+    let provider_time = provider_time(&mut v, r.provider_update_time);
+    let source = source(&mut v, &r.source_integration_id, issue.as_ref());
+    let request_id = request_id(&mut v, &r.request_id);
+    Ok(v.finish_with(|| {
+        Some(Mutation {
+            command: AssigneeChange {
+                issue: issue?,
+                target: target?,
+                provider_time: provider_time?,
+                source: source?,
+                traceparent,
+            },
+            request_id: request_id?,
+        })
+    })?)
+}
+
+fn status_change(
+    r: pb::SyncStatusInboundRequest,
+    traceparent: String,
+) -> Result<Mutation<StatusChange>, AssignmentError> {
+    let mut v = Violations::new();
+    let issue = issue_ref(&mut v, "issue", r.issue, false);
+    let action = match pb::StatusAction::try_from(r.action) {
+        Ok(pb::StatusAction::Resolve) => Some(StatusAction::Resolve),
+        Ok(pb::StatusAction::Unresolve) => Some(StatusAction::Unresolve),
+        Ok(pb::StatusAction::Unspecified) => {
+            v.add(
+                "action",
+                "must be STATUS_ACTION_RESOLVE or STATUS_ACTION_UNRESOLVE",
+            );
+            None
+        }
+        Err(_) => {
+            v.add(
+                "action",
+                format!("{} is not a StatusAction value", r.action),
+            );
+            None
+        }
+    };
+    let provider_time = provider_time(&mut v, r.provider_update_time);
+    let source = source(&mut v, &r.source_integration_id, issue.as_ref());
+    let request_id = request_id(&mut v, &r.request_id);
+    Ok(v.finish_with(|| {
+        Some(Mutation {
+            command: StatusChange {
+                issue: issue?,
+                action: action?,
+                provider_time: provider_time?,
+                source: source?,
+                traceparent,
+            },
+            request_id: request_id?,
+        })
+    })?)
+}
+
+impl From<ExternalIssue> for pb::ExternalIssue {
+    fn from(e: ExternalIssue) -> Self {
+        Self {
+            id: e.id.get(),
+            organization_id: e.organization_id.get(),
+            integration_id: e.integration_id.to_string(),
+            key: e.key.to_string(),
+            jira_issue_id: e.jira_issue_id.map(|i| i.to_string()).unwrap_or_default(),
+            title: e.title,
+            url: e.url,
+            group_ids: e.group_ids.into_iter().map(GroupId::get).collect(),
+            assignee_watermark_time: e.assignee_watermark.map(to_timestamp),
+            status_watermark_time: e.status_watermark.map(to_timestamp),
+            create_time: Some(to_timestamp(e.created_at)),
+        }
+    }
+}
+
+impl From<SyncOutcome> for pb::SyncOutcome {
+    fn from(outcome: SyncOutcome) -> Self {
+        match outcome {
+            SyncOutcome::Assigned => Self::Assigned,
+            SyncOutcome::Deassigned => Self::Deassigned,
+            SyncOutcome::Unchanged => Self::Unchanged,
+            SyncOutcome::NoMatchingUser => Self::NoMatchingUser,
+            SyncOutcome::Stale => Self::Stale,
+            SyncOutcome::SyncDisabled => Self::SyncDisabled,
+            SyncOutcome::Resolved => Self::Resolved,
+            SyncOutcome::Unresolved => Self::Unresolved,
+        }
+    }
+}
+
+fn results(response: SyncResponse) -> Vec<pb::GroupSyncResult> {
+    response
+        .results
+        .into_iter()
+        .map(|r: GroupSyncResult| pb::GroupSyncResult {
+            organization_id: r.organization_id.get(),
+            group_id: r.group_id.get(),
+            outcome: pb::SyncOutcome::from(r.outcome).into(),
+            user_id: r.user_id.map(|u| u.get()),
+            previous_user_id: r.previous_user_id.map(|u| u.get()),
+        })
+        .collect()
+}
+
+fn record_key(issue: &IssueRef) {
+    tracing::Span::current().record("jira_key", issue.describe());
+}
+
+#[tonic::async_trait]
+impl pb::external_issue_service_server::ExternalIssueService for ExternalIssueApi {
+    async fn link_external_issue(
+        &self,
+        request: Request<pb::LinkExternalIssueRequest>,
+    ) -> Result<Response<pb::LinkExternalIssueResponse>, Status> {
+        let m = Mutation::<LinkRequest>::try_from(request.into_inner())?.traced();
+        tracing::Span::current().record("jira_key", m.command.key.as_str());
+        let linked =
+            retrying(|| external_issues::link(&self.db, m.command.clone(), m.request_id.as_ref()))
+                .await?;
+        Ok(Response::new(pb::LinkExternalIssueResponse {
+            external_issue: Some(linked.external_issue.into()),
+            newly_linked_group_ids: linked.newly_linked.into_iter().map(GroupId::get).collect(),
+        }))
+    }
+
+    async fn unlink_external_issue(
+        &self,
+        request: Request<pb::UnlinkExternalIssueRequest>,
+    ) -> Result<Response<pb::UnlinkExternalIssueResponse>, Status> {
+        let m = Mutation::<UnlinkRequest>::try_from(request.into_inner())?.traced();
+        record_key(&m.command.issue);
+        let unlinked = retrying(|| {
+            external_issues::unlink(&self.db, m.command.clone(), m.request_id.as_ref())
+        })
+        .await?;
+        Ok(Response::new(pb::UnlinkExternalIssueResponse {
+            external_issue: unlinked.external_issue.map(Into::into),
+            unlinked_group_ids: unlinked.unlinked.into_iter().map(GroupId::get).collect(),
+        }))
+    }
+
+    async fn get_external_issue(
+        &self,
+        request: Request<pb::GetExternalIssueRequest>,
+    ) -> Result<Response<pb::GetExternalIssueResponse>, Status> {
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let organization_id = v.check("organization_id", OrganizationId::parse(r.organization_id));
+        let issue = issue_ref(&mut v, "issue", r.issue, false);
+        let (organization_id, issue) = v
+            .finish_with(|| Some((organization_id?, issue?)))
+            .map_err(AssignmentError::InvalidArgument)?;
+        record_key(&issue);
+        let record = external_issues::get(&self.db, organization_id, &issue).await?;
+        Ok(Response::new(pb::GetExternalIssueResponse {
+            external_issue: Some(record.into()),
+        }))
+    }
+
+    async fn list_external_issues(
+        &self,
+        request: Request<pb::ListExternalIssuesRequest>,
+    ) -> Result<Response<pb::ListExternalIssuesResponse>, Status> {
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let organization_id = optional_id(
+            &mut v,
+            "organization_id",
+            r.organization_id,
+            OrganizationId::parse,
+        );
+        let integration_id = if r.integration_id.is_empty() {
+            Some(None)
+        } else {
+            v.check("integration_id", IntegrationId::parse(&r.integration_id))
+                .map(Some)
+        };
+        let page = page(
+            &mut v,
+            r.page_size,
+            &r.page_token,
+            &format!("org={};integration={}", r.organization_id, r.integration_id),
+        );
+        let (filter, page) = v
+            .finish_with(|| {
+                Some((
+                    ExternalIssueFilter {
+                        organization_id: organization_id?,
+                        integration_id: integration_id?,
+                    },
+                    page?,
+                ))
+            })
+            .map_err(AssignmentError::InvalidArgument)?;
+        let result = external_issues::list_external_issues(&self.db, &filter, &page).await?;
+        Ok(Response::new(pb::ListExternalIssuesResponse {
+            external_issues: result.items.into_iter().map(Into::into).collect(),
+            next_page_token: result.next_page_token,
+        }))
+    }
+
+    async fn move_external_issue(
+        &self,
+        request: Request<pb::MoveExternalIssueRequest>,
+    ) -> Result<Response<pb::MoveExternalIssueResponse>, Status> {
+        let m = Mutation::<MoveRequest>::try_from(request.into_inner())?.traced();
+        tracing::Span::current().record("jira_key", m.command.new_key.as_str());
+        let moved = retrying(|| {
+            external_issues::move_issue(&self.db, m.command.clone(), m.request_id.as_ref())
+        })
+        .await?;
+        Ok(Response::new(pb::MoveExternalIssueResponse {
+            external_issues: moved.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn sync_assignee_inbound(
+        &self,
+        request: Request<pb::SyncAssigneeInboundRequest>,
+    ) -> Result<Response<pb::SyncAssigneeInboundResponse>, Status> {
+        let trace = traceparent(request.metadata());
+        let m = assignee_change(request.into_inner(), trace)?.traced();
+        record_key(&m.command.issue);
+        let response = retrying(|| {
+            inbound_sync::sync_assignee(&self.db, m.command.clone(), m.request_id.as_ref())
+        })
+        .await?;
+        self.waker.wake();
+        Ok(Response::new(pb::SyncAssigneeInboundResponse {
+            results: results(response),
+        }))
+    }
+
+    async fn sync_status_inbound(
+        &self,
+        request: Request<pb::SyncStatusInboundRequest>,
+    ) -> Result<Response<pb::SyncStatusInboundResponse>, Status> {
+        let trace = traceparent(request.metadata());
+        let m = status_change(request.into_inner(), trace)?.traced();
+        record_key(&m.command.issue);
+        let response = retrying(|| {
+            inbound_sync::sync_status(&self.db, m.command.clone(), m.request_id.as_ref())
+        })
+        .await?;
+        self.waker.wake();
+        Ok(Response::new(pb::SyncStatusInboundResponse {
+            results: results(response),
+        }))
+    }
+}

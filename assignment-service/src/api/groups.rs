@@ -1,0 +1,235 @@
+//! `assignment.v1.GroupService`: groups and their audit trail.
+
+use proto::assignment::v1 as pb;
+use service_runtime::database::Database;
+use service_runtime::status::Violations;
+use service_runtime::time::to_timestamp;
+use tonic::{Request, Response, Status};
+
+use super::{Mutation, optional_id, page, request_id, retrying};
+use crate::domain::records::{Activity, Group};
+use crate::domain::{ActivityKind, GroupId, GroupStatus, OrganizationId, ProjectId, UserId};
+use crate::error::AssignmentError;
+use crate::groups::{self, AssigneeFilter, GroupFilter, NewGroup};
+
+/// The longest group title accepted.
+const MAX_TITLE_CHARS: usize = 1000;
+
+/// Serves `GroupService` over the service's database.
+#[derive(Debug, Clone)]
+pub struct GroupApi {
+    db: Database,
+}
+
+impl GroupApi {
+    /// A handler over `db`.
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+impl TryFrom<pb::CreateGroupRequest> for Mutation<NewGroup> {
+    type Error = AssignmentError;
+    fn try_from(r: pb::CreateGroupRequest) -> Result<Self, Self::Error> {
+        let mut v = Violations::new();
+        let project_id = v.check("project_id", ProjectId::parse(r.project_id));
+        let title = r.title.trim().to_owned();
+        if title.is_empty() {
+            v.add("title", "must not be empty");
+        } else if title.chars().count() > MAX_TITLE_CHARS {
+            v.add(
+                "title",
+                format!("is longer than {MAX_TITLE_CHARS} characters"),
+            );
+        }
+        let request_id = request_id(&mut v, &r.request_id);
+        Ok(v.finish_with(|| {
+            Some(Mutation {
+                command: NewGroup {
+                    project_id: project_id?,
+                    title,
+                },
+                request_id: request_id?,
+            })
+        })?)
+    }
+}
+
+/// Reads a status filter: UNSPECIFIED means "any".
+pub(crate) fn status_filter(v: &mut Violations, raw: i32) -> Option<Option<GroupStatus>> {
+    match pb::GroupStatus::try_from(raw) {
+        Ok(pb::GroupStatus::Unspecified) => Some(None),
+        Ok(pb::GroupStatus::Unresolved) => Some(Some(GroupStatus::Unresolved)),
+        Ok(pb::GroupStatus::Resolved) => Some(Some(GroupStatus::Resolved)),
+        Err(_) => {
+            v.add("status", format!("{raw} is not a GroupStatus value"));
+            None
+        }
+    }
+}
+
+impl From<GroupStatus> for pb::GroupStatus {
+    fn from(status: GroupStatus) -> Self {
+        match status {
+            GroupStatus::Unresolved => Self::Unresolved,
+            GroupStatus::Resolved => Self::Resolved,
+        }
+    }
+}
+
+impl From<Group> for pb::Group {
+    fn from(g: Group) -> Self {
+        Self {
+            id: g.id.get(),
+            organization_id: g.organization_id.get(),
+            project_id: g.project_id.get(),
+            title: g.title,
+            status: pb::GroupStatus::from(g.status).into(),
+            assignee_user_id: g.assignee.map(|(user, _)| user.get()),
+            assign_time: g.assignee.map(|(_, at)| to_timestamp(at)),
+            linked_issues: g
+                .linked_issues
+                .into_iter()
+                .map(|l| pb::LinkedIssue {
+                    integration_id: l.integration_id.to_string(),
+                    key: l.key.to_string(),
+                    url: l.url,
+                })
+                .collect(),
+            create_time: Some(to_timestamp(g.created_at)),
+        }
+    }
+}
+
+impl From<ActivityKind> for pb::ActivityKind {
+    fn from(kind: ActivityKind) -> Self {
+        match kind {
+            ActivityKind::Assigned => Self::Assigned,
+            ActivityKind::Unassigned => Self::Unassigned,
+            ActivityKind::Resolved => Self::Resolved,
+            ActivityKind::Unresolved => Self::Unresolved,
+            ActivityKind::Linked => Self::Linked,
+            ActivityKind::Unlinked => Self::Unlinked,
+        }
+    }
+}
+
+impl From<Activity> for pb::Activity {
+    fn from(a: Activity) -> Self {
+        Self {
+            id: a.id.get(),
+            group_id: a.group_id.get(),
+            organization_id: a.organization_id.get(),
+            kind: pb::ActivityKind::from(a.kind).into(),
+            user_id: a.user_id.map(UserId::get),
+            previous_user_id: a.previous_user_id.map(UserId::get),
+            source_integration_id: a
+                .source_integration_id
+                .map(|i| i.to_string())
+                .unwrap_or_default(),
+            external_issue_key: a.external_issue_key.unwrap_or_default(),
+            request_id: a.request_id.unwrap_or_default(),
+            create_time: Some(to_timestamp(a.created_at)),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::group_service_server::GroupService for GroupApi {
+    async fn create_group(
+        &self,
+        request: Request<pb::CreateGroupRequest>,
+    ) -> Result<Response<pb::CreateGroupResponse>, Status> {
+        let m = Mutation::<NewGroup>::try_from(request.into_inner())?.traced();
+        let group =
+            retrying(|| groups::create_group(&self.db, m.command.clone(), m.request_id.as_ref()))
+                .await?;
+        Ok(Response::new(pb::CreateGroupResponse {
+            group: Some(group.into()),
+        }))
+    }
+
+    async fn get_group(
+        &self,
+        request: Request<pb::GetGroupRequest>,
+    ) -> Result<Response<pb::GetGroupResponse>, Status> {
+        let id = GroupId::parse(request.into_inner().group_id)
+            .map_err(|e| AssignmentError::invalid_field("group_id", e.to_string()))?;
+        let group = groups::get_group(self.db.conn(), id).await?;
+        Ok(Response::new(pb::GetGroupResponse {
+            group: Some(group.into()),
+        }))
+    }
+
+    async fn list_groups(
+        &self,
+        request: Request<pb::ListGroupsRequest>,
+    ) -> Result<Response<pb::ListGroupsResponse>, Status> {
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let organization_id = optional_id(
+            &mut v,
+            "organization_id",
+            r.organization_id,
+            OrganizationId::parse,
+        );
+        let project_id = optional_id(&mut v, "project_id", r.project_id, ProjectId::parse);
+        let assignee = match r.assignee_filter {
+            None => Some(None),
+            Some(pb::list_groups_request::AssigneeFilter::Unassigned(true)) => {
+                Some(Some(AssigneeFilter::Unassigned))
+            }
+            Some(pb::list_groups_request::AssigneeFilter::Unassigned(false)) => Some(None),
+            Some(pb::list_groups_request::AssigneeFilter::AssigneeUserId(id)) => v
+                .check("assignee_user_id", UserId::parse(id))
+                .map(|u| Some(AssigneeFilter::User(u))),
+        };
+        let status = status_filter(&mut v, r.status);
+        let filters = format!(
+            "org={};project={};assignee={:?};status={}",
+            r.organization_id, r.project_id, r.assignee_filter, r.status
+        );
+        let page = page(&mut v, r.page_size, &r.page_token, &filters);
+        let (filter, page) = v
+            .finish_with(|| {
+                Some((
+                    GroupFilter {
+                        organization_id: organization_id?,
+                        project_id: project_id?,
+                        assignee: assignee?,
+                        status: status?,
+                    },
+                    page?,
+                ))
+            })
+            .map_err(AssignmentError::InvalidArgument)?;
+        let result = groups::list_groups(&self.db, &filter, &page).await?;
+        Ok(Response::new(pb::ListGroupsResponse {
+            groups: result.items.into_iter().map(Into::into).collect(),
+            next_page_token: result.next_page_token,
+        }))
+    }
+
+    async fn list_activities(
+        &self,
+        request: Request<pb::ListActivitiesRequest>,
+    ) -> Result<Response<pb::ListActivitiesResponse>, Status> {
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let group_id = v.check("group_id", GroupId::parse(r.group_id));
+        let page = page(
+            &mut v,
+            r.page_size,
+            &r.page_token,
+            &format!("group={}", r.group_id),
+        );
+        let (group_id, page) = v
+            .finish_with(|| Some((group_id?, page?)))
+            .map_err(AssignmentError::InvalidArgument)?;
+        let result = groups::list_activities(&self.db, group_id, &page).await?;
+        Ok(Response::new(pb::ListActivitiesResponse {
+            activities: result.items.into_iter().map(Into::into).collect(),
+            next_page_token: result.next_page_token,
+        }))
+    }
+}

@@ -1,0 +1,116 @@
+//! The gRPC edge: one module per service of `assignment.v1`.
+//!
+//! Handlers do three things: convert the request into domain values (`TryFrom`,
+//! collecting every field violation), call a logic module, and convert the result
+//! back. No protobuf type goes further in, no logic lives here.
+
+mod directory;
+mod external_issues;
+mod groups;
+mod notifications;
+
+use std::time::Duration;
+
+use proto::assignment::v1 as pb;
+use service_runtime::database::Database;
+use service_runtime::grpc::GrpcServices;
+use service_runtime::ids::RequestId;
+use service_runtime::pagination::PageRequest;
+use service_runtime::status::Violations;
+
+use crate::error::AssignmentError;
+use crate::stream::StreamHub;
+
+/// Every gRPC service of the assignment API, ready to serve.
+pub fn services(db: &Database, hub: &StreamHub) -> GrpcServices {
+    GrpcServices::new()
+        .with(pb::directory_service_server::DirectoryServiceServer::new(
+            directory::DirectoryApi::new(db.clone()),
+        ))
+        .with(pb::group_service_server::GroupServiceServer::new(
+            groups::GroupApi::new(db.clone()),
+        ))
+        .with(
+            pb::external_issue_service_server::ExternalIssueServiceServer::new(
+                external_issues::ExternalIssueApi::new(db.clone(), hub.waker()),
+            ),
+        )
+        .with(
+            pb::notification_service_server::NotificationServiceServer::new(
+                notifications::NotificationApi::new(db.clone(), hub.clone()),
+            ),
+        )
+}
+
+/// A mutating command with its optional idempotency key.
+#[derive(Debug)]
+pub(crate) struct Mutation<T> {
+    pub command: T,
+    pub request_id: Option<RequestId>,
+}
+
+impl<T> Mutation<T> {
+    /// Records the request id on the request's span, for the logs.
+    pub fn traced(self) -> Self {
+        if let Some(id) = &self.request_id {
+            tracing::Span::current().record("request_id", id.as_str());
+        }
+        self
+    }
+}
+
+/// Parses a request id field.
+pub(crate) fn request_id(v: &mut Violations, raw: &str) -> Option<Option<RequestId>> {
+    v.check("request_id", RequestId::parse_optional(raw))
+}
+
+/// Runs `call` again when it failed in a way a retry may fix (a lost race on a
+/// request id, a serialization failure, a dropped connection): at most 3 attempts.
+pub(crate) async fn retrying<T, F, Fut>(mut call: F) -> Result<T, AssignmentError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, AssignmentError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Err(error) if error.is_retryable() && attempt < 3 => {
+                tracing::debug!(%error, attempt, "retrying");
+                tokio::time::sleep(Duration::from_millis(5 * attempt)).await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Parses `page_size` and `page_token` for a list whose filters are described by
+/// `filters`.
+pub(crate) fn page(
+    v: &mut Violations,
+    page_size: i32,
+    page_token: &str,
+    filters: &str,
+) -> Option<PageRequest<i64>> {
+    match PageRequest::parse(page_size, page_token, filters) {
+        Ok(page) => Some(page),
+        Err(violation) => {
+            v.add(violation.field, violation.description);
+            None
+        }
+    }
+}
+
+/// Parses an optional id filter: 0 means "not set".
+pub(crate) fn optional_id<T, E: std::fmt::Display>(
+    v: &mut Violations,
+    field: &str,
+    raw: i64,
+    parse: impl FnOnce(i64) -> Result<T, E>,
+) -> Option<Option<T>> {
+    if raw == 0 {
+        Some(None)
+    } else {
+        v.check(field, parse(raw)).map(Some)
+    }
+}

@@ -1,0 +1,98 @@
+//! The assignment service's configuration: command-line flags, each with an
+//! environment-variable fallback (`--help` lists both).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use service_runtime::config::{DatabaseUrl, LogFormat, parse_duration};
+
+/// Everything the assignment service needs to start.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "assignment-service",
+    about = "Assigns and resolves error groups from Jira changes, and streams notifications about them.",
+    version
+)]
+pub struct Config {
+    /// Address of the gRPC API (port 0 picks a free port).
+    #[arg(long, env = "ASSIGNMENT_GRPC_ADDR", default_value = "127.0.0.1:50061")]
+    pub grpc_addr: SocketAddr,
+
+    /// Address of the operations HTTP endpoint (`/healthz`, `/metrics`).
+    #[arg(long, env = "ASSIGNMENT_HTTP_ADDR", default_value = "127.0.0.1:8061")]
+    pub http_addr: SocketAddr,
+
+    /// Database URL: `sqlite://path?mode=rwc` (created on first run) or
+    /// `postgres://user@host/db`.
+    #[arg(
+        long,
+        env = "ASSIGNMENT_DATABASE_URL",
+        default_value = "sqlite://data/assignment.db?mode=rwc"
+    )]
+    pub database_url: DatabaseUrl,
+
+    /// Most database connections.
+    #[arg(long, env = "ASSIGNMENT_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+
+    /// How long a stream may stay silent before it gets a progress message.
+    #[arg(long, env = "ASSIGNMENT_PROGRESS_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub progress_interval: Duration,
+
+    /// Notifications older than this are pruned.
+    #[arg(long, env = "ASSIGNMENT_RETENTION_MAX_AGE", default_value = "7d", value_parser = parse_duration)]
+    pub retention_max_age: Duration,
+
+    /// At most this many notifications are kept (the oldest are pruned).
+    #[arg(
+        long,
+        env = "ASSIGNMENT_RETENTION_MAX_COUNT",
+        default_value_t = 1_000_000
+    )]
+    pub retention_max_count: u64,
+
+    /// How often retention runs.
+    #[arg(long, env = "ASSIGNMENT_RETENTION_INTERVAL", default_value = "1m", value_parser = parse_duration)]
+    pub retention_interval: Duration,
+
+    /// How long stored responses of mutating calls are kept for idempotent
+    /// replays (AIP-155).
+    #[arg(long, env = "ASSIGNMENT_REQUEST_ID_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub request_id_retention: Duration,
+
+    /// How many batches of new notifications (up to 512 each) the shared
+    /// fan-out ring holds; a subscriber further behind falls back to reading
+    /// from the database.
+    #[arg(long, env = "ASSIGNMENT_STREAM_RING_BATCHES", default_value_t = 1024)]
+    pub stream_ring_batches: usize,
+
+    /// How often the stream polls the database for notifications committed by
+    /// other replicas, in case a wake-up was missed.
+    #[arg(long, env = "ASSIGNMENT_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+}
+
+impl Config {
+    /// A configuration for tests and tools: both servers on port 0 of 127.0.0.1,
+    /// the given database, defaults for the rest.
+    pub fn for_tests(database_url: DatabaseUrl) -> Self {
+        Self {
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url,
+            db_max_connections: 8,
+            log_format: LogFormat::Pretty,
+            progress_interval: Duration::from_secs(10),
+            retention_max_age: Duration::from_secs(7 * 86_400),
+            retention_max_count: 1_000_000,
+            retention_interval: Duration::from_secs(60),
+            request_id_retention: Duration::from_secs(7 * 86_400),
+            stream_ring_batches: 1024,
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! E-mail addresses, compared case-insensitively.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Why an address was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidEmail(String);
+
+/// A syntactically plausible e-mail address (one `@`, a local part, a domain with
+/// a dot, no spaces, at most 254 characters). Two addresses are equal when they
+/// are equal ignoring case, which is how Jira assignees are matched.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Email {
+    as_given: String,
+    normalized: String,
+}
+
+impl Email {
+    /// Parses an address; surrounding whitespace is dropped.
+    ///
+    /// # Errors
+    /// When the address is not plausible.
+    pub fn parse(raw: &str) -> Result<Self, InvalidEmail> {
+        let s = raw.trim();
+        if s.is_empty() {
+            return Err(InvalidEmail("must not be empty".into()));
+        }
+        if s.len() > 254 {
+            return Err(InvalidEmail("is longer than 254 characters".into()));
+        }
+        let plausible = s.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        }) && !s.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !plausible {
+            return Err(InvalidEmail(format!("{s:?} is not an e-mail address")));
+        }
+        Ok(Self {
+            as_given: s.to_owned(),
+            normalized: s.to_lowercase(),
+        })
+    }
+
+    /// The address as given.
+    pub fn as_str(&self) -> &str {
+        &self.as_given
+    }
+
+    /// The lowercased address, used for matching.
+    pub fn normalized(&self) -> &str {
+        &self.normalized
+    }
+}
+
+impl PartialEq for Email {
+    fn eq(&self, other: &Self) -> bool {
+        self.normalized == other.normalized
+    }
+}
+
+impl Eq for Email {}
+
+impl fmt::Debug for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Email({:?})", self.as_given)
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.as_given)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_is_ignored_for_equality() {
+        let a = Email::parse("Jess@Sentry.io").expect("valid");
+        let b = Email::parse("jess@sentry.io").expect("valid");
+        assert_eq!(a, b);
+        assert_eq!(a.normalized(), "jess@sentry.io");
+        assert_eq!(a.as_str(), "Jess@Sentry.io");
+    }
+
+    #[test]
+    fn implausible_addresses_are_refused() {
+        for bad in [
+            "",
+            "jess",
+            "jess@",
+            "@sentry.io",
+            "jess@sentry",
+            "a b@c.d",
+            "a@b@c.d",
+            "a@.c",
+            "a@c.",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

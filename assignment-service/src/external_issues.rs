@@ -1,0 +1,549 @@
+//! Links between groups and external (Jira) issues.
+//!
+//! Each organization keeps its own record of an issue, keyed by (integration,
+//! key) and also by Jira's stable issue id, because the key changes when the issue
+//! moves to another project. A group is linked to a record at most once; the
+//! record disappears with its last link.
+
+use sea_orm::{
+    ActiveModelTrait as _, ActiveValue::Set, ColumnTrait as _, Condition, ConnectionTrait,
+    DatabaseTransaction, EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
+};
+use serde::Serialize;
+use service_runtime::database::Database;
+use service_runtime::ids::{IntegrationId, IssueKey, JiraIssueId, RequestId};
+use service_runtime::pagination::PageRequest;
+use service_runtime::time::now;
+
+use crate::domain::records::{ExternalIssue, Page};
+use crate::domain::{ActivityKind, ExternalIssueId, GroupId, OrganizationId};
+use crate::error::AssignmentError;
+use crate::idempotency::{IdempotencyKey, idempotent_write};
+use crate::storage::entities::{activity, external_issue, group, group_link, installation};
+
+/// Identifies an external issue within an integration: by Jira id, key, or both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IssueRef {
+    /// The integration.
+    pub integration_id: IntegrationId,
+    /// The key, when given.
+    pub key: Option<IssueKey>,
+    /// Jira's issue id, when given.
+    pub jira_issue_id: Option<JiraIssueId>,
+}
+
+impl IssueRef {
+    /// The key or, failing that, the Jira id, for messages.
+    pub fn describe(&self) -> String {
+        match (&self.key, &self.jira_issue_id) {
+            (Some(key), _) => key.to_string(),
+            (None, Some(id)) => format!("issue id {id}"),
+            (None, None) => "an unnamed issue".to_owned(),
+        }
+    }
+}
+
+/// Links groups to an issue.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkRequest {
+    /// The organization.
+    pub organization_id: OrganizationId,
+    /// The integration and key (required) and Jira id (recommended).
+    pub integration_id: IntegrationId,
+    /// The issue key.
+    pub key: IssueKey,
+    /// Jira's issue id.
+    pub jira_issue_id: Option<JiraIssueId>,
+    /// The issue's title.
+    pub title: String,
+    /// The issue's browse URL.
+    pub url: String,
+    /// The groups (at least one).
+    pub group_ids: Vec<GroupId>,
+}
+
+/// The result of a link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Linked {
+    /// The record after linking.
+    pub external_issue: ExternalIssue,
+    /// The groups this call linked.
+    pub newly_linked: Vec<GroupId>,
+}
+
+/// Unlinks groups from an issue.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnlinkRequest {
+    /// The organization.
+    pub organization_id: OrganizationId,
+    /// The issue.
+    pub issue: IssueRef,
+    /// The groups; empty means all.
+    pub group_ids: Vec<GroupId>,
+}
+
+/// The result of an unlink.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Unlinked {
+    /// The record after unlinking; `None` when it was removed.
+    pub external_issue: Option<ExternalIssue>,
+    /// The groups this call unlinked.
+    pub unlinked: Vec<GroupId>,
+}
+
+/// Records a key change.
+#[derive(Debug, Clone, Serialize)]
+pub struct MoveRequest {
+    /// The integration.
+    pub integration_id: IntegrationId,
+    /// Jira's issue id, when known.
+    pub jira_issue_id: Option<JiraIssueId>,
+    /// The key before the move, when known.
+    pub previous_key: Option<IssueKey>,
+    /// The key after the move.
+    pub new_key: IssueKey,
+}
+
+/// Filters of [`list_external_issues`].
+#[derive(Debug, Clone, Default)]
+pub struct ExternalIssueFilter {
+    /// Only this organization's records.
+    pub organization_id: Option<OrganizationId>,
+    /// Only this integration's issues.
+    pub integration_id: Option<IntegrationId>,
+}
+
+fn corrupt(what: &str) -> AssignmentError {
+    AssignmentError::Corrupt(what.to_owned())
+}
+
+/// Turns a record row into the domain record, with its linked groups.
+pub(crate) async fn record_with_groups<C: ConnectionTrait>(
+    conn: &C,
+    row: external_issue::Model,
+) -> Result<ExternalIssue, AssignmentError> {
+    let group_ids = group_link::Entity::find()
+        .filter(group_link::Column::ExternalIssueId.eq(row.id))
+        .order_by_asc(group_link::Column::GroupId)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|l| GroupId::from_row(l.group_id))
+        .collect();
+    Ok(ExternalIssue {
+        id: ExternalIssueId::from_row(row.id),
+        organization_id: OrganizationId::from_row(row.organization_id),
+        integration_id: IntegrationId::parse(&row.integration_id)
+            .map_err(|_| corrupt("external issue integration id"))?,
+        key: IssueKey::parse(&row.issue_key).map_err(|_| corrupt("external issue key"))?,
+        jira_issue_id: row
+            .jira_issue_id
+            .map(|id| JiraIssueId::parse(&id).map_err(|_| corrupt("jira issue id")))
+            .transpose()?,
+        title: row.title,
+        url: row.url,
+        group_ids,
+        assignee_watermark: row.assignee_watermark,
+        status_watermark: row.status_watermark,
+        created_at: row.created_at,
+    })
+}
+
+/// Finds one organization's record of `issue`: by Jira id first, then by key.
+pub(crate) async fn find_record<C: ConnectionTrait>(
+    conn: &C,
+    organization_id: OrganizationId,
+    issue: &IssueRef,
+) -> Result<Option<external_issue::Model>, AssignmentError> {
+    let base = external_issue::Entity::find()
+        .filter(external_issue::Column::OrganizationId.eq(organization_id.get()))
+        .filter(external_issue::Column::IntegrationId.eq(issue.integration_id.as_str()));
+    if let Some(id) = &issue.jira_issue_id
+        && let Some(row) = base
+            .clone()
+            .filter(external_issue::Column::JiraIssueId.eq(id.as_str()))
+            .one(conn)
+            .await?
+    {
+        return Ok(Some(row));
+    }
+    if let Some(key) = &issue.key {
+        return Ok(base
+            .filter(external_issue::Column::IssueKey.eq(key.as_str()))
+            .one(conn)
+            .await?);
+    }
+    Ok(None)
+}
+
+/// Every organization's record of `issue`, one per organization (the one matching
+/// the Jira id wins over one matching only the key), locked for update and in id
+/// order so concurrent syncs of one issue serialise without deadlocks.
+pub(crate) async fn lock_records(
+    txn: &DatabaseTransaction,
+    issue: &IssueRef,
+) -> Result<Vec<external_issue::Model>, AssignmentError> {
+    let mut any = Condition::any();
+    if let Some(id) = &issue.jira_issue_id {
+        any = any.add(external_issue::Column::JiraIssueId.eq(id.as_str()));
+    }
+    if let Some(key) = &issue.key {
+        any = any.add(external_issue::Column::IssueKey.eq(key.as_str()));
+    }
+    let rows = external_issue::Entity::find()
+        .filter(external_issue::Column::IntegrationId.eq(issue.integration_id.as_str()))
+        .filter(any)
+        .order_by_asc(external_issue::Column::Id)
+        .lock_exclusive()
+        .all(txn)
+        .await?;
+    let mut chosen: Vec<external_issue::Model> = Vec::new();
+    for row in rows {
+        let by_id = issue
+            .jira_issue_id
+            .as_ref()
+            .is_some_and(|id| row.jira_issue_id.as_deref() == Some(id.as_str()));
+        match chosen
+            .iter_mut()
+            .find(|c| c.organization_id == row.organization_id)
+        {
+            Some(existing) => {
+                let existing_by_id = issue
+                    .jira_issue_id
+                    .as_ref()
+                    .is_some_and(|id| existing.jira_issue_id.as_deref() == Some(id.as_str()));
+                if by_id && !existing_by_id {
+                    *existing = row;
+                }
+            }
+            None => chosen.push(row),
+        }
+    }
+    chosen.sort_by_key(|r| r.organization_id);
+    Ok(chosen)
+}
+
+async fn write_activity(
+    txn: &DatabaseTransaction,
+    kind: ActivityKind,
+    group: &group::Model,
+    integration_id: &IntegrationId,
+    key: &IssueKey,
+    request_id: Option<&RequestId>,
+) -> Result<(), AssignmentError> {
+    activity::ActiveModel {
+        organization_id: Set(group.organization_id),
+        group_id: Set(group.id),
+        kind: Set(kind.as_str().to_owned()),
+        user_id: Set(None),
+        previous_user_id: Set(None),
+        source_integration_id: Set(Some(integration_id.as_str().to_owned())),
+        external_issue_key: Set(Some(key.as_str().to_owned())),
+        request_id: Set(request_id.map(|r| r.as_str().to_owned())),
+        created_at: Set(now()),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}
+
+/// Links groups of one organization to an issue.
+///
+/// # Errors
+/// FAILED_PRECONDITION when the organization has not installed the integration;
+/// NOT_FOUND for a group that is not in the organization.
+pub async fn link(
+    db: &Database,
+    request: LinkRequest,
+    request_id: Option<&RequestId>,
+) -> Result<Linked, AssignmentError> {
+    let key = IdempotencyKey::new("LinkExternalIssue", request_id, &request);
+    let request_id = request_id.cloned();
+    idempotent_write(db, key, move |txn| {
+        Box::pin(async move {
+            let installed = installation::Entity::find()
+                .filter(installation::Column::OrganizationId.eq(request.organization_id.get()))
+                .filter(installation::Column::IntegrationId.eq(request.integration_id.as_str()))
+                .one(txn)
+                .await?;
+            if installed.is_none() {
+                return Err(AssignmentError::FailedPrecondition {
+                    reason: "INTEGRATION_NOT_INSTALLED",
+                    message: format!(
+                        "organization {} has not installed integration {}; install it first (DirectoryService.InstallIntegration)",
+                        request.organization_id, request.integration_id
+                    ),
+                });
+            }
+            let mut groups = Vec::with_capacity(request.group_ids.len());
+            for group_id in &request.group_ids {
+                let row = group::Entity::find_by_id(group_id.get())
+                    .one(txn)
+                    .await?
+                    .filter(|g| g.organization_id == request.organization_id.get())
+                    .ok_or_else(|| AssignmentError::NotFound {
+                        resource: "group",
+                        id: format!("{group_id} in organization {}", request.organization_id),
+                    })?;
+                groups.push(row);
+            }
+
+            let issue = IssueRef {
+                integration_id: request.integration_id.clone(),
+                key: Some(request.key.clone()),
+                jira_issue_id: request.jira_issue_id.clone(),
+            };
+            let record = match find_record(txn, request.organization_id, &issue).await? {
+                Some(row) => {
+                    let mut active: external_issue::ActiveModel = row.clone().into();
+                    if row.issue_key != request.key.as_str() {
+                        active.issue_key = Set(request.key.as_str().to_owned());
+                    }
+                    if row.jira_issue_id.is_none()
+                        && let Some(id) = &request.jira_issue_id
+                    {
+                        active.jira_issue_id = Set(Some(id.as_str().to_owned()));
+                    }
+                    if !request.title.is_empty() {
+                        active.title = Set(request.title.clone());
+                    }
+                    if !request.url.is_empty() {
+                        active.url = Set(request.url.clone());
+                    }
+                    active.update(txn).await?
+                }
+                None => {
+                    external_issue::ActiveModel {
+                        organization_id: Set(request.organization_id.get()),
+                        integration_id: Set(request.integration_id.as_str().to_owned()),
+                        issue_key: Set(request.key.as_str().to_owned()),
+                        jira_issue_id: Set(request
+                            .jira_issue_id
+                            .as_ref()
+                            .map(|id| id.as_str().to_owned())),
+                        title: Set(request.title.clone()),
+                        url: Set(request.url.clone()),
+                        assignee_watermark: Set(None),
+                        status_watermark: Set(None),
+                        created_at: Set(now()),
+                        ..Default::default()
+                    }
+                    .insert(txn)
+                    .await?
+                }
+            };
+
+            let mut newly_linked = Vec::new();
+            for group in &groups {
+                let existing = group_link::Entity::find()
+                    .filter(group_link::Column::ExternalIssueId.eq(record.id))
+                    .filter(group_link::Column::GroupId.eq(group.id))
+                    .one(txn)
+                    .await?;
+                if existing.is_some() || newly_linked.contains(&GroupId::from_row(group.id)) {
+                    continue;
+                }
+                group_link::ActiveModel {
+                    external_issue_id: Set(record.id),
+                    group_id: Set(group.id),
+                    created_at: Set(now()),
+                    ..Default::default()
+                }
+                .insert(txn)
+                .await?;
+                write_activity(
+                    txn,
+                    ActivityKind::Linked,
+                    group,
+                    &request.integration_id,
+                    &request.key,
+                    request_id.as_ref(),
+                )
+                .await?;
+                newly_linked.push(GroupId::from_row(group.id));
+            }
+            Ok(Linked {
+                external_issue: record_with_groups(txn, record).await?,
+                newly_linked,
+            })
+        })
+    })
+    .await
+}
+
+/// Unlinks groups from an issue; the record goes with its last link.
+///
+/// # Errors
+/// NOT_FOUND when the organization has no record of the issue.
+pub async fn unlink(
+    db: &Database,
+    request: UnlinkRequest,
+    request_id: Option<&RequestId>,
+) -> Result<Unlinked, AssignmentError> {
+    let key = IdempotencyKey::new("UnlinkExternalIssue", request_id, &request);
+    let request_id = request_id.cloned();
+    idempotent_write(db, key, move |txn| {
+        Box::pin(async move {
+            let record = find_record(txn, request.organization_id, &request.issue)
+                .await?
+                .ok_or_else(|| AssignmentError::NotFound {
+                    resource: "external issue",
+                    id: format!(
+                        "{} of integration {} in organization {}",
+                        request.issue.describe(),
+                        request.issue.integration_id,
+                        request.organization_id
+                    ),
+                })?;
+            let issue_key =
+                IssueKey::parse(&record.issue_key).map_err(|_| corrupt("external issue key"))?;
+            let links = group_link::Entity::find()
+                .filter(group_link::Column::ExternalIssueId.eq(record.id))
+                .order_by_asc(group_link::Column::GroupId)
+                .all(txn)
+                .await?;
+            let mut unlinked = Vec::new();
+            for link in &links {
+                let group_id = GroupId::from_row(link.group_id);
+                if !request.group_ids.is_empty() && !request.group_ids.contains(&group_id) {
+                    continue;
+                }
+                group_link::Entity::delete_by_id(link.id).exec(txn).await?;
+                if let Some(group) = group::Entity::find_by_id(link.group_id).one(txn).await? {
+                    write_activity(
+                        txn,
+                        ActivityKind::Unlinked,
+                        &group,
+                        &request.issue.integration_id,
+                        &issue_key,
+                        request_id.as_ref(),
+                    )
+                    .await?;
+                }
+                unlinked.push(group_id);
+            }
+            let external_issue = if unlinked.len() == links.len() {
+                external_issue::Entity::delete_by_id(record.id)
+                    .exec(txn)
+                    .await?;
+                None
+            } else {
+                Some(record_with_groups(txn, record).await?)
+            };
+            Ok(Unlinked {
+                external_issue,
+                unlinked,
+            })
+        })
+    })
+    .await
+}
+
+/// Reads one organization's record of an issue.
+///
+/// # Errors
+/// NOT_FOUND when there is none.
+pub async fn get(
+    db: &Database,
+    organization_id: OrganizationId,
+    issue: &IssueRef,
+) -> Result<ExternalIssue, AssignmentError> {
+    let row = find_record(db.conn(), organization_id, issue)
+        .await?
+        .ok_or_else(|| AssignmentError::NotFound {
+            resource: "external issue",
+            id: format!(
+                "{} of integration {} in organization {organization_id}",
+                issue.describe(),
+                issue.integration_id
+            ),
+        })?;
+    record_with_groups(db.conn(), row).await
+}
+
+/// Lists records by id.
+///
+/// # Errors
+/// Database errors.
+pub async fn list_external_issues(
+    db: &Database,
+    filter: &ExternalIssueFilter,
+    page: &PageRequest<i64>,
+) -> Result<Page<ExternalIssue>, AssignmentError> {
+    let mut query = external_issue::Entity::find()
+        .filter(external_issue::Column::Id.gt(page.after.unwrap_or(0)))
+        .order_by_asc(external_issue::Column::Id)
+        .limit(page.fetch_limit());
+    if let Some(org) = filter.organization_id {
+        query = query.filter(external_issue::Column::OrganizationId.eq(org.get()));
+    }
+    if let Some(integration) = &filter.integration_id {
+        query = query.filter(external_issue::Column::IntegrationId.eq(integration.as_str()));
+    }
+    let mut rows = query.all(db.conn()).await?;
+    let next_page_token = page.finish(&mut rows, |r| r.id);
+    let mut items = Vec::with_capacity(rows.len());
+    for row in rows {
+        items.push(record_with_groups(db.conn(), row).await?);
+    }
+    Ok(Page {
+        items,
+        next_page_token,
+    })
+}
+
+/// Records a key change in every organization's record of the issue.
+///
+/// # Errors
+/// FAILED_PRECONDITION when an organization already has another record under the
+/// new key.
+pub async fn move_issue(
+    db: &Database,
+    request: MoveRequest,
+    request_id: Option<&RequestId>,
+) -> Result<Vec<ExternalIssue>, AssignmentError> {
+    let key = IdempotencyKey::new("MoveExternalIssue", request_id, &request);
+    idempotent_write(db, key, move |txn| {
+        Box::pin(async move {
+            let issue = IssueRef {
+                integration_id: request.integration_id.clone(),
+                key: request.previous_key.clone(),
+                jira_issue_id: request.jira_issue_id.clone(),
+            };
+            let records = lock_records(txn, &issue).await?;
+            let mut moved = Vec::with_capacity(records.len());
+            for row in records {
+                let taken = external_issue::Entity::find()
+                    .filter(external_issue::Column::OrganizationId.eq(row.organization_id))
+                    .filter(
+                        external_issue::Column::IntegrationId.eq(request.integration_id.as_str()),
+                    )
+                    .filter(external_issue::Column::IssueKey.eq(request.new_key.as_str()))
+                    .filter(external_issue::Column::Id.ne(row.id))
+                    .one(txn)
+                    .await?;
+                if taken.is_some() {
+                    return Err(AssignmentError::FailedPrecondition {
+                        reason: "ISSUE_KEY_TAKEN",
+                        message: format!(
+                            "organization {} already has another record of {}; unlink it first",
+                            row.organization_id, request.new_key
+                        ),
+                    });
+                }
+                let mut active: external_issue::ActiveModel = row.clone().into();
+                active.issue_key = Set(request.new_key.as_str().to_owned());
+                if row.jira_issue_id.is_none()
+                    && let Some(id) = &request.jira_issue_id
+                {
+                    active.jira_issue_id = Set(Some(id.as_str().to_owned()));
+                }
+                let row = active.update(txn).await?;
+                moved.push(record_with_groups(txn, row).await?);
+            }
+            Ok(moved)
+        })
+    })
+    .await
+}

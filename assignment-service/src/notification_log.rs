@@ -1,0 +1,317 @@
+//! The notification log: the table the stream reads, and how rows get into it.
+//!
+//! # Sequence order equals commit order
+//!
+//! A subscriber resumes with "everything after sequence N", so a notification
+//! must never become visible with a sequence lower than one already visible. A
+//! database sequence cannot promise that on PostgreSQL: its value is taken at
+//! insert, not at commit, so a transaction that took 7 may commit after one that
+//! took 8, and a reader that saw 8 would skip 7 forever.
+//!
+//! Here sequences come from the single row of `notification_log`: a writer adds
+//! its count to `last_sequence` with an `UPDATE … RETURNING` as the last statement
+//! of its transaction. The row lock it takes is held until commit, so the next
+//! writer gets its numbers only after this one committed (or rolled back, which
+//! also rolls the counter back). Visible sequences are therefore always a gap-free
+//! prefix. SQLite has one writer at a time anyway. The cost is that writers of
+//! notifications serialise from that statement to their commit; it is the last
+//! statement to keep that window short.
+//!
+//! On PostgreSQL the transaction also sends `NOTIFY assignment_notifications`,
+//! delivered at commit, which wakes the stream readers of every replica.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait as _, ConnectionTrait, DatabaseTransaction, DbBackend,
+    EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _, Statement,
+};
+use service_runtime::database::Database;
+use service_runtime::ids::{IntegrationId, IssueKey};
+use service_runtime::time::now;
+
+use crate::domain::messages::{MessageFacts, notification_text, thread_message_key};
+use crate::domain::{ActivityId, GroupId, NotificationKind, OrganizationId, Sequence, UserId};
+use crate::error::AssignmentError;
+use crate::storage::entities::{notification, notification_log, notification_thread};
+
+/// The PostgreSQL channel on which commits of notifications are announced.
+pub const NOTIFY_CHANNEL: &str = "assignment_notifications";
+
+/// A notification about to be written.
+#[derive(Debug, Clone)]
+pub struct NotificationDraft {
+    /// Who to tell.
+    pub recipient: UserId,
+    /// The group's organization.
+    pub organization_id: OrganizationId,
+    /// The group.
+    pub group_id: GroupId,
+    /// The group's title, for the text.
+    pub group_title: String,
+    /// The Jira key involved.
+    pub issue_key: Option<IssueKey>,
+    /// The integration the change came from.
+    pub integration_id: Option<IntegrationId>,
+    /// What happened.
+    pub kind: NotificationKind,
+    /// The activity that caused it.
+    pub activity_id: ActivityId,
+    /// The W3C trace context of the causing request, or empty.
+    pub traceparent: String,
+}
+
+/// A notification as stored, ready to stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredNotification {
+    /// Position in the log.
+    pub sequence: Sequence,
+    /// Who to tell.
+    pub recipient: UserId,
+    /// The group's organization.
+    pub organization_id: OrganizationId,
+    /// The group.
+    pub group_id: GroupId,
+    /// The Jira key, or empty.
+    pub external_issue_key: String,
+    /// The integration, or empty.
+    pub integration_id: String,
+    /// What happened.
+    pub kind: NotificationKind,
+    /// The text.
+    pub message: String,
+    /// The thread's key.
+    pub message_key: String,
+    /// Whether to edit the thread's message rather than post.
+    pub update: bool,
+    /// When it was committed.
+    pub created_at: DateTime<Utc>,
+    /// The causing activity.
+    pub activity_id: ActivityId,
+    /// The W3C trace context, or empty.
+    pub traceparent: String,
+}
+
+/// Writes `drafts` in the caller's transaction, in order, and returns the last
+/// sequence used (`None` when there was nothing to write). Call it last, right
+/// before commit (see the module documentation).
+///
+/// # Errors
+/// Database errors.
+pub async fn append(
+    txn: &DatabaseTransaction,
+    drafts: Vec<NotificationDraft>,
+) -> Result<Option<Sequence>, AssignmentError> {
+    if drafts.is_empty() {
+        return Ok(None);
+    }
+    let created_at = now();
+    // Threads first: they decide `update` and the message key.
+    let mut rows = Vec::with_capacity(drafts.len());
+    for draft in &drafts {
+        let thread =
+            notification_thread::Entity::find_by_id((draft.recipient.get(), draft.group_id.get()))
+                .one(txn)
+                .await?;
+        let (message_key, update) = match thread {
+            Some(thread) => (thread.message_key, true),
+            None => {
+                let key = thread_message_key(draft.recipient, draft.group_id);
+                notification_thread::Entity::insert(notification_thread::ActiveModel {
+                    recipient_user_id: Set(draft.recipient.get()),
+                    group_id: Set(draft.group_id.get()),
+                    message_key: Set(key.clone()),
+                    created_at: Set(created_at),
+                })
+                .exec_without_returning(txn)
+                .await?;
+                (key, false)
+            }
+        };
+        let message = notification_text(&MessageFacts {
+            kind: draft.kind,
+            group_id: draft.group_id,
+            group_title: &draft.group_title,
+            issue_key: draft.issue_key.as_ref().map(IssueKey::as_str),
+        });
+        rows.push((message_key, update, message));
+    }
+
+    let count = i64::try_from(drafts.len()).unwrap_or(i64::MAX);
+    let backend = txn.get_database_backend();
+    let placeholder = if backend == DbBackend::Postgres {
+        "$1"
+    } else {
+        "?"
+    };
+    let last = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "UPDATE notification_log SET last_sequence = last_sequence + {placeholder} \
+                 WHERE id = 1 RETURNING last_sequence"
+            ),
+            [count.into()],
+        ))
+        .await?
+        .ok_or_else(|| AssignmentError::Corrupt("notification_log row is missing".into()))?
+        .try_get::<i64>("", "last_sequence")?;
+    let first = last - count + 1;
+
+    let models = drafts.into_iter().zip(rows).zip(first..=last).map(
+        |((draft, (message_key, update, message)), sequence)| notification::ActiveModel {
+            sequence: Set(sequence),
+            recipient_user_id: Set(draft.recipient.get()),
+            organization_id: Set(draft.organization_id.get()),
+            group_id: Set(draft.group_id.get()),
+            external_issue_key: Set(draft
+                .issue_key
+                .map(|k| k.as_str().to_owned())
+                .unwrap_or_default()),
+            integration_id: Set(draft
+                .integration_id
+                .map(|i| i.as_str().to_owned())
+                .unwrap_or_default()),
+            kind: Set(draft.kind.as_str().to_owned()),
+            message: Set(message),
+            message_key: Set(message_key),
+            is_update: Set(update),
+            activity_id: Set(draft.activity_id.get()),
+            traceparent: Set(draft.traceparent),
+            created_at: Set(created_at),
+        },
+    );
+    notification::Entity::insert_many(models)
+        .exec_without_returning(txn)
+        .await?;
+
+    if backend == DbBackend::Postgres {
+        txn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            "SELECT pg_notify($1, $2)",
+            [NOTIFY_CHANNEL.into(), last.to_string().into()],
+        ))
+        .await?;
+    }
+    Ok(Some(Sequence::from_row(last)))
+}
+
+fn from_row(row: notification::Model) -> Result<StoredNotification, AssignmentError> {
+    Ok(StoredNotification {
+        sequence: Sequence::from_row(row.sequence),
+        recipient: UserId::from_row(row.recipient_user_id),
+        organization_id: OrganizationId::from_row(row.organization_id),
+        group_id: GroupId::from_row(row.group_id),
+        external_issue_key: row.external_issue_key,
+        integration_id: row.integration_id,
+        kind: NotificationKind::from_stored(&row.kind)
+            .ok_or_else(|| AssignmentError::Corrupt(format!("notification kind {:?}", row.kind)))?,
+        message: row.message,
+        message_key: row.message_key,
+        update: row.is_update,
+        created_at: row.created_at,
+        activity_id: ActivityId::from_row(row.activity_id),
+        traceparent: row.traceparent,
+    })
+}
+
+/// Reads up to `limit` notifications after `after`, in sequence order.
+///
+/// # Errors
+/// Database errors.
+pub async fn read_after<C: ConnectionTrait>(
+    conn: &C,
+    after: Sequence,
+    limit: u64,
+) -> Result<Vec<StoredNotification>, AssignmentError> {
+    notification::Entity::find()
+        .filter(notification::Column::Sequence.gt(after.to_row()))
+        .order_by_asc(notification::Column::Sequence)
+        .limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(from_row)
+        .collect()
+}
+
+/// The log's bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogBounds {
+    /// The last sequence committed (0 when nothing was ever written).
+    pub head: Sequence,
+    /// Everything up to this sequence was pruned; a cursor below it is out of
+    /// range.
+    pub pruned_through: Sequence,
+}
+
+impl LogBounds {
+    /// The oldest sequence still available (it may not exist yet).
+    pub fn oldest_available(self) -> Sequence {
+        self.pruned_through.next()
+    }
+}
+
+/// Reads the log's bounds.
+///
+/// # Errors
+/// Database errors.
+pub async fn bounds<C: ConnectionTrait>(conn: &C) -> Result<LogBounds, AssignmentError> {
+    let row = notification_log::Entity::find_by_id(1)
+        .one(conn)
+        .await?
+        .ok_or_else(|| AssignmentError::Corrupt("notification_log row is missing".into()))?;
+    Ok(LogBounds {
+        head: Sequence::from_row(row.last_sequence),
+        pruned_through: Sequence::from_row(row.pruned_through),
+    })
+}
+
+/// Retention limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Notifications older than this are pruned.
+    pub max_age: std::time::Duration,
+    /// At most this many notifications are kept.
+    pub max_count: u64,
+}
+
+/// Prunes notifications beyond `retention` and raises the floor; returns how many
+/// were removed.
+///
+/// # Errors
+/// Database errors.
+pub async fn prune(db: &Database, retention: Retention) -> Result<u64, AssignmentError> {
+    let txn = db.begin_write().await?;
+    let bounds = bounds(&txn).await?;
+    let by_count = bounds.head.get().saturating_sub(retention.max_count);
+    let cutoff =
+        now() - chrono::Duration::from_std(retention.max_age).unwrap_or(chrono::Duration::MAX);
+    let by_age = notification::Entity::find()
+        .filter(notification::Column::CreatedAt.lt(cutoff))
+        .order_by_desc(notification::Column::Sequence)
+        .limit(1)
+        .one(&txn)
+        .await?
+        .map_or(0, |row| Sequence::from_row(row.sequence).get());
+    let through = by_count.max(by_age).max(bounds.pruned_through.get());
+    if through == bounds.pruned_through.get() {
+        txn.rollback().await?;
+        return Ok(0);
+    }
+    let through = Sequence::new(through);
+    let deleted = notification::Entity::delete_many()
+        .filter(notification::Column::Sequence.lte(through.to_row()))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    notification_log::Entity::update_many()
+        .col_expr(
+            notification_log::Column::PrunedThrough,
+            sea_orm::sea_query::Expr::value(through.to_row()),
+        )
+        .filter(notification_log::Column::Id.eq(1))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(deleted)
+}

@@ -1,0 +1,129 @@
+//! The notification stream: serving the notification log to subscribers.
+//!
+//! # Shape
+//!
+//! One **tailer** task per process reads new rows of the log (see
+//! [`crate::notification_log`] for why sequence order equals commit order) and
+//! publishes them, in batches, on one bounded broadcast ring shared by every
+//! subscriber of the process. It wakes when this process commits notifications
+//! ([`LogWaker`]), when another replica does (PostgreSQL `LISTEN`), and on a
+//! periodic poll that catches anything both missed.
+//!
+//! Each **subscription** is a task with a small bounded channel to its gRPC
+//! stream. It first replays the log after its cursor from the database, then
+//! follows the ring, skipping what it has already seen, so the hand-over has no
+//! gap and no duplicate. Its cursor advances over every notification it
+//! processes, matching its filter or not; when it has been silent for the
+//! progress interval it sends a progress message carrying that cursor.
+//!
+//! # Slow subscribers
+//!
+//! A subscriber that reads slowly fills its own channel first; its task then
+//! waits, and only it waits. Writers never wait for subscribers (they only commit
+//! rows), the tailer never waits (the ring overwrites its oldest batch), and other
+//! subscribers read the ring at their own pace. When the slow subscriber comes
+//! back and finds that the ring moved past it (`Lagged`), it does not lose
+//! anything: it switches back to reading the log from the database after its
+//! cursor, then rejoins the ring. Only if retention pruned the notifications it
+//! still needs does its stream end, with OUT_OF_RANGE and the oldest sequence
+//! still available; a stream never ends with a clean OK after losing data.
+//!
+//! A subscriber that disconnects is noticed at once (its channel closes) and its
+//! task ends. On shutdown every stream ends with UNAVAILABLE so clients reconnect
+//! elsewhere with their cursor.
+
+mod filter;
+mod retention;
+mod subscription;
+mod tailer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use service_runtime::database::Database;
+use service_runtime::shutdown::Shutdown;
+use tokio::sync::{Notify, broadcast};
+
+pub use filter::NotificationFilter;
+pub use retention::{RetentionSettings, run_retention};
+pub use subscription::{EventReceiver, StartPosition, StreamEvent, SubscribeRequest, subscribe};
+pub use tailer::run_tailer;
+
+use crate::domain::Sequence;
+use crate::notification_log::StoredNotification;
+
+/// The most notifications the tailer publishes in one batch.
+pub const BATCH_SIZE: u64 = 512;
+
+/// Wakes the tailer after this process committed notifications.
+#[derive(Debug, Clone, Default)]
+pub struct LogWaker(Arc<Notify>);
+
+impl LogWaker {
+    /// Tells the tailer there may be new rows. Cheap; wake-ups coalesce.
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+
+    async fn woken(&self) {
+        self.0.notified().await;
+    }
+}
+
+/// A run of consecutive notifications published by the tailer.
+#[derive(Debug)]
+pub struct Batch {
+    /// The cursor the batch continues from: its first notification is the one
+    /// after this sequence.
+    pub after: Sequence,
+    /// The last sequence in the batch.
+    pub last: Sequence,
+    /// The notifications, in sequence order.
+    pub notifications: Vec<Arc<StoredNotification>>,
+}
+
+/// Stream settings.
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    /// Silence after which a stream gets a progress message.
+    pub progress_interval: Duration,
+    /// How many batches the shared ring holds before slow subscribers fall back
+    /// to the database.
+    pub ring_batches: usize,
+    /// How often the tailer polls in case a wake-up was missed.
+    pub poll_interval: Duration,
+}
+
+/// What subscriptions share: the database, the ring and the settings.
+#[derive(Debug, Clone)]
+pub struct StreamHub {
+    db: Database,
+    ring: broadcast::Sender<Arc<Batch>>,
+    waker: LogWaker,
+    settings: StreamSettings,
+    shutdown: Shutdown,
+}
+
+impl StreamHub {
+    /// A hub over `db`; start [`run_tailer`] with it to feed the ring.
+    pub fn new(db: Database, settings: StreamSettings, shutdown: Shutdown) -> Self {
+        let (ring, _) = broadcast::channel(settings.ring_batches.max(1));
+        Self {
+            db,
+            ring,
+            waker: LogWaker::default(),
+            settings,
+            shutdown,
+        }
+    }
+
+    /// The waker writers use after committing notifications.
+    pub fn waker(&self) -> LogWaker {
+        self.waker.clone()
+    }
+
+    /// The number of live subscriptions.
+    pub fn subscriber_count(&self) -> usize {
+        self.ring.receiver_count()
+    }
+}

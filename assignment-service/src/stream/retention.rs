@@ -1,0 +1,47 @@
+//! Retention: a background task that prunes old notifications (by age and by
+//! count) and old idempotency records.
+
+use std::time::Duration;
+
+use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
+use service_runtime::database::Database;
+use service_runtime::shutdown::Shutdown;
+use service_runtime::time::now;
+
+use crate::notification_log::{self, Retention};
+use crate::storage::entities::processed_request;
+
+/// What retention keeps and how often it runs.
+#[derive(Debug, Clone, Copy)]
+pub struct RetentionSettings {
+    /// Notifications kept.
+    pub notifications: Retention,
+    /// How long stored responses of mutating calls are kept.
+    pub request_ids: Duration,
+    /// How often retention runs.
+    pub interval: Duration,
+}
+
+/// Prunes once per interval until shutdown.
+pub async fn run_retention(db: Database, settings: RetentionSettings, shutdown: Shutdown) {
+    loop {
+        match notification_log::prune(&db, settings.notifications).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "retention pruned notifications"),
+            Err(error) => tracing::warn!(%error, "retention could not prune notifications"),
+        }
+        let cutoff = now()
+            - chrono::Duration::from_std(settings.request_ids).unwrap_or(chrono::Duration::MAX);
+        if let Err(error) = processed_request::Entity::delete_many()
+            .filter(processed_request::Column::CreatedAt.lt(cutoff))
+            .exec(db.conn())
+            .await
+        {
+            tracing::warn!(%error, "retention could not prune request ids");
+        }
+        tokio::select! {
+            () = shutdown.wait() => return,
+            () = tokio::time::sleep(settings.interval) => {}
+        }
+    }
+}

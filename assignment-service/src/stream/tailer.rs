@@ -1,0 +1,96 @@
+//! The tailer: the one reader of new log rows in a process.
+
+use sea_orm::sqlx::postgres::PgListener;
+use service_runtime::config::DatabaseKind;
+use std::sync::Arc;
+
+use super::{BATCH_SIZE, Batch, StreamHub};
+use crate::domain::Sequence;
+use crate::notification_log::{self, NOTIFY_CHANNEL};
+
+/// Reads new rows and publishes them on the ring until shutdown.
+pub async fn run_tailer(hub: StreamHub) {
+    let mut published = loop {
+        match notification_log::bounds(hub.db.conn()).await {
+            Ok(bounds) => break bounds.head,
+            Err(error) => {
+                tracing::warn!(%error, "stream tailer cannot read the log head; retrying");
+                tokio::select! {
+                    () = hub.shutdown.wait() => return,
+                    () = tokio::time::sleep(hub.settings.poll_interval) => {}
+                }
+            }
+        }
+    };
+    let mut listener = None;
+    loop {
+        published = publish_new_rows(&hub, published).await;
+        if listener.is_none() && hub.db.kind() == DatabaseKind::Postgres {
+            listener = listen(&hub).await;
+        }
+        tokio::select! {
+            () = hub.shutdown.wait() => return,
+            () = hub.waker.woken() => {}
+            () = tokio::time::sleep(hub.settings.poll_interval) => {}
+            received = recv(&mut listener) => {
+                if let Err(error) = received {
+                    tracing::warn!(%error, "stream tailer lost its LISTEN connection; polling until it is back");
+                    listener = None;
+                }
+            }
+        }
+    }
+}
+
+/// Publishes every row after `published`; returns the new position.
+async fn publish_new_rows(hub: &StreamHub, mut published: Sequence) -> Sequence {
+    loop {
+        let rows = match notification_log::read_after(hub.db.conn(), published, BATCH_SIZE).await {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::warn!(%error, "stream tailer cannot read new notifications");
+                return published;
+            }
+        };
+        let Some(last) = rows.last().map(|n| n.sequence) else {
+            return published;
+        };
+        let full = rows.len() as u64 == BATCH_SIZE;
+        let batch = Batch {
+            after: published,
+            last,
+            notifications: rows.into_iter().map(Arc::new).collect(),
+        };
+        published = last;
+        // No receivers is not an error: nobody is subscribed right now.
+        let _ = hub.ring.send(Arc::new(batch));
+        if !full {
+            return published;
+        }
+    }
+}
+
+async fn listen(hub: &StreamHub) -> Option<PgListener> {
+    let pool = hub.db.conn().get_postgres_connection_pool();
+    let mut listener = match PgListener::connect_with(pool).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::warn!(%error, "stream tailer cannot LISTEN; polling");
+            return None;
+        }
+    };
+    match listener.listen(NOTIFY_CHANNEL).await {
+        Ok(()) => Some(listener),
+        Err(error) => {
+            tracing::warn!(%error, "stream tailer cannot LISTEN; polling");
+            None
+        }
+    }
+}
+
+async fn recv(listener: &mut Option<PgListener>) -> Result<(), sea_orm::sqlx::Error> {
+    match listener {
+        Some(listener) => listener.recv().await.map(|_| ()),
+        None => std::future::pending().await,
+    }
+}

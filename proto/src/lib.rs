@@ -1,0 +1,36 @@
+//! The gRPC contracts of the tracker / assignment service pair.
+//!
+//! This crate owns code generation: `build.rs` compiles the `.proto` files under
+//! `proto/` with a pure-Rust compiler and generates prost messages plus tonic
+//! clients and servers. It also embeds the encoded file descriptor set, which both
+//! services serve through gRPC reflection so `grpcurl` works without proto files.
+//!
+//! Generated types stay at the edges: the services convert them into their own
+//! domain types (`TryFrom`) before doing anything with them.
+
+/// `assignment.v1`: directory, groups, external issues with inbound sync, and the
+/// notification stream.
+pub mod assignment {
+    /// Version 1 of the assignment API.
+    pub mod v1 {
+        #![allow(missing_docs, missing_debug_implementations, clippy::all)]
+        tonic::include_proto!("assignment.v1");
+    }
+}
+
+/// `tracker.v1`: Jira integrations, issue creation and the webhook inbox.
+pub mod tracker {
+    /// Version 1 of the tracker API.
+    pub mod v1 {
+        #![allow(missing_docs, missing_debug_implementations, clippy::all)]
+        tonic::include_proto!("tracker.v1");
+    }
+}
+
+/// The encoded `FileDescriptorSet` of every proto file (with its imports), for
+/// gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/descriptor_set.bin"));
+
+/// Re-exported so the services name one version of the well-known types.
+pub use prost_types;

@@ -1,0 +1,242 @@
+//! Configuration types shared by both binaries.
+//!
+//! Each service defines its own `Config` (a `clap` parser whose flags fall back to
+//! environment variables); the pieces they have in common live here.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+/// A value that must never reach a log line or an RPC response.
+///
+/// `Debug` and `Display` print `[redacted]`; the value is only reachable through
+/// [`Secret::expose`], which makes every use easy to find.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    /// Wraps a secret value.
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+
+    /// The secret itself; call it only where the value is sent or compared.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl<T> fmt::Display for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl FromStr for Secret<String> {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable, coloured when the output is a terminal.
+    #[default]
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Where a service keeps its data: a SQLite file (the embedded default) or a
+/// PostgreSQL database.
+///
+/// The URL may carry a password, so `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl {
+    url: String,
+    kind: DatabaseKind,
+}
+
+/// The database engines the services run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    /// An embedded SQLite file; one process writes it.
+    Sqlite,
+    /// A PostgreSQL server; several replicas may share it.
+    Postgres,
+}
+
+/// Why a database URL was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("database URL must start with sqlite: or postgres:// (got {scheme:?})")]
+pub struct DatabaseUrlError {
+    scheme: String,
+}
+
+impl DatabaseUrl {
+    /// The URL as given, for the driver.
+    pub fn as_str(&self) -> &str {
+        &self.url
+    }
+
+    /// Which engine the URL points at.
+    pub fn kind(&self) -> DatabaseKind {
+        self.kind
+    }
+
+    /// A SQLite file URL that creates the file on first use.
+    pub fn sqlite_file(path: &Path) -> Self {
+        Self {
+            url: format!("sqlite://{}?mode=rwc", path.display()),
+            kind: DatabaseKind::Sqlite,
+        }
+    }
+
+    /// For SQLite file URLs: the file's path, so its directory can be created.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        if self.kind != DatabaseKind::Sqlite {
+            return None;
+        }
+        let rest = self
+            .url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.url.strip_prefix("sqlite:"))?;
+        let path = rest.split('?').next().unwrap_or(rest);
+        if path.is_empty() || path.starts_with(":memory:") {
+            None
+        } else {
+            Some(Path::new(path))
+        }
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = DatabaseUrlError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let kind = if s.starts_with("sqlite:") {
+            DatabaseKind::Sqlite
+        } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            DatabaseKind::Postgres
+        } else {
+            return Err(DatabaseUrlError {
+                scheme: s.split(':').next().unwrap_or_default().to_owned(),
+            });
+        };
+        Ok(Self {
+            url: s.to_owned(),
+            kind,
+        })
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // postgres://user:password@host/db -> postgres://user:[redacted]@host/db
+        let shown = match (self.url.find("://"), self.url.rfind('@')) {
+            (Some(scheme_end), Some(at)) if at > scheme_end => {
+                let userinfo = &self.url[scheme_end + 3..at];
+                match userinfo.split_once(':') {
+                    Some((user, _)) => format!(
+                        "{}{}:[redacted]{}",
+                        &self.url[..scheme_end + 3],
+                        user,
+                        &self.url[at..]
+                    ),
+                    None => self.url.clone(),
+                }
+            }
+            _ => self.url.clone(),
+        };
+        f.write_str(&shown)
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_hides_password() {
+        let url: DatabaseUrl = "postgres://app:hunter2@db:5432/x"
+            .parse()
+            .expect("valid url");
+        assert_eq!(url.kind(), DatabaseKind::Postgres);
+        assert_eq!(format!("{url:?}"), "postgres://app:[redacted]@db:5432/x");
+        assert!(!format!("{url}").contains("hunter2"));
+    }
+
+    #[test]
+    fn sqlite_path_is_extracted() {
+        let url: DatabaseUrl = "sqlite://data/a.db?mode=rwc".parse().expect("valid url");
+        assert_eq!(url.sqlite_path(), Some(Path::new("data/a.db")));
+        let mem: DatabaseUrl = "sqlite::memory:".parse().expect("valid url");
+        assert_eq!(mem.sqlite_path(), None);
+    }
+
+    #[test]
+    fn unknown_scheme_is_refused() {
+        let err = "mysql://x".parse::<DatabaseUrl>().expect_err("refused");
+        assert!(err.to_string().contains("mysql"));
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret::new("hunter2".to_owned());
+        assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
+    }
+}
+
+/// Parses a duration such as `250ms`, `10s`, `5m`, `2h` or `7d` (for flags).
+///
+/// # Errors
+/// When the text is not a number followed by one of those units.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{s:?} has no unit (use ms, s, m, h or d)"))?;
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} does not start with a number"))?;
+    let seconds = |k: u64| std::time::Duration::from_secs(n.saturating_mul(k));
+    match unit {
+        "ms" => Ok(std::time::Duration::from_millis(n)),
+        "s" => Ok(seconds(1)),
+        "m" => Ok(seconds(60)),
+        "h" => Ok(seconds(3600)),
+        "d" => Ok(seconds(86_400)),
+        other => Err(format!("unknown unit {other:?} (use ms, s, m, h or d)")),
+    }
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use std::time::Duration;
+
+    use super::parse_duration;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("3w").is_err());
+    }
+}

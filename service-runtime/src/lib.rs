@@ -1,0 +1,21 @@
+//! What both services run on.
+//!
+//! Nothing here knows about groups or Jira: this crate is the plumbing that the
+//! tracker and the assignment service share so that each of them is only its own
+//! domain. Configuration types, logging, shutdown, serving gRPC (with health and
+//! reflection) and HTTP (`/healthz`, `/metrics`), connecting to and migrating the
+//! database, turning errors into `google.rpc.Status` details, page tokens
+//! (AIP-158), and the identifiers the two services exchange.
+
+pub mod config;
+pub mod database;
+pub mod grpc;
+pub mod ids;
+pub mod ops_http;
+pub mod pagination;
+pub mod serve;
+pub mod shutdown;
+pub mod status;
+pub mod telemetry;
+pub mod time;
+pub mod tls;

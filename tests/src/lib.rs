@@ -1,0 +1,20 @@
+//! Test helpers: fresh databases, both services started in-process on port 0,
+//! typed gRPC clients, and waiting on conditions with deadlines (never sleeps).
+//!
+//! Set `TEST_DATABASE_URL=postgres://…` to run everything on PostgreSQL; each test
+//! then gets its own freshly created database.
+
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+pub mod apps;
+pub mod database;
+pub mod wait;
+
+pub use apps::{AssignmentApp, TrackerApp};
+pub use database::TestDatabase;
+
+/// An HTTP client for tests (installs the TLS provider reqwest needs).
+pub fn http_client() -> reqwest::Client {
+    service_runtime::tls::install_crypto_provider();
+    reqwest::Client::new()
+}

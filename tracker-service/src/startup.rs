@@ -1,0 +1,93 @@
+//! Building and running the service (library-first: `main` only parses flags).
+//!
+//! [`Application::build`] connects to the database, migrates it and binds both
+//! listeners (port 0 allowed, so tests learn the real addresses);
+//! [`Application::run_until_stopped`] serves until the shutdown signal fires, then
+//! drains.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use service_runtime::database::{Database, PoolSettings};
+use service_runtime::grpc::GrpcListener;
+use service_runtime::ops_http::{self, HttpListener};
+use service_runtime::serve::serve_until_stopped;
+use service_runtime::shutdown::Shutdown;
+
+use crate::api;
+use crate::config::Config;
+use crate::storage::migrations::{MIGRATION_LOCK_KEY, Migrator};
+
+/// A built service: migrated database, bound listeners, not serving yet.
+#[derive(Debug)]
+pub struct Application {
+    config: Config,
+    db: Database,
+    grpc: GrpcListener,
+    http: HttpListener,
+}
+
+impl Application {
+    /// Connects, migrates and binds.
+    ///
+    /// # Errors
+    /// When the database cannot be reached or migrated, or an address cannot be
+    /// bound.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        service_runtime::tls::install_crypto_provider();
+        let pool = PoolSettings {
+            max_connections: config.db_max_connections,
+            ..PoolSettings::default()
+        };
+        let db = Database::connect(&config.database_url, &pool)
+            .await
+            .with_context(|| format!("connecting to {}", config.database_url))?;
+        db.migrate::<Migrator>(MIGRATION_LOCK_KEY)
+            .await
+            .context("migrating the database")?;
+        let grpc = GrpcListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("binding the gRPC address {}", config.grpc_addr))?;
+        let http = HttpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("binding the HTTP address {}", config.http_addr))?;
+        Ok(Self {
+            config,
+            db,
+            grpc,
+            http,
+        })
+    }
+
+    /// Where the gRPC API listens.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc.local_addr()
+    }
+
+    /// Where `/healthz` and `/metrics` listen.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr()
+    }
+
+    /// Serves until `shutdown` fires, then stops accepting, ends streams and
+    /// drains in-flight calls.
+    ///
+    /// # Errors
+    /// When a server fails.
+    pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let Self {
+            config,
+            db,
+            grpc,
+            http,
+        } = self;
+        let _ = &config;
+        let services = api::services();
+        let router = ops_http::router(db.clone(), Arc::new(String::new));
+        serve_until_stopped("tracker-service", grpc, services, http, router, shutdown).await?;
+        db.close().await.context("closing the database")?;
+        tracing::info!("tracker-service stopped");
+        Ok(())
+    }
+}

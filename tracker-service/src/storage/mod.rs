@@ -1,0 +1,3 @@
+//! The tracker's database: entities (one per table) and migrations.
+
+pub mod migrations;

@@ -1,0 +1,37 @@
+//! `cargo xtask <task>`: the project's automation, in Rust so it runs wherever
+//! cargo does.
+//!
+//! - `up`: build both services and run them on SQLite (the README's first command).
+//! - `ci`: formatting, lints, tests and `buf lint`, as CI runs them.
+
+#![allow(clippy::print_stdout)]
+
+mod ci;
+mod up;
+mod workspace;
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  up      build and run both services on SQLite (Ctrl-C stops them)
+  ci      cargo fmt --check, clippy -D warnings, the tests, buf lint
+";
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let task = args.next();
+    let rest: Vec<String> = args.collect();
+    match task.as_deref() {
+        Some("up") => up::run(&rest),
+        Some("ci") => ci::run(&rest),
+        Some("-h" | "--help" | "help") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => {
+            print!("{USAGE}");
+            anyhow::bail!("unknown task {other:?}")
+        }
+    }
+}
