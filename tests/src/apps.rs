@@ -29,9 +29,17 @@ pub fn channel_to(addr: SocketAddr) -> Channel {
 }
 
 impl AssignmentApp {
-    /// Starts an assignment service on `database_url` with test defaults.
+    /// Starts an assignment service on `database_url` with test defaults: a
+    /// 100 ms progress interval, so a test knows quickly that a stream caught up.
     pub async fn spawn(database_url: DatabaseUrl) -> Self {
-        Self::spawn_with(assignment_service::Config::for_tests(database_url)).await
+        Self::spawn_with(Self::config(database_url)).await
+    }
+
+    /// The configuration [`Self::spawn`] uses, for tests that change a setting.
+    pub fn config(database_url: DatabaseUrl) -> assignment_service::Config {
+        let mut config = assignment_service::Config::for_tests(database_url);
+        config.progress_interval = std::time::Duration::from_millis(100);
+        config
     }
 
     /// Starts an assignment service with `config`.

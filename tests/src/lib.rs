@@ -8,6 +8,7 @@
 
 pub mod apps;
 pub mod database;
+pub mod fixtures;
 pub mod wait;
 
 pub use apps::{AssignmentApp, TrackerApp};

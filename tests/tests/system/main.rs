@@ -2,4 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+mod directory;
 mod foundation;
+mod inbound_sync;
+mod links;
+mod postgres;

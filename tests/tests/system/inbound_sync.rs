@@ -1,0 +1,625 @@
+//! Inbound sync in the assignment service (DESIGN.md §2 "Sync in the assignment
+//! service"): who gets assigned, in which organizations, in which order, once.
+
+use pb::sync_assignee_inbound_request::Assignee;
+use proto::assignment::v1 as pb;
+use system_tests::fixtures::{all_off, assert_error, inbound_on};
+use system_tests::{AssignmentApp, TestDatabase};
+use tonic::Code;
+
+const JIRA: &str = "acme-jira";
+
+fn time(rfc3339: &str) -> Option<prost_types::Timestamp> {
+    let t = chrono::DateTime::parse_from_rfc3339(rfc3339).unwrap();
+    Some(prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: 0,
+    })
+}
+
+fn issue(key: &str) -> Option<pb::ExternalIssueRef> {
+    Some(pb::ExternalIssueRef {
+        integration_id: JIRA.into(),
+        key: key.into(),
+        jira_issue_id: String::new(),
+    })
+}
+
+async fn assign(
+    app: &AssignmentApp,
+    key: &str,
+    email: &str,
+    at: Option<&str>,
+    request_id: &str,
+) -> Vec<pb::GroupSyncResult> {
+    app.external_issues()
+        .sync_assignee_inbound(pb::SyncAssigneeInboundRequest {
+            issue: issue(key),
+            assignee: Some(Assignee::Email(email.into())),
+            provider_update_time: at.and_then(time),
+            request_id: request_id.into(),
+            source_integration_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results
+}
+
+async fn unassign(app: &AssignmentApp, key: &str, at: Option<&str>) -> Vec<pb::GroupSyncResult> {
+    app.external_issues()
+        .sync_assignee_inbound(pb::SyncAssigneeInboundRequest {
+            issue: issue(key),
+            assignee: Some(Assignee::Unassign(true)),
+            provider_update_time: at.and_then(time),
+            request_id: String::new(),
+            source_integration_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results
+}
+
+async fn set_status(
+    app: &AssignmentApp,
+    key: &str,
+    action: pb::StatusAction,
+    at: Option<&str>,
+) -> Vec<pb::GroupSyncResult> {
+    app.external_issues()
+        .sync_status_inbound(pb::SyncStatusInboundRequest {
+            issue: issue(key),
+            action: action.into(),
+            provider_update_time: at.and_then(time),
+            request_id: String::new(),
+            source_integration_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results
+}
+
+fn outcomes(results: &[pb::GroupSyncResult]) -> Vec<(i64, pb::SyncOutcome)> {
+    results.iter().map(|r| (r.group_id, r.outcome())).collect()
+}
+
+/// One organization, one project, a user with access, a group linked to APP-1.
+struct Tenant {
+    org: i64,
+    project: i64,
+    group: i64,
+}
+
+async fn tenant(app: &AssignmentApp, slug: &str, settings: pb::SyncSettings, key: &str) -> Tenant {
+    let org = app.create_org(slug).await;
+    let project = app.create_project(org, "web").await;
+    let group = app
+        .create_group(project, &format!("{slug}: TypeError in checkout"))
+        .await;
+    app.install(org, JIRA, settings).await;
+    app.link(org, JIRA, key, "", &[group]).await;
+    Tenant {
+        org,
+        project,
+        group,
+    }
+}
+
+#[tokio::test]
+async fn one_key_in_two_organizations_assigns_both_and_skips_disabled_ones() {
+    let db = TestDatabase::fresh().await;
+    let app = AssignmentApp::spawn(db.url()).await;
+    let a = tenant(&app, "alpha", inbound_on(), "APP-1").await;
+    let b = tenant(&app, "beta", inbound_on(), "APP-1").await;
+    let off = tenant(&app, "gamma", all_off(), "APP-1").await;
+    let jess = app.create_user("Jess", &[("jess@sentry.io", true)]).await;
+    for t in [&a, &b, &off] {
+        app.grant(t.project, jess).await;
+    }
+
+    let results = assign(&app, "APP-1", "jess@sentry.io", None, "").await;
+
+    assert_eq!(
+        outcomes(&results),
+        vec![
+            (a.group, pb::SyncOutcome::Assigned),
+            (b.group, pb::SyncOutcome::Assigned),
+            (off.group, pb::SyncOutcome::SyncDisabled),
+        ]
+    );
+    assert_eq!(app.group(a.group).await.assignee_user_id, Some(jess));
+    assert_eq!(app.group(b.group).await.assignee_user_id, Some(jess));
+    assert_eq!(app.group(off.group).await.assignee_user_id, None);
+    assert!(
+        app.activities(off.group)
+            .await
+            .iter()
+            .all(|a| a.kind() == pb::ActivityKind::Linked)
+    );
+    let notified: Vec<i64> = app
+        .all_notifications()
+        .await
+        .iter()
+        .map(|n| n.group_id)
+        .collect();
+    assert_eq!(notified, vec![a.group, b.group]);
+    let _ = (a.org, b.org, off.org);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn only_active_users_with_a_verified_matching_email_and_project_access_are_assigned() {
+    let db = TestDatabase::fresh().await;
+    let app = AssignmentApp::spawn(db.url()).await;
+    let t = tenant(&app, "acme", inbound_on(), "APP-1").await;
+
+    // Matches, but has no access to the group's project.
+    let outsider = app
+        .create_user("Outsider", &[("out@example.com", true)])
+        .await;
+    let results = assign(&app, "APP-1", "out@example.com", None, "").await;
+    assert_eq!(
+        outcomes(&results),
+        vec![(t.group, pb::SyncOutcome::NoMatchingUser)]
+    );
+    let _ = outsider;
+
+    // Unverified address: no match.
+    let unverified = app
+        .create_user("Unverified", &[("unv@example.com", false)])
+        .await;
+    app.grant(t.project, unverified).await;
+    let results = assign(&app, "APP-1", "unv@example.com", None, "").await;
+    assert_eq!(
+        outcomes(&results),
+        vec![(t.group, pb::SyncOutcome::NoMatchingUser)]
+    );
+
+    // Inactive user: no match.
+    let inactive = app
+        .create_user_with("Inactive", &[("gone@example.com", true)], false)
+        .await;
+    app.grant(t.project, inactive).await;
+    let results = assign(&app, "APP-1", "gone@example.com", None, "").await;
+    assert_eq!(
+        outcomes(&results),
+        vec![(t.group, pb::SyncOutcome::NoMatchingUser)]
+    );
+    assert_eq!(app.group(t.group).await.assignee_user_id, None);
+
+    // Stored capitalised, matched case-insensitively.
+    let jess = app.create_user("Jess", &[("Jess@Sentry.io", true)]).await;
+    app.grant(t.project, jess).await;
+    let results = assign(&app, "APP-1", "jess@sentry.io", None, "").await;
+    assert_eq!(
+        outcomes(&results),
+        vec![(t.group, pb::SyncOutcome::Assigned)]
+    );
+    assert_eq!(results[0].user_id, Some(jess));
+
+    // No notification for the attempts that did not match.
+    let notifications = app.all_notifications().await;
+    assert_eq!(notifications.len(), 1);
+    assert_eq!(notifications[0].recipient_user_id, jess);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn two_matching_users_give_the_same_choice_every_time() {
+    let db = TestDatabase::fresh().await;
+    let app = AssignmentApp::spawn(db.url()).await;
+    let t = tenant(&app, "acme", inbound_on(), "APP-1").await;
+    let first = app
+        .create_user("First", &[("shared@example.com", true)])
+        .await;
+    let second = app
+        .create_user("Second", &[("SHARED@example.com", true)])
+        .await;
+    // Granted in the opposite order, to show the choice does not depend on it.
+    app.grant(t.project, second).await;
+    app.grant(t.project, first).await;
+    let other = app
+        .create_user("Other", &[("other@example.com", true)])
+        .await;
+    app.grant(t.project, other).await;
+
+    for _ in 0..3 {
+        let results = assign(&app, "APP-1", "shared@example.com", None, "").await;
+        assert_eq!(results[0].user_id, Some(first.min(second)));
+        // Move away so the next round is a real change again.
+        assign(&app, "APP-1", "other@example.com", None, "").await;
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn repeats_change_nothing_and_deassigning_an_unassigned_group_is_a_no_op() {
+    let db = TestDatabase::fresh().await;
+    let app = AssignmentApp::spawn(db.url()).await;
+    let t = tenant(&app, "acme", inbound_on(), "APP-1").await;
+    let jess = app.create_user("Jess", &[("jess@sentry.io", true)]).await;
+    app.grant(t.project, jess).await;
+
+    // Deassigning an unassigned group: nothing to remove.
+    let results = unassign(&app, "APP-1", None).await;
+    assert_eq!(
+        outcomes(&results),
+        vec![(t.group, pb::SyncOutcome::Unchanged)]
+    );
+
+    // The same request id twice: the first response, no second effect.
+    let first = assign(&app, "APP-1", "jess@sentry.io", None, "delivery-1").await;
+    let again = assign(&app, "APP-1", "jess@sentry.io", None, "delivery-1").await;
+    assert_eq!(first, again);
+    assert_eq!(outcomes(&first), vec![(t.group, pb::SyncOutcome::Assigned)]);
+
+    // A new request with the same assignee: unchanged.
+    let same = assign(&app, "APP-1", "jess@sentry.io", None, "delivery-2").await;
+    assert_eq!(outcomes(&same), vec![(t.group, pb::SyncOutcome::Unchanged)]);
+
+    let assigned: Vec<_> = app
+        .activities(t.group)
+        .await
+        .into_iter()
+        .filter(|a| a.kind() == pb::ActivityKind::Assigned)
+        .collect();
+    assert_eq!(assigned.len(), 1);
+    assert_eq!(assigned[0].request_id, "delivery-1");
+    assert_eq!(assigned[0].source_integration_id, JIRA);
+    assert_eq!(app.all_notifications().await.len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_id_reused_for_another_request_is_refused() {
+    let db = TestDatabase::fresh().await;
+    let app = AssignmentApp::spawn(db.url()).await;
+    let t = tenant(&app, "acme", inbound_on(), "APP-1").await;
+    let jess = app.create_user("Jess", &[("jess@sentry.io", true)]).await;
+    app.grant(t.project, jess).await;
+    assign(&app, "APP-1", "jess@sentry.io", None, "r-1").await;
+    let reused = app
+        .external_issues()
+        .sync_assignee_inbound(pb::SyncAssigneeInboundRequest {
+            issue: issue("APP-1"),
+            assignee: Some(Assignee::Unassign(true)),
+            provider_update_time: None,
+            request_id: "r-1".into(),
+            source_integration_id: String::new(),
+        })
+        .await;
+    assert_error(reused, Code::InvalidArgument, Some("request_id"));
+    assert_eq!(app.group(t.group).await.assignee_user_id, Some(jess));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn watermarks_drop_older_events_reapply_equal_ones_and_never_move_back() {
+    let db = TestDatabase::fresh().await;
+    let app = AssignmentApp::spawn(db.url()).await;
+    let t = tenant(&app, "acme", inbound_on(), "APP-1").await;
+    let jess = app.create_user("Jess", &[("jess@sentry.io", true)]).await;
+    let kim = app.create_user("Kim", &[("kim@sentry.io", true)]).await;
+    app.grant(t.project, jess).await;
+    app.grant(t.project, kim).await;
+
+    let noon = "2023-01-01T12:00:00Z";
+    let results = assign(&app, "APP-1", "jess@sentry.io", Some(noon), "").await;
+    assert_eq!(
+        outcomes(&results),
+        vec![(t.group, pb::SyncOutcome::Assigned)]
+    );
+
+    // Older: dropped, the group keeps Jess.
+    let results = assign(
+        &app,
+        "APP-1",
+        "kim@sentry.io",
+        Some("2023-01-01T11:00:00Z"),
+        "",
+    )
+    .await;
+    assert_eq!(outcomes(&results), vec![(t.group, pb::SyncOutcome::Stale)]);
+    assert_eq!(app.group(t.group).await.assignee_user_id, Some(jess));
+
+    // Equal: applied again.
+    let results = assign(&app, "APP-1", "kim@sentry.io", Some(noon), "").await;
+    assert_eq!(
+        outcomes(&results),
+        vec![(t.group, pb::SyncOutcome::Assigned)]
+    );
+    assert_eq!(app.group(t.group).await.assignee_user_id, Some(kim));
+
+    // Status has its own watermark: an older status event still applies.
+    let results = set_status(
+        &app,
+        "APP-1",
+        pb::StatusAction::Resolve,
+        Some("2023-01-01T08:00:00Z"),
+    )
+    .await;
+    assert_eq!(
+        outcomes(&results),
+        vec![(t.group, pb::SyncOutcome::Resolved)]
+    );
+    let results = set_status(
+        &app,
+        "APP-1",
+        pb::StatusAction::Unresolve,
+        Some("2023-01-01T07:00:00Z"),
+    )
+    .await;
+    assert_eq!(outcomes(&results), vec![(t.group, pb::SyncOutcome::Stale)]);
+
+    // An event without a provider time applies and leaves the watermark alone.
+    let results = unassign(&app, "APP-1", None).await;
+    assert_eq!(
+        outcomes(&results),
+        vec![(t.group, pb::SyncOutcome::Deassigned)]
+    );
+    let record = app
+        .external_issues()
+        .get_external_issue(pb::GetExternalIssueRequest {
+            organization_id: t.org,
+            issue: issue("APP-1"),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .external_issue
+        .unwrap();
+    assert_eq!(record.assignee_watermark_time, time(noon));
+    assert_eq!(record.status_watermark_time, time("2023-01-01T08:00:00Z"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn status_changes_resolve_and_reopen_and_notify_the_assignee() {
+    let db = TestDatabase::fresh().await;
+    let app = AssignmentApp::spawn(db.url()).await;
+    let t = tenant(&app, "acme", inbound_on(), "APP-1").await;
+    let unassigned_group = app.create_group(t.project, "nobody's").await;
+    app.link(t.org, JIRA, "APP-1", "", &[unassigned_group])
+        .await;
+    let jess = app.create_user("Jess", &[("jess@sentry.io", true)]).await;
+    app.grant(t.project, jess).await;
+    // Assign only the first group: link the second one after assigning.
+    app.external_issues()
+        .unlink_external_issue(pb::UnlinkExternalIssueRequest {
+            organization_id: t.org,
+            issue: issue("APP-1"),
+            group_ids: vec![unassigned_group],
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    assign(&app, "APP-1", "jess@sentry.io", None, "").await;
+    app.link(t.org, JIRA, "APP-1", "", &[unassigned_group])
+        .await;
+
+    let results = set_status(&app, "APP-1", pb::StatusAction::Resolve, None).await;
+    assert_eq!(
+        outcomes(&results),
+        vec![
+            (t.group, pb::SyncOutcome::Resolved),
+            (unassigned_group, pb::SyncOutcome::Resolved)
+        ]
+    );
+    // Resolving a resolved group is a no-op.
+    let results = set_status(&app, "APP-1", pb::StatusAction::Resolve, None).await;
+    assert_eq!(
+        outcomes(&results),
+        vec![
+            (t.group, pb::SyncOutcome::Unchanged),
+            (unassigned_group, pb::SyncOutcome::Unchanged)
+        ]
+    );
+    assert_eq!(app.group(t.group).await.status(), pb::GroupStatus::Resolved);
+    set_status(&app, "APP-1", pb::StatusAction::Unresolve, None).await;
+    assert_eq!(
+        app.group(t.group).await.status(),
+        pb::GroupStatus::Unresolved
+    );
+
+    let notifications = app.all_notifications().await;
+    let kinds: Vec<_> = notifications
+        .iter()
+        .map(|n| (n.group_id, n.kind(), n.update))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (t.group, pb::NotificationKind::Assigned, false),
+            (t.group, pb::NotificationKind::Resolved, true),
+            (t.group, pb::NotificationKind::Unresolved, true),
+        ]
+    );
+    assert!(
+        notifications
+            .iter()
+            .all(|n| n.message_key == notifications[0].message_key)
+    );
+    assert!(notifications[1].message.contains("APP-1"));
+    assert!(notifications[1].message.contains("resolved"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn reassignment_tells_both_users_in_their_own_threads() {
+    let db = TestDatabase::fresh().await;
+    let app = AssignmentApp::spawn(db.url()).await;
+    let t = tenant(&app, "acme", inbound_on(), "APP-1").await;
+    let jess = app.create_user("Jess", &[("jess@sentry.io", true)]).await;
+    let kim = app.create_user("Kim", &[("kim@sentry.io", true)]).await;
+    app.grant(t.project, jess).await;
+    app.grant(t.project, kim).await;
+
+    assign(&app, "APP-1", "jess@sentry.io", None, "").await;
+    let results = assign(&app, "APP-1", "kim@sentry.io", None, "").await;
+    assert_eq!(results[0].previous_user_id, Some(jess));
+
+    let n = app.all_notifications().await;
+    assert_eq!(n.len(), 3);
+    let jess_first = &n[0];
+    assert_eq!(
+        (
+            jess_first.recipient_user_id,
+            jess_first.kind(),
+            jess_first.update
+        ),
+        (jess, pb::NotificationKind::Assigned, false)
+    );
+    let jess_second = n
+        .iter()
+        .find(|x| x.recipient_user_id == jess && x.sequence != jess_first.sequence)
+        .unwrap();
+    assert_eq!(
+        (jess_second.kind(), jess_second.update),
+        (pb::NotificationKind::Unassigned, true)
+    );
+    assert_eq!(jess_second.message_key, jess_first.message_key);
+    let kim_first = n.iter().find(|x| x.recipient_user_id == kim).unwrap();
+    assert_eq!(
+        (kim_first.kind(), kim_first.update),
+        (pb::NotificationKind::Assigned, false)
+    );
+    assert_ne!(kim_first.message_key, jess_first.message_key);
+    assert!(n.windows(2).all(|w| w[0].sequence < w[1].sequence));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_sync_input_is_refused_naming_the_field_and_writes_nothing() {
+    let db = TestDatabase::fresh().await;
+    let app = AssignmentApp::spawn(db.url()).await;
+    let t = tenant(&app, "acme", inbound_on(), "APP-1").await;
+    let jess = app.create_user("Jess", &[("jess@sentry.io", true)]).await;
+    app.grant(t.project, jess).await;
+    let mut client = app.external_issues();
+
+    let base = pb::SyncAssigneeInboundRequest {
+        issue: issue("APP-1"),
+        assignee: Some(Assignee::Email("jess@sentry.io".into())),
+        provider_update_time: None,
+        request_id: String::new(),
+        source_integration_id: String::new(),
+    };
+    let cases: Vec<(pb::SyncAssigneeInboundRequest, &str)> = vec![
+        (
+            pb::SyncAssigneeInboundRequest {
+                assignee: Some(Assignee::Email("not-an-email".into())),
+                ..base.clone()
+            },
+            "email",
+        ),
+        (
+            pb::SyncAssigneeInboundRequest {
+                assignee: None,
+                ..base.clone()
+            },
+            "email",
+        ),
+        (
+            pb::SyncAssigneeInboundRequest {
+                issue: Some(pb::ExternalIssueRef {
+                    integration_id: JIRA.into(),
+                    key: String::new(),
+                    jira_issue_id: String::new(),
+                }),
+                ..base.clone()
+            },
+            "issue.key",
+        ),
+        (
+            pb::SyncAssigneeInboundRequest {
+                issue: Some(pb::ExternalIssueRef {
+                    integration_id: JIRA.into(),
+                    key: "not a key".into(),
+                    jira_issue_id: String::new(),
+                }),
+                ..base.clone()
+            },
+            "issue.key",
+        ),
+        (
+            pb::SyncAssigneeInboundRequest {
+                issue: Some(pb::ExternalIssueRef {
+                    integration_id: "Bad Id".into(),
+                    key: "APP-1".into(),
+                    jira_issue_id: String::new(),
+                }),
+                ..base.clone()
+            },
+            "issue.integration_id",
+        ),
+        (
+            pb::SyncAssigneeInboundRequest {
+                provider_update_time: Some(prost_types::Timestamp {
+                    seconds: 1,
+                    nanos: -5,
+                }),
+                ..base.clone()
+            },
+            "provider_update_time",
+        ),
+        (
+            pb::SyncAssigneeInboundRequest {
+                request_id: "has spaces".into(),
+                ..base.clone()
+            },
+            "request_id",
+        ),
+    ];
+    for (request, field) in cases {
+        assert_error(
+            client.sync_assignee_inbound(request).await,
+            Code::InvalidArgument,
+            Some(field),
+        );
+    }
+    let status = pb::SyncStatusInboundRequest {
+        issue: issue("APP-1"),
+        action: 42,
+        provider_update_time: None,
+        request_id: String::new(),
+        source_integration_id: String::new(),
+    };
+    assert_error(
+        client.sync_status_inbound(status).await,
+        Code::InvalidArgument,
+        Some("action"),
+    );
+    let unspecified = pb::SyncStatusInboundRequest {
+        issue: issue("APP-1"),
+        action: pb::StatusAction::Unspecified.into(),
+        provider_update_time: None,
+        request_id: String::new(),
+        source_integration_id: String::new(),
+    };
+    assert_error(
+        client.sync_status_inbound(unspecified).await,
+        Code::InvalidArgument,
+        Some("action"),
+    );
+
+    // Nothing was written by any of them.
+    assert_eq!(app.group(t.group).await.assignee_user_id, None);
+    assert_eq!(
+        app.group(t.group).await.status(),
+        pb::GroupStatus::Unresolved
+    );
+    assert!(app.all_notifications().await.is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_issue_affects_nothing() {
+    let db = TestDatabase::fresh().await;
+    let app = AssignmentApp::spawn(db.url()).await;
+    let _ = tenant(&app, "acme", inbound_on(), "APP-1").await;
+    let results = assign(&app, "OTHER-9", "jess@sentry.io", None, "").await;
+    assert!(results.is_empty());
+    app.stop().await;
+}
