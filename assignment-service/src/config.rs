@@ -35,6 +35,10 @@ pub struct Config {
     #[arg(long, env = "ASSIGNMENT_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
 
+    /// Database connections reserved for the notification stream's reads.
+    #[arg(long, env = "ASSIGNMENT_STREAM_DB_CONNECTIONS", default_value_t = 4)]
+    pub stream_db_connections: u32,
+
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
@@ -85,6 +89,7 @@ impl Config {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url,
             db_max_connections: 8,
+            stream_db_connections: 2,
             log_format: LogFormat::Pretty,
             progress_interval: Duration::from_secs(10),
             retention_max_age: Duration::from_secs(7 * 86_400),

@@ -21,6 +21,7 @@
 //! delivered at commit, which wakes the stream readers of every replica.
 
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait as _, ConnectionTrait, DatabaseTransaction, DbBackend,
     EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _, Statement,
@@ -108,24 +109,37 @@ pub async fn append(
     // Threads first: they decide `update` and the message key.
     let mut rows = Vec::with_capacity(drafts.len());
     for draft in &drafts {
-        let thread =
-            notification_thread::Entity::find_by_id((draft.recipient.get(), draft.group_id.get()))
-                .one(txn)
-                .await?;
-        let (message_key, update) = match thread {
-            Some(thread) => (thread.message_key, true),
-            None => {
-                let key = thread_message_key(draft.recipient, draft.group_id);
-                notification_thread::Entity::insert(notification_thread::ActiveModel {
-                    recipient_user_id: Set(draft.recipient.get()),
-                    group_id: Set(draft.group_id.get()),
-                    message_key: Set(key.clone()),
-                    created_at: Set(created_at),
-                })
-                .exec_without_returning(txn)
-                .await?;
-                (key, false)
-            }
+        // Insert-if-absent, then read: two writers opening the same thread at once
+        // both end up with one thread (the second waits for the first's commit).
+        let key = thread_message_key(draft.recipient, draft.group_id);
+        let opened = notification_thread::Entity::insert(notification_thread::ActiveModel {
+            recipient_user_id: Set(draft.recipient.get()),
+            group_id: Set(draft.group_id.get()),
+            message_key: Set(key.clone()),
+            created_at: Set(created_at),
+        })
+        .on_conflict(
+            OnConflict::columns([
+                notification_thread::Column::RecipientUserId,
+                notification_thread::Column::GroupId,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?
+            == 1;
+        let (message_key, update) = if opened {
+            (key, false)
+        } else {
+            let thread = notification_thread::Entity::find_by_id((
+                draft.recipient.get(),
+                draft.group_id.get(),
+            ))
+            .one(txn)
+            .await?
+            .ok_or_else(|| AssignmentError::Corrupt("notification thread vanished".into()))?;
+            (thread.message_key, true)
         };
         let message = notification_text(&MessageFacts {
             kind: draft.kind,

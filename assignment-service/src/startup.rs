@@ -26,6 +26,7 @@ use crate::stream::{RetentionSettings, StreamHub, StreamSettings, run_retention,
 pub struct Application {
     config: Config,
     db: Database,
+    stream_db: Database,
     grpc: GrpcListener,
     http: HttpListener,
 }
@@ -47,6 +48,13 @@ impl Application {
         db.migrate::<Migrator>(MIGRATION_LOCK_KEY)
             .await
             .context("migrating the database")?;
+        let stream_pool = PoolSettings {
+            max_connections: config.stream_db_connections,
+            ..PoolSettings::default()
+        };
+        let stream_db = Database::connect(&config.database_url, &stream_pool)
+            .await
+            .context("connecting the stream's pool")?;
         let grpc = GrpcListener::bind(config.grpc_addr)
             .await
             .with_context(|| format!("binding the gRPC address {}", config.grpc_addr))?;
@@ -56,6 +64,7 @@ impl Application {
         Ok(Self {
             config,
             db,
+            stream_db,
             grpc,
             http,
         })
@@ -80,11 +89,12 @@ impl Application {
         let Self {
             config,
             db,
+            stream_db,
             grpc,
             http,
         } = self;
         let hub = StreamHub::new(
-            db.clone(),
+            stream_db.clone(),
             StreamSettings {
                 progress_interval: config.progress_interval,
                 ring_batches: config.stream_ring_batches,
@@ -119,6 +129,10 @@ impl Application {
         // The servers only return after shutdown, which also ends these tasks.
         shutdown.trigger();
         let _ = tokio::join!(tailer, retention);
+        stream_db
+            .close()
+            .await
+            .context("closing the stream's pool")?;
         db.close().await.context("closing the database")?;
         tracing::info!("assignment-service stopped");
         Ok(())

@@ -39,6 +39,7 @@ impl Default for PoolSettings {
 pub struct Database {
     conn: DatabaseConnection,
     kind: DatabaseKind,
+    url: DatabaseUrl,
 }
 
 impl Database {
@@ -71,12 +72,19 @@ impl Database {
         Ok(Self {
             conn,
             kind: url.kind(),
+            url: url.clone(),
         })
     }
 
     /// The pool, for queries.
     pub fn conn(&self) -> &DatabaseConnection {
         &self.conn
+    }
+
+    /// The URL it was opened with, for connections outside the pool (such as a
+    /// PostgreSQL `LISTEN` connection, which must not wait for a busy pool).
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
     }
 
     /// The engine.

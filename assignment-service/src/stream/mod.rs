@@ -97,6 +97,9 @@ pub struct StreamSettings {
 /// What subscriptions share: the database, the ring and the settings.
 #[derive(Debug, Clone)]
 pub struct StreamHub {
+    /// A pool of its own, used only to read the log: writers holding every
+    /// connection of the main pool (for instance queued on a row lock) must not
+    /// delay the stream.
     db: Database,
     ring: broadcast::Sender<Arc<Batch>>,
     waker: LogWaker,
@@ -105,7 +108,8 @@ pub struct StreamHub {
 }
 
 impl StreamHub {
-    /// A hub over `db`; start [`run_tailer`] with it to feed the ring.
+    /// A hub reading through `db` (a pool reserved for the stream); start
+    /// [`run_tailer`] with it to feed the ring.
     pub fn new(db: Database, settings: StreamSettings, shutdown: Shutdown) -> Self {
         let (ring, _) = broadcast::channel(settings.ring_batches.max(1));
         Self {

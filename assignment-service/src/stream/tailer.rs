@@ -10,6 +10,11 @@ use crate::notification_log::{self, NOTIFY_CHANNEL};
 
 /// Reads new rows and publishes them on the ring until shutdown.
 pub async fn run_tailer(hub: StreamHub) {
+    // LISTEN before reading the head, so no commit can fall between the two.
+    let mut listener = None;
+    if hub.db.kind() == DatabaseKind::Postgres {
+        listener = listen(&hub).await;
+    }
     let mut published = loop {
         match notification_log::bounds(hub.db.conn()).await {
             Ok(bounds) => break bounds.head,
@@ -22,12 +27,11 @@ pub async fn run_tailer(hub: StreamHub) {
             }
         }
     };
-    let mut listener = None;
     loop {
-        published = publish_new_rows(&hub, published).await;
         if listener.is_none() && hub.db.kind() == DatabaseKind::Postgres {
             listener = listen(&hub).await;
         }
+        published = publish_new_rows(&hub, published).await;
         tokio::select! {
             () = hub.shutdown.wait() => return,
             () = hub.waker.woken() => {}
@@ -70,9 +74,16 @@ async fn publish_new_rows(hub: &StreamHub, mut published: Sequence) -> Sequence 
     }
 }
 
+/// Opens a `LISTEN` connection of its own (not from the pool: a pool busy with
+/// writers must not delay the wake-ups), giving up after the poll interval.
 async fn listen(hub: &StreamHub) -> Option<PgListener> {
-    let pool = hub.db.conn().get_postgres_connection_pool();
-    let mut listener = match PgListener::connect_with(pool).await {
+    let connect = PgListener::connect(hub.db.url().as_str());
+    let connected = tokio::time::timeout(hub.settings.poll_interval, connect).await;
+    let mut listener = match connected.unwrap_or_else(|_| {
+        Err(sea_orm::sqlx::Error::Protocol(
+            "timed out connecting for LISTEN".into(),
+        ))
+    }) {
         Ok(listener) => listener,
         Err(error) => {
             tracing::warn!(%error, "stream tailer cannot LISTEN; polling");

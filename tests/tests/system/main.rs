@@ -7,3 +7,4 @@ mod foundation;
 mod inbound_sync;
 mod links;
 mod postgres;
+mod stream;
