@@ -21,10 +21,10 @@ use crate::domain::records::{
 };
 use crate::domain::{Email, OrganizationId, ProjectId, Slug, UserId};
 use crate::error::AssignmentError;
-use crate::idempotency::{IdempotencyKey, idempotent_write};
 use crate::storage::entities::{
     installation, organization, project, project_member, user, user_email,
 };
+use service_runtime::idempotency::{IdempotencyKey, idempotent_write};
 
 /// A new organization.
 #[derive(Debug, Clone, Serialize)]

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use sea_orm::DbErr;
 use service_runtime::database::{is_transient, is_unique_violation};
+use service_runtime::idempotency::{IdempotencyError, WriteError};
 use service_runtime::status::{self, FieldViolation};
 use tonic::{Code, Status};
 
@@ -89,6 +90,23 @@ impl AssignmentError {
             Self::Database(err) => is_transient(err) || is_unique_violation(err),
             _ => false,
         }
+    }
+}
+
+impl From<IdempotencyError> for AssignmentError {
+    fn from(error: IdempotencyError) -> Self {
+        match error {
+            IdempotencyError::Reused(request_id) => Self::RequestIdReused { request_id },
+            IdempotencyError::ConcurrentDuplicate => Self::ConcurrentDuplicate,
+            IdempotencyError::Corrupt(what) => Self::Corrupt(what),
+            IdempotencyError::Database(err) => Self::Database(err),
+        }
+    }
+}
+
+impl WriteError for AssignmentError {
+    fn is_already_exists(&self) -> bool {
+        matches!(self, Self::AlreadyExists { .. })
     }
 }
 

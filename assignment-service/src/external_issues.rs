@@ -18,8 +18,8 @@ use service_runtime::time::now;
 use crate::domain::records::{ExternalIssue, Page};
 use crate::domain::{ActivityKind, ExternalIssueId, GroupId, OrganizationId};
 use crate::error::AssignmentError;
-use crate::idempotency::{IdempotencyKey, idempotent_write};
 use crate::storage::entities::{activity, external_issue, group, group_link, installation};
+use service_runtime::idempotency::{IdempotencyKey, idempotent_write};
 
 /// Identifies an external issue within an integration: by Jira id, key, or both.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

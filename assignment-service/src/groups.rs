@@ -24,8 +24,8 @@ use crate::domain::{
     ActivityId, ActivityKind, GroupId, GroupStatus, OrganizationId, ProjectId, UserId,
 };
 use crate::error::AssignmentError;
-use crate::idempotency::{IdempotencyKey, idempotent_write};
 use crate::storage::entities::{activity, external_issue, group, group_assignee, group_link};
+use service_runtime::idempotency::{IdempotencyKey, idempotent_write};
 
 /// A new group.
 #[derive(Debug, Clone, Serialize)]

@@ -37,12 +37,12 @@ use crate::domain::{
 };
 use crate::error::AssignmentError;
 use crate::external_issues::{IssueRef, lock_records};
-use crate::idempotency::{IdempotencyKey, idempotent_write};
 use crate::notification_log::{self, NotificationDraft};
 use crate::storage::entities::{
     activity, external_issue, group, group_assignee, group_link, installation, project_member,
     user, user_email,
 };
+use service_runtime::idempotency::{IdempotencyKey, idempotent_write};
 
 /// Who Jira says is assigned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -13,7 +13,6 @@ pub mod domain;
 pub mod error;
 pub mod external_issues;
 pub mod groups;
-pub mod idempotency;
 pub mod inbound_sync;
 pub mod notification_log;
 pub mod startup;

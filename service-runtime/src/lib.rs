@@ -10,6 +10,7 @@
 pub mod config;
 pub mod database;
 pub mod grpc;
+pub mod idempotency;
 pub mod ids;
 pub mod ops_http;
 pub mod pagination;

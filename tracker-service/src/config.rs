@@ -2,8 +2,9 @@
 //! environment-variable fallback (`--help` lists both).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use service_runtime::config::{DatabaseUrl, LogFormat};
+use service_runtime::config::{DatabaseUrl, LogFormat, parse_duration};
 
 /// Everything the tracker service needs to start.
 #[derive(Debug, Clone, clap::Parser)]
@@ -43,6 +44,71 @@ pub struct Config {
     )]
     pub assignment_url: String,
 
+    /// Deadline of each call to the assignment service.
+    #[arg(long, env = "TRACKER_ASSIGNMENT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub assignment_timeout: Duration,
+
+    /// Largest webhook body accepted (bytes); larger ones get 413.
+    #[arg(long, env = "TRACKER_WEBHOOK_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub webhook_body_limit: usize,
+
+    /// Deliveries applied at once.
+    #[arg(long, env = "TRACKER_DISPATCH_CONCURRENCY", default_value_t = 16)]
+    pub dispatch_concurrency: usize,
+
+    /// How often the dispatcher looks for due deliveries when not woken.
+    #[arg(long, env = "TRACKER_DISPATCH_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub dispatch_poll_interval: Duration,
+
+    /// How long a replica's claim on a delivery lasts before another may take it.
+    #[arg(long, env = "TRACKER_DISPATCH_LEASE", default_value = "60s", value_parser = parse_duration)]
+    pub dispatch_lease: Duration,
+
+    /// The longest wait between attempts of a delivery.
+    #[arg(long, env = "TRACKER_DISPATCH_MAX_BACKOFF", default_value = "60s", value_parser = parse_duration)]
+    pub dispatch_max_backoff: Duration,
+
+    /// Deadline of one HTTP request to Jira.
+    #[arg(long, env = "TRACKER_JIRA_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub jira_timeout: Duration,
+
+    /// Most attempts of one Jira call (429/503/5xx retries included).
+    #[arg(long, env = "TRACKER_JIRA_MAX_ATTEMPTS", default_value_t = 5)]
+    pub jira_max_attempts: u32,
+
+    /// Most total waiting between attempts of one Jira call.
+    #[arg(long, env = "TRACKER_JIRA_MAX_RETRY_WAIT", default_value = "30s", value_parser = parse_duration)]
+    pub jira_max_retry_wait: Duration,
+
+    /// Our Atlassian Connect app key (the `iss` of the JWTs we sign).
+    #[arg(long, env = "TRACKER_CONNECT_APP_KEY", default_value = "jira-sync")]
+    pub connect_app_key: String,
+
+    /// How long Jira create metadata and status lists are reused.
+    #[arg(long, env = "TRACKER_JIRA_METADATA_TTL", default_value = "4m", value_parser = parse_duration)]
+    pub jira_metadata_ttl: Duration,
+
+    /// After a create whose outcome is unknown, how long a retry waits before it
+    /// may post again (Jira's search index lags behind creates).
+    #[arg(long, env = "TRACKER_UNKNOWN_OUTCOME_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub unknown_outcome_grace: Duration,
+
+    /// Delivered webhooks are pruned after this age (failed ones are kept).
+    #[arg(long, env = "TRACKER_INBOX_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub inbox_retention: Duration,
+
+    /// How long stored responses of mutating calls are kept (AIP-155).
+    #[arg(long, env = "TRACKER_REQUEST_ID_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub request_id_retention: Duration,
+
+    /// How often retention runs.
+    #[arg(long, env = "TRACKER_RETENTION_INTERVAL", default_value = "1h", value_parser = parse_duration)]
+    pub retention_interval: Duration,
+
+    /// This replica's name in delivery leases (default: host and process id).
+    #[arg(long, env = "TRACKER_REPLICA_ID")]
+    pub replica_id: Option<String>,
+
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
@@ -50,7 +116,8 @@ pub struct Config {
 
 impl Config {
     /// A configuration for tests and tools: both servers on port 0 of 127.0.0.1,
-    /// the given database and assignment service, defaults for the rest.
+    /// the given database and assignment service, fast retries, defaults for the
+    /// rest.
     pub fn for_tests(database_url: DatabaseUrl, assignment_url: String) -> Self {
         Self {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -58,6 +125,22 @@ impl Config {
             database_url,
             db_max_connections: 8,
             assignment_url,
+            assignment_timeout: Duration::from_secs(5),
+            webhook_body_limit: 1024 * 1024,
+            dispatch_concurrency: 16,
+            dispatch_poll_interval: Duration::from_millis(200),
+            dispatch_lease: Duration::from_secs(30),
+            dispatch_max_backoff: Duration::from_millis(500),
+            jira_timeout: Duration::from_secs(5),
+            jira_max_attempts: 5,
+            jira_max_retry_wait: Duration::from_secs(10),
+            connect_app_key: "jira-sync".into(),
+            jira_metadata_ttl: Duration::from_secs(240),
+            unknown_outcome_grace: Duration::from_secs(30),
+            inbox_retention: Duration::from_secs(7 * 86_400),
+            request_id_retention: Duration::from_secs(7 * 86_400),
+            retention_interval: Duration::from_secs(3600),
+            replica_id: None,
             log_format: LogFormat::Pretty,
         }
     }

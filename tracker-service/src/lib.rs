@@ -4,9 +4,17 @@
 //! Start at [`startup::Application`].
 
 pub mod api;
+pub mod assignment_client;
 pub mod config;
+pub mod domain;
+pub mod error;
+pub mod integrations;
+pub mod issues;
+pub mod jira;
+pub mod metrics;
 pub mod startup;
 pub mod storage;
+pub mod webhooks;
 
 pub use config::Config;
 pub use startup::Application;

@@ -1,12 +1,13 @@
-//! Building and running the service (library-first: `main` only parses flags).
+//! Building and running the tracker (library-first: `main` only parses flags).
 //!
 //! [`Application::build`] connects to the database, migrates it and binds both
-//! listeners (port 0 allowed, so tests learn the real addresses);
-//! [`Application::run_until_stopped`] serves until the shutdown signal fires, then
-//! drains.
+//! listeners (port 0 allowed); [`Application::run_until_stopped`] serves gRPC and
+//! HTTP (webhooks, `/healthz`, `/metrics`) and runs the dispatcher, the linker and
+//! retention until the shutdown signal fires, then drains.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use service_runtime::database::{Database, PoolSettings};
@@ -14,10 +15,19 @@ use service_runtime::grpc::GrpcListener;
 use service_runtime::ops_http::{self, HttpListener};
 use service_runtime::serve::serve_until_stopped;
 use service_runtime::shutdown::Shutdown;
+use service_runtime::time::now;
 
 use crate::api;
+use crate::assignment_client::AssignmentClient;
 use crate::config::Config;
+use crate::issues::{IssueService, IssueSettings, run_linker};
+use crate::jira::{JiraClient, JiraSettings};
+use crate::metrics::Metrics;
 use crate::storage::migrations::{MIGRATION_LOCK_KEY, Migrator};
+use crate::webhooks::apply::Applier;
+use crate::webhooks::dispatcher::{DispatchSettings, DispatchWaker, run_dispatcher};
+use crate::webhooks::inbox;
+use crate::webhooks::intake::{self, IntakeState};
 
 /// A built service: migrated database, bound listeners, not serving yet.
 #[derive(Debug)]
@@ -65,16 +75,15 @@ impl Application {
         self.grpc.local_addr()
     }
 
-    /// Where `/healthz` and `/metrics` listen.
+    /// Where webhooks, `/healthz` and `/metrics` listen.
     pub fn http_addr(&self) -> SocketAddr {
         self.http.local_addr()
     }
 
-    /// Serves until `shutdown` fires, then stops accepting, ends streams and
-    /// drains in-flight calls.
+    /// Serves until `shutdown` fires, then stops accepting and drains.
     ///
     /// # Errors
-    /// When a server fails.
+    /// When a server fails or a client cannot be built.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let Self {
             config,
@@ -82,12 +91,127 @@ impl Application {
             grpc,
             http,
         } = self;
-        let _ = &config;
-        let services = api::services();
-        let router = ops_http::router(db.clone(), Arc::new(String::new));
-        serve_until_stopped("tracker-service", grpc, services, http, router, shutdown).await?;
+        let metrics = Metrics::new();
+        let jira = JiraClient::new(JiraSettings {
+            request_timeout: config.jira_timeout,
+            max_attempts: config.jira_max_attempts,
+            max_retry_wait: config.jira_max_retry_wait,
+            connect_app_key: config.connect_app_key.clone(),
+        })
+        .context("building the Jira client")?;
+        let assignment =
+            AssignmentClient::new(&config.assignment_url, config.assignment_timeout)
+                .with_context(|| format!("assignment service URL {}", config.assignment_url))?;
+        let issues = IssueService::new(
+            db.clone(),
+            jira.clone(),
+            assignment.clone(),
+            IssueSettings {
+                create_meta_ttl: config.jira_metadata_ttl,
+                unknown_outcome_grace: config.unknown_outcome_grace,
+                ..IssueSettings::default()
+            },
+        );
+        let waker = DispatchWaker::default();
+        let applier = Applier::new(db.clone(), jira, assignment, config.jira_metadata_ttl);
+        let owner = config.replica_id.clone().unwrap_or_else(|| {
+            format!(
+                "{}-{}-{:x}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "tracker".into()),
+                std::process::id(),
+                rand::random::<u32>()
+            )
+        });
+
+        let tasks = vec![
+            tokio::spawn(run_dispatcher(
+                db.clone(),
+                applier,
+                waker.clone(),
+                DispatchSettings {
+                    concurrency: config.dispatch_concurrency,
+                    poll_interval: config.dispatch_poll_interval,
+                    lease: config.dispatch_lease,
+                    max_backoff: config.dispatch_max_backoff,
+                },
+                owner,
+                shutdown.clone(),
+            )),
+            tokio::spawn(run_linker(issues.clone(), shutdown.clone())),
+            tokio::spawn(run_retention(db.clone(), config.clone(), shutdown.clone())),
+            tokio::spawn(run_inbox_gauges(
+                db.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            )),
+        ];
+
+        let services = api::services(&db, &issues, &waker);
+        let rendered = metrics.clone();
+        let router = ops_http::router(db.clone(), Arc::new(move || rendered.render())).merge(
+            intake::routes(IntakeState {
+                db: db.clone(),
+                waker,
+                body_limit: config.webhook_body_limit,
+                metrics,
+            }),
+        );
+        serve_until_stopped(
+            "tracker-service",
+            grpc,
+            services,
+            http,
+            router,
+            shutdown.clone(),
+        )
+        .await?;
+        shutdown.trigger();
+        for task in tasks {
+            let _ = task.await;
+        }
         db.close().await.context("closing the database")?;
         tracing::info!("tracker-service stopped");
         Ok(())
+    }
+}
+
+/// Prunes delivered webhooks and old idempotency records, once per interval.
+async fn run_retention(db: Database, config: Config, shutdown: Shutdown) {
+    loop {
+        let age =
+            |d: Duration| now() - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        match inbox::prune_delivered(&db, age(config.inbox_retention)).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "retention pruned delivered webhooks"),
+            Err(error) => tracing::warn!(%error, "retention could not prune webhooks"),
+        }
+        if let Err(error) =
+            service_runtime::idempotency::prune(&db, age(config.request_id_retention)).await
+        {
+            tracing::warn!(%error, "retention could not prune request ids");
+        }
+        tokio::select! {
+            () = shutdown.wait() => return,
+            () = tokio::time::sleep(config.retention_interval) => {}
+        }
+    }
+}
+
+/// Refreshes the inbox gauges every few seconds.
+async fn run_inbox_gauges(db: Database, metrics: Metrics, shutdown: Shutdown) {
+    loop {
+        match inbox::pending_stats(&db).await {
+            Ok((pending, oldest)) => {
+                let age = oldest
+                    .map(|t| (now() - t).num_milliseconds().max(0) as f64 / 1000.0)
+                    .unwrap_or(0.0);
+                metrics.inbox(pending, age);
+            }
+            Err(error) => tracing::debug!(%error, "cannot read inbox gauges"),
+        }
+        tokio::select! {
+            () = shutdown.wait() => return,
+            () = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
     }
 }

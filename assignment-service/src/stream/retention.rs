@@ -3,13 +3,12 @@
 
 use std::time::Duration;
 
-use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
 use service_runtime::database::Database;
+use service_runtime::idempotency;
 use service_runtime::shutdown::Shutdown;
 use service_runtime::time::now;
 
 use crate::notification_log::{self, Retention};
-use crate::storage::entities::processed_request;
 
 /// What retention keeps and how often it runs.
 #[derive(Debug, Clone, Copy)]
@@ -32,11 +31,7 @@ pub async fn run_retention(db: Database, settings: RetentionSettings, shutdown: 
         }
         let cutoff = now()
             - chrono::Duration::from_std(settings.request_ids).unwrap_or(chrono::Duration::MAX);
-        if let Err(error) = processed_request::Entity::delete_many()
-            .filter(processed_request::Column::CreatedAt.lt(cutoff))
-            .exec(db.conn())
-            .await
-        {
+        if let Err(error) = idempotency::prune(&db, cutoff).await {
             tracing::warn!(%error, "retention could not prune request ids");
         }
         tokio::select! {

@@ -60,7 +60,11 @@ impl Busy {
 
     /// Assigns the next user; returns how many notifications that wrote.
     async fn turn(&mut self, app: &AssignmentApp, slug: &str) -> usize {
-        let who = if self.turn.is_multiple_of(2) { "a" } else { "b" };
+        let who = if self.turn.is_multiple_of(2) {
+            "a"
+        } else {
+            "b"
+        };
         let results = app
             .external_issues()
             .sync_assignee_inbound(pb::SyncAssigneeInboundRequest {

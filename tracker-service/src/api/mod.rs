@@ -1,84 +1,264 @@
-//! The gRPC edge of `tracker.v1`.
+//! The gRPC edge of `tracker.v1`: converts requests into domain values (every
+//! field violation at once), calls the logic modules, converts results back.
+
+mod convert;
+
+use std::time::Duration;
 
 use proto::tracker::v1 as pb;
+use service_runtime::database::Database;
 use service_runtime::grpc::GrpcServices;
+use service_runtime::ids::{IntegrationId, RequestId};
+use service_runtime::pagination::PageRequest;
+use service_runtime::status::Violations;
 use tonic::{Request, Response, Status};
 
+use crate::error::TrackerError;
+use crate::integrations;
+use crate::issues::{FormRequest, IssueService};
+use crate::webhooks::dispatcher::DispatchWaker;
+use crate::webhooks::inbox::{self, DeliveryFilter};
+
 /// Every gRPC service of the tracker API, ready to serve.
-pub fn services() -> GrpcServices {
+pub fn services(db: &Database, issues: &IssueService, waker: &DispatchWaker) -> GrpcServices {
     GrpcServices::new().with(pb::tracker_service_server::TrackerServiceServer::new(
-        TrackerApi,
+        TrackerApi {
+            db: db.clone(),
+            issues: issues.clone(),
+            waker: waker.clone(),
+        },
     ))
 }
 
 /// Serves `TrackerService`.
-#[derive(Debug, Clone, Copy)]
-pub struct TrackerApi;
+#[derive(Debug, Clone)]
+pub struct TrackerApi {
+    db: Database,
+    issues: IssueService,
+    waker: DispatchWaker,
+}
 
-fn not_yet(what: &str) -> Status {
-    Status::unimplemented(format!("{what} is not implemented yet"))
+fn record_request_id(request_id: Option<&RequestId>) {
+    if let Some(id) = request_id {
+        tracing::Span::current().record("request_id", id.as_str());
+    }
+}
+
+/// Runs `call` again when a retry may fix it: at most 3 attempts.
+async fn retrying<T, F, Fut>(mut call: F) -> Result<T, TrackerError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, TrackerError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Err(error) if error.is_retryable() && attempt < 3 => {
+                tokio::time::sleep(Duration::from_millis(5 * attempt)).await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+fn integration_id(v: &mut Violations, field: &str, raw: &str) -> Option<IntegrationId> {
+    v.check(field, IntegrationId::parse(raw))
 }
 
 #[tonic::async_trait]
 impl pb::tracker_service_server::TrackerService for TrackerApi {
     async fn create_integration(
         &self,
-        _: Request<pb::CreateIntegrationRequest>,
+        request: Request<pb::CreateIntegrationRequest>,
     ) -> Result<Response<pb::CreateIntegrationResponse>, Status> {
-        Err(not_yet("CreateIntegration"))
+        let (new, request_id) = convert::new_integration(request.into_inner())?;
+        record_request_id(request_id.as_ref());
+        let summary =
+            retrying(|| integrations::create(&self.db, new.clone(), request_id.as_ref())).await?;
+        Ok(Response::new(pb::CreateIntegrationResponse {
+            integration: Some(convert::integration(summary)),
+        }))
     }
+
     async fn update_integration(
         &self,
-        _: Request<pb::UpdateIntegrationRequest>,
+        request: Request<pb::UpdateIntegrationRequest>,
     ) -> Result<Response<pb::UpdateIntegrationResponse>, Status> {
-        Err(not_yet("UpdateIntegration"))
+        let (changes, request_id) = convert::integration_changes(request.into_inner())?;
+        record_request_id(request_id.as_ref());
+        let id = changes.id.clone();
+        let summary =
+            retrying(|| integrations::update(&self.db, changes.clone(), request_id.as_ref()))
+                .await?;
+        self.issues.forget_integration(&id);
+        Ok(Response::new(pb::UpdateIntegrationResponse {
+            integration: Some(convert::integration(summary)),
+        }))
     }
+
     async fn get_integration(
         &self,
-        _: Request<pb::GetIntegrationRequest>,
+        request: Request<pb::GetIntegrationRequest>,
     ) -> Result<Response<pb::GetIntegrationResponse>, Status> {
-        Err(not_yet("GetIntegration"))
+        let mut v = Violations::new();
+        let id = integration_id(
+            &mut v,
+            "integration_id",
+            &request.into_inner().integration_id,
+        );
+        let id = v.finish_with(|| id).map_err(TrackerError::from)?;
+        let integration = integrations::load(self.db.conn(), &id).await?;
+        Ok(Response::new(pb::GetIntegrationResponse {
+            integration: Some(convert::integration(integration.summary())),
+        }))
     }
+
     async fn list_integrations(
         &self,
-        _: Request<pb::ListIntegrationsRequest>,
+        request: Request<pb::ListIntegrationsRequest>,
     ) -> Result<Response<pb::ListIntegrationsResponse>, Status> {
-        Err(not_yet("ListIntegrations"))
+        let r = request.into_inner();
+        let page = PageRequest::<String>::parse(r.page_size, &r.page_token, "")
+            .map_err(|v| TrackerError::InvalidArgument(vec![v]))?;
+        let (items, next_page_token) = integrations::list(&self.db, &page).await?;
+        Ok(Response::new(pb::ListIntegrationsResponse {
+            integrations: items.into_iter().map(convert::integration).collect(),
+            next_page_token,
+        }))
     }
+
     async fn get_create_issue_config(
         &self,
-        _: Request<pb::GetCreateIssueConfigRequest>,
+        request: Request<pb::GetCreateIssueConfigRequest>,
     ) -> Result<Response<pb::GetCreateIssueConfigResponse>, Status> {
-        Err(not_yet("GetCreateIssueConfig"))
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let id = integration_id(&mut v, "integration_id", &r.integration_id);
+        let id = v.finish_with(|| id).map_err(TrackerError::from)?;
+        let config = self
+            .issues
+            .form_config(FormRequest {
+                integration_id: id,
+                project_id: r.project_id,
+                issue_type_id: r.issue_type_id,
+            })
+            .await?;
+        Ok(Response::new(pb::GetCreateIssueConfigResponse {
+            fields: config.fields.into_iter().map(convert::form_field).collect(),
+            project_id: config.project_id,
+            issue_type_id: config.issue_type_id,
+        }))
     }
+
     async fn create_issue(
         &self,
-        _: Request<pb::CreateIssueRequest>,
+        request: Request<pb::CreateIssueRequest>,
     ) -> Result<Response<pb::CreateIssueResponse>, Status> {
-        Err(not_yet("CreateIssue"))
+        let (command, request_id) = convert::create_issue(request.into_inner())?;
+        record_request_id(request_id.as_ref());
+        let creation =
+            retrying(|| self.issues.create(command.clone(), request_id.as_ref())).await?;
+        tracing::Span::current().record("jira_key", creation.issue.key.as_str());
+        Ok(Response::new(pb::CreateIssueResponse {
+            issue: Some(convert::jira_issue(&creation.issue)),
+            link_state: convert::link_state(creation.link_state).into(),
+            link_error: creation.link_error,
+        }))
     }
+
     async fn get_issue_creation(
         &self,
-        _: Request<pb::GetIssueCreationRequest>,
+        request: Request<pb::GetIssueCreationRequest>,
     ) -> Result<Response<pb::GetIssueCreationResponse>, Status> {
-        Err(not_yet("GetIssueCreation"))
+        let raw = request.into_inner().request_id;
+        let request_id = RequestId::parse(&raw)
+            .map_err(|e| TrackerError::invalid_field("request_id", e.to_string()))?;
+        let creation = self.issues.get(&request_id).await?;
+        Ok(Response::new(pb::GetIssueCreationResponse {
+            issue: Some(convert::jira_issue(&creation.issue)),
+            link_state: convert::link_state(creation.link_state).into(),
+            link_error: creation.link_error,
+            integration_id: creation.integration_id.to_string(),
+            organization_id: creation.organization_id,
+            group_ids: creation.group_ids,
+        }))
     }
+
     async fn list_webhook_deliveries(
         &self,
-        _: Request<pb::ListWebhookDeliveriesRequest>,
+        request: Request<pb::ListWebhookDeliveriesRequest>,
     ) -> Result<Response<pb::ListWebhookDeliveriesResponse>, Status> {
-        Err(not_yet("ListWebhookDeliveries"))
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let integration = if r.integration_id.is_empty() {
+            Some(None)
+        } else {
+            integration_id(&mut v, "integration_id", &r.integration_id).map(Some)
+        };
+        let state = convert::delivery_state_filter(&mut v, r.state);
+        let filters = format!(
+            "integration={};state={};issue={}",
+            r.integration_id, r.state, r.issue_key
+        );
+        let page = match PageRequest::<i64>::parse(r.page_size, &r.page_token, &filters) {
+            Ok(page) => Some(page),
+            Err(violation) => {
+                v.add(violation.field, violation.description);
+                None
+            }
+        };
+        let (filter, page) = v
+            .finish_with(|| {
+                Some((
+                    DeliveryFilter {
+                        integration_id: integration?,
+                        state: state?,
+                        issue_key: (!r.issue_key.is_empty()).then(|| r.issue_key.clone()),
+                    },
+                    page?,
+                ))
+            })
+            .map_err(TrackerError::from)?;
+        let (rows, next_page_token) = inbox::list(&self.db, &filter, &page).await?;
+        Ok(Response::new(pb::ListWebhookDeliveriesResponse {
+            deliveries: rows
+                .into_iter()
+                .map(|row| convert::delivery(row, false))
+                .collect(),
+            next_page_token,
+        }))
     }
+
     async fn get_webhook_delivery(
         &self,
-        _: Request<pb::GetWebhookDeliveryRequest>,
+        request: Request<pb::GetWebhookDeliveryRequest>,
     ) -> Result<Response<pb::GetWebhookDeliveryResponse>, Status> {
-        Err(not_yet("GetWebhookDelivery"))
+        let id = request.into_inner().delivery_id;
+        if id <= 0 {
+            return Err(TrackerError::invalid_field("delivery_id", "must be a positive id").into());
+        }
+        let row = inbox::get(&self.db, id).await?;
+        Ok(Response::new(pb::GetWebhookDeliveryResponse {
+            delivery: Some(convert::delivery(row, true)),
+        }))
     }
+
     async fn retry_webhook_delivery(
         &self,
-        _: Request<pb::RetryWebhookDeliveryRequest>,
+        request: Request<pb::RetryWebhookDeliveryRequest>,
     ) -> Result<Response<pb::RetryWebhookDeliveryResponse>, Status> {
-        Err(not_yet("RetryWebhookDelivery"))
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        if r.delivery_id <= 0 {
+            v.add("delivery_id", "must be a positive id");
+        }
+        let request_id = v.check("request_id", RequestId::parse_optional(&r.request_id));
+        v.finish_with(|| request_id).map_err(TrackerError::from)?;
+        let row = inbox::requeue(&self.db, r.delivery_id).await?;
+        self.waker.wake();
+        Ok(Response::new(pb::RetryWebhookDeliveryResponse {
+            delivery: Some(convert::delivery(row, false)),
+        }))
     }
 }

@@ -1,3 +1,4 @@
 //! The tracker's database: entities (one per table) and migrations.
 
+pub mod entities;
 pub mod migrations;

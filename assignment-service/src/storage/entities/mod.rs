@@ -13,7 +13,6 @@ pub mod notification;
 pub mod notification_log;
 pub mod notification_thread;
 pub mod organization;
-pub mod processed_request;
 pub mod project;
 pub mod project_member;
 pub mod subscriber;

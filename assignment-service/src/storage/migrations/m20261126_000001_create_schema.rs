@@ -417,22 +417,7 @@ impl MigrationTrait for Migration {
             )
             .await?;
 
-        manager
-            .create_table(
-                Table::create()
-                    .table("processed_requests")
-                    .col(string("method"))
-                    .col(string("request_id"))
-                    .col(string("fingerprint"))
-                    .col(blob("response"))
-                    .col(timestamp_with_time_zone("created_at"))
-                    .primary_key(Index::create().col("method").col("request_id"))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(index("processed_requests", "created", &["created_at"]))
-            .await?;
+        service_runtime::idempotency::create_table(manager).await?;
 
         Ok(())
     }

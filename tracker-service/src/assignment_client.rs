@@ -1,0 +1,150 @@
+//! The tracker's client of the assignment service: the calls it makes, each with
+//! a deadline, and a classification of failures into "retry later" and "will not
+//! succeed as is".
+
+use std::time::Duration;
+
+use proto::assignment::v1 as pb;
+use proto::assignment::v1::external_issue_service_client::ExternalIssueServiceClient;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Status};
+
+/// A failed call to the assignment service.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    /// Worth retrying later (unavailable, deadline, overload, lost race).
+    #[error("assignment service temporarily failed: {}: {}", .0.code(), .0.message())]
+    Transient(Status),
+    /// Will fail again as is (invalid input, unknown group, ...).
+    #[error("assignment service refused: {}: {}", .0.code(), .0.message())]
+    Permanent(Status),
+}
+
+impl From<Status> for CallError {
+    fn from(status: Status) -> Self {
+        match status.code() {
+            Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::ResourceExhausted
+            | Code::Aborted
+            | Code::Cancelled
+            | Code::Unknown => Self::Transient(status),
+            _ => Self::Permanent(status),
+        }
+    }
+}
+
+/// A lazily connected client with per-call deadlines.
+#[derive(Debug, Clone)]
+pub struct AssignmentClient {
+    external_issues: ExternalIssueServiceClient<Channel>,
+    deadline: Duration,
+}
+
+/// The W3C trace context to pass along, when there is one.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    /// `traceparent`, or empty.
+    pub traceparent: String,
+}
+
+impl AssignmentClient {
+    /// A client of the service at `url` (connects on first use, reconnects after
+    /// failures).
+    ///
+    /// # Errors
+    /// When `url` is not a valid URI.
+    pub fn new(url: &str, deadline: Duration) -> Result<Self, tonic::transport::Error> {
+        let channel = Endpoint::from_shared(url.to_owned())?
+            .connect_timeout(deadline)
+            .tcp_nodelay(true)
+            .connect_lazy();
+        Ok(Self {
+            external_issues: ExternalIssueServiceClient::new(channel),
+            deadline,
+        })
+    }
+
+    fn request<T>(&self, message: T, context: &CallContext) -> Request<T> {
+        let mut request = Request::new(message);
+        request.set_timeout(self.deadline);
+        if !context.traceparent.is_empty()
+            && let Ok(value) = context.traceparent.parse()
+        {
+            request.metadata_mut().insert("traceparent", value);
+        }
+        request
+    }
+
+    /// `LinkExternalIssue`.
+    ///
+    /// # Errors
+    /// The classified failure.
+    pub async fn link(
+        &self,
+        message: pb::LinkExternalIssueRequest,
+        context: &CallContext,
+    ) -> Result<pb::LinkExternalIssueResponse, CallError> {
+        let request = self.request(message, context);
+        Ok(self
+            .external_issues
+            .clone()
+            .link_external_issue(request)
+            .await?
+            .into_inner())
+    }
+
+    /// `SyncAssigneeInbound`.
+    ///
+    /// # Errors
+    /// The classified failure.
+    pub async fn sync_assignee(
+        &self,
+        message: pb::SyncAssigneeInboundRequest,
+        context: &CallContext,
+    ) -> Result<pb::SyncAssigneeInboundResponse, CallError> {
+        let request = self.request(message, context);
+        Ok(self
+            .external_issues
+            .clone()
+            .sync_assignee_inbound(request)
+            .await?
+            .into_inner())
+    }
+
+    /// `SyncStatusInbound`.
+    ///
+    /// # Errors
+    /// The classified failure.
+    pub async fn sync_status(
+        &self,
+        message: pb::SyncStatusInboundRequest,
+        context: &CallContext,
+    ) -> Result<pb::SyncStatusInboundResponse, CallError> {
+        let request = self.request(message, context);
+        Ok(self
+            .external_issues
+            .clone()
+            .sync_status_inbound(request)
+            .await?
+            .into_inner())
+    }
+
+    /// `MoveExternalIssue`.
+    ///
+    /// # Errors
+    /// The classified failure.
+    pub async fn move_issue(
+        &self,
+        message: pb::MoveExternalIssueRequest,
+        context: &CallContext,
+    ) -> Result<pb::MoveExternalIssueResponse, CallError> {
+        let request = self.request(message, context);
+        Ok(self
+            .external_issues
+            .clone()
+            .move_external_issue(request)
+            .await?
+            .into_inner())
+    }
+}

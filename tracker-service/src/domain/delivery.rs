@@ -1,0 +1,335 @@
+//! Jira webhook deliveries: what a `jira:issue_updated` payload says, read
+//! leniently (Jira adds fields freely), and where a delivery is in the inbox.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use service_runtime::ids::{IssueKey, JiraIssueId};
+
+/// Why a body is not a webhook at all (answered 400, not stored).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    /// Not JSON; the parser's message says where.
+    #[error("the body is not valid JSON: {0}")]
+    NotJson(String),
+    /// JSON, but not an object.
+    #[error("the body must be a JSON object")]
+    NotAnObject,
+}
+
+/// The assignee as the issue's current snapshot (`issue.fields.assignee`) says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssigneeSnapshot {
+    /// `null` or absent: nobody is assigned.
+    Nobody,
+    /// Somebody; the address may be hidden by their privacy settings.
+    Person {
+        /// `emailAddress`, when present and not empty.
+        email: Option<String>,
+        /// `accountId` (Cloud), for the e-mail API.
+        account_id: Option<String>,
+    },
+}
+
+/// One changelog item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeItem {
+    /// `field` (`assignee`, `status`, `Key`, `project`, ...).
+    pub field: String,
+    /// `from` (an id for status).
+    pub from: Option<String>,
+    /// `to` (an id for status).
+    pub to: Option<String>,
+    /// `fromString` (a name; the previous key for `Key`).
+    pub from_string: Option<String>,
+    /// `toString` (a name; the new key for `Key`).
+    pub to_string: Option<String>,
+}
+
+/// What an issue webhook says, as far as sync is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueEvent {
+    /// `webhookEvent`, or empty when absent (Sentry's fixtures omit it).
+    pub event_type: String,
+    /// `issue.id`, Jira's stable id.
+    pub jira_issue_id: Option<JiraIssueId>,
+    /// `issue.key` (the current key, after a move).
+    pub key: Option<IssueKey>,
+    /// `issue.fields.updated`, the provider time that orders events.
+    pub updated: Option<DateTime<Utc>>,
+    /// `issue.fields.assignee`.
+    pub assignee: AssigneeSnapshot,
+    /// `changelog.id`.
+    pub changelog_id: Option<String>,
+    /// `changelog.items`; `None` when there is no changelog.
+    pub changes: Option<Vec<ChangeItem>>,
+}
+
+/// How a well-formed body is classified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Classified {
+    /// An issue event with a changelog and an issue key or id: stored and applied.
+    Actionable(IssueEvent),
+    /// Well-formed, but nothing to apply (why, in words).
+    Ignored(String),
+}
+
+fn text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Parses Jira's `updated` time: `2023-01-01T00:00:00.000+0000`, RFC 3339, or a
+/// naive time (taken as UTC).
+pub fn parse_jira_time(raw: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f%z")
+        .or_else(|_| DateTime::parse_from_rfc3339(raw))
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f")
+                .ok()
+                .map(|t| t.and_utc())
+        })
+        .map(service_runtime::time::truncate_to_micros)
+}
+
+/// Parses and classifies a webhook body.
+///
+/// # Errors
+/// When the body is not a JSON object.
+pub fn classify(body: &[u8]) -> Result<Classified, PayloadError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| PayloadError::NotJson(e.to_string()))?;
+    let Value::Object(root) = value else {
+        return Err(PayloadError::NotAnObject);
+    };
+    let event_type = text(root.get("webhookEvent")).unwrap_or_default();
+    if !event_type.is_empty() && !event_type.starts_with("jira:issue_") {
+        return Ok(Classified::Ignored(format!(
+            "{event_type} is not an issue event"
+        )));
+    }
+    let Some(Value::Object(issue)) = root.get("issue") else {
+        return Ok(Classified::Ignored("no issue in the payload".into()));
+    };
+    let jira_issue_id = text(issue.get("id")).and_then(|id| JiraIssueId::parse(&id).ok());
+    let key = text(issue.get("key")).and_then(|k| IssueKey::parse(&k).ok());
+    if jira_issue_id.is_none() && key.is_none() {
+        return Ok(Classified::Ignored(
+            "the issue has neither a valid id nor a valid key".into(),
+        ));
+    }
+    let fields = issue.get("fields").and_then(Value::as_object);
+    let updated = fields
+        .and_then(|f| f.get("updated"))
+        .and_then(Value::as_str)
+        .and_then(parse_jira_time);
+    let assignee = match fields.and_then(|f| f.get("assignee")) {
+        Some(Value::Object(person)) => AssigneeSnapshot::Person {
+            email: text(person.get("emailAddress")),
+            account_id: text(person.get("accountId")),
+        },
+        _ => AssigneeSnapshot::Nobody,
+    };
+    let changelog = root.get("changelog").and_then(Value::as_object);
+    let Some(changelog) = changelog else {
+        return Ok(Classified::Ignored(
+            "no changelog: nothing changed that sync follows".into(),
+        ));
+    };
+    let changes = changelog
+        .get("items")
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_object)
+                .map(|item| ChangeItem {
+                    field: text(item.get("field")).unwrap_or_default(),
+                    from: text(item.get("from")),
+                    to: text(item.get("to")),
+                    from_string: text(item.get("fromString")),
+                    to_string: text(item.get("toString")),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Classified::Actionable(IssueEvent {
+        event_type,
+        jira_issue_id,
+        key,
+        updated,
+        assignee,
+        changelog_id: text(changelog.get("id")),
+        changes: Some(changes),
+    }))
+}
+
+impl IssueEvent {
+    /// The key that orders deliveries of one issue: Jira's id when present (it
+    /// survives moves), else the key.
+    pub fn ordering_key(&self) -> String {
+        match (&self.jira_issue_id, &self.key) {
+            (Some(id), _) => format!("id:{id}"),
+            (None, Some(key)) => format!("key:{key}"),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// The first changelog item about `field`.
+    pub fn change(&self, field: &str) -> Option<&ChangeItem> {
+        self.changes.as_ref()?.iter().find(|i| i.field == field)
+    }
+
+    /// Whether the issue moved to another key (project and `Key` items).
+    pub fn moved_from(&self) -> Option<String> {
+        self.change("Key")
+            .and_then(|item| item.from_string.clone().or_else(|| item.from.clone()))
+    }
+}
+
+/// Where a delivery is in the inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeliveryState {
+    /// Waiting to be applied, or being retried.
+    Pending,
+    /// Applied.
+    Delivered,
+    /// Will not be applied unless an operator retries it.
+    Failed,
+}
+
+impl DeliveryState {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Reads the stored spelling back.
+    pub fn from_stored(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(Self::Pending),
+            "delivered" => Some(Self::Delivered),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// What applying a delivery did to one group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupEffect {
+    /// The group's organization.
+    pub organization_id: i64,
+    /// The group.
+    pub group_id: i64,
+    /// The assignment service's outcome (`ASSIGNED`, `STALE`, ...).
+    pub outcome: String,
+}
+
+/// One action taken for a delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryAction {
+    /// What was done, in words.
+    pub summary: String,
+    /// Its effect on each linked group.
+    pub group_effects: Vec<GroupEffect>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/../fixtures/jira/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn actionable(name: &str) -> IssueEvent {
+        match classify(&fixture(name)) {
+            Ok(Classified::Actionable(event)) => event,
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn assignee_payloads() {
+        let event = actionable("edit_issue_assignee_payload.json");
+        assert_eq!(event.key.as_ref().map(IssueKey::as_str), Some("APP-123"));
+        assert_eq!(event.ordering_key(), "id:101");
+        assert_eq!(
+            event.assignee,
+            AssigneeSnapshot::Person {
+                email: Some("jess@sentry.io".into()),
+                account_id: Some("deadbeef123".into())
+            }
+        );
+        assert!(event.change("assignee").is_some());
+        for name in [
+            "edit_issue_no_assignee_payload.json",
+            "edit_issue_assignee_missing_payload.json",
+        ] {
+            assert_eq!(
+                actionable(name).assignee,
+                AssigneeSnapshot::Nobody,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn status_and_move_payloads() {
+        let status = actionable("edit_issue_status_payload.json");
+        let item = status.change("status").expect("status item");
+        assert_eq!(
+            (item.from.as_deref(), item.to.as_deref()),
+            (Some("10101"), Some("3"))
+        );
+        assert_eq!(status.ordering_key(), "key:APP-123");
+        assert_eq!(status.updated, parse_jira_time("2023-01-01T00:00:00Z"));
+        let moved = actionable("moved_issue_payload.json");
+        assert_eq!(moved.moved_from().as_deref(), Some("APP-123"));
+        assert_eq!(
+            moved.key.as_ref().map(IssueKey::as_str),
+            Some("PLATFORM-45")
+        );
+    }
+
+    #[test]
+    fn times_parse_in_jiras_formats() {
+        let expected = parse_jira_time("2023-01-01T10:00:00Z");
+        assert!(expected.is_some());
+        assert_eq!(parse_jira_time("2023-01-01T12:00:00.000+0200"), expected);
+        assert_eq!(parse_jira_time("2023-01-01T10:00:00.000"), expected);
+        assert_eq!(parse_jira_time("yesterday"), None);
+    }
+
+    #[test]
+    fn other_bodies_are_ignored_or_refused() {
+        assert!(matches!(
+            classify(b"{not json"),
+            Err(PayloadError::NotJson(_))
+        ));
+        assert_eq!(classify(b"[1,2]"), Err(PayloadError::NotAnObject));
+        assert!(matches!(
+            classify(br#"{"webhookEvent":"comment_created","issue":{"key":"A-1"}}"#),
+            Ok(Classified::Ignored(_))
+        ));
+        assert!(matches!(
+            classify(br#"{"issue":{"key":"A-1","fields":{}}}"#),
+            Ok(Classified::Ignored(_))
+        ));
+        assert!(matches!(
+            classify(br#"{"changelog":{}}"#),
+            Ok(Classified::Ignored(_))
+        ));
+    }
+}

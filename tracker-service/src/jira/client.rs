@@ -1,0 +1,392 @@
+//! The Jira REST client: authentication per integration, per-request deadlines,
+//! and retries.
+//!
+//! Retry policy:
+//! - `429` and `503` are retried honouring `Retry-After` (seconds or an HTTP
+//!   date), plus jitter, within a bounded budget of attempts and total wait;
+//! - other `5xx` and connection errors are retried with exponential backoff and
+//!   full jitter, but only for reads: a write whose outcome is unknown is handed
+//!   back to the caller, which must check before repeating it (see
+//!   [`crate::issue_creation`]);
+//! - `400`, `401`, `403`, `404` are never retried.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::connect_jwt;
+use super::error::JiraError;
+use super::model::{
+    CreateMeta, CreatedIssue, Issue, Named, ProjectPage, SearchResult, Status, UserEmail,
+};
+use crate::domain::{Credentials, Integration};
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct JiraSettings {
+    /// Deadline of one HTTP request.
+    pub request_timeout: Duration,
+    /// Most attempts of one call (first try included).
+    pub max_attempts: u32,
+    /// Most total time spent waiting between attempts of one call.
+    pub max_retry_wait: Duration,
+    /// Our Connect app key: the `iss` of the JWTs we sign.
+    pub connect_app_key: String,
+}
+
+impl Default for JiraSettings {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(10),
+            max_attempts: 5,
+            max_retry_wait: Duration::from_secs(30),
+            connect_app_key: "jira-sync".to_owned(),
+        }
+    }
+}
+
+/// Whether a call may be repeated when its outcome is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeatable {
+    /// Reads and other idempotent calls: retried on 5xx and connection errors.
+    Yes,
+    /// Writes: only retried when Jira certainly did not act (429).
+    OnlyIfNotProcessed,
+}
+
+/// One HTTP client for every integration.
+#[derive(Debug, Clone)]
+pub struct JiraClient {
+    http: reqwest::Client,
+    settings: JiraSettings,
+}
+
+impl JiraClient {
+    /// Builds the client (rustls; the process's crypto provider must be
+    /// installed, see `service_runtime::tls`).
+    ///
+    /// # Errors
+    /// When the TLS backend cannot be set up.
+    pub fn new(settings: JiraSettings) -> Result<Self, reqwest::Error> {
+        service_runtime::tls::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(settings.request_timeout)
+            .connect_timeout(settings.request_timeout)
+            .user_agent(concat!("jira-sync-tracker/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self { http, settings })
+    }
+
+    /// The client bound to one integration's site and credentials.
+    pub fn site<'a>(&'a self, integration: &'a Integration) -> Site<'a> {
+        Site {
+            client: self,
+            integration,
+        }
+    }
+}
+
+/// Calls to one Jira site.
+#[derive(Debug)]
+pub struct Site<'a> {
+    client: &'a JiraClient,
+    integration: &'a Integration,
+}
+
+/// How long to wait before attempt `attempt` (1-based) after a transient failure.
+fn backoff(attempt: u32) -> Duration {
+    let base =
+        Duration::from_millis(200).saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)));
+    let capped = base.min(Duration::from_secs(5));
+    // Full jitter: anywhere between zero and the capped backoff.
+    let millis = u64::try_from(capped.as_millis()).unwrap_or(5000);
+    Duration::from_millis(rand::random_range(0..=millis))
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+impl Site<'_> {
+    fn url(&self, path_and_query: &str) -> String {
+        format!("{}{path_and_query}", self.integration.base_url.as_str())
+    }
+
+    fn authorization(&self, method: &Method, path_and_query: &str) -> Option<HeaderValue> {
+        use base64::Engine as _;
+        let value = match &self.integration.credentials {
+            Credentials::ApiToken {
+                account_email,
+                api_token,
+            } => format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{account_email}:{}", api_token.expose()))
+            ),
+            Credentials::PersonalAccessToken { token } => format!("Bearer {}", token.expose()),
+            Credentials::Connect { shared_secret, .. } => {
+                let (path, query) = path_and_query
+                    .split_once('?')
+                    .unwrap_or((path_and_query, ""));
+                // The query hash covers the path below the site's base URL.
+                let token = connect_jwt::sign_request(
+                    &self.client.settings.connect_app_key,
+                    shared_secret.expose(),
+                    method.as_str(),
+                    path,
+                    query,
+                    chrono::Utc::now().timestamp(),
+                );
+                format!("JWT {token}")
+            }
+        };
+        let mut value = HeaderValue::from_str(&value).ok()?;
+        value.set_sensitive(true);
+        Some(value)
+    }
+
+    /// Sends one call with the retry policy; returns the body of a 2xx answer.
+    async fn call(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&Value>,
+        repeatable: Repeatable,
+    ) -> Result<String, JiraError> {
+        let settings = &self.client.settings;
+        let mut waited = Duration::ZERO;
+        let mut attempt = 1;
+        loop {
+            let mut request = self
+                .client
+                .http
+                .request(method.clone(), self.url(path_and_query))
+                .header("Accept", "application/json");
+            if let Some(auth) = self.authorization(&method, path_and_query) {
+                request = request.header(AUTHORIZATION, auth);
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let outcome = request.send().await;
+            let (error, wait) = match outcome {
+                Ok(response) if response.status().is_success() => {
+                    return response
+                        .text()
+                        .await
+                        .map_err(|e| JiraError::Connection(e.to_string()));
+                }
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let hinted = retry_after(response.headers());
+                    let content_type = response
+                        .headers()
+                        .get(CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let text = response.text().await.unwrap_or_default();
+                    let mut error = JiraError::from_response(status, &content_type, &text);
+                    if let JiraError::RateLimited { retry_after } = &mut error {
+                        *retry_after = hinted;
+                    }
+                    let wait = match status {
+                        429 => Some(hinted.unwrap_or_else(|| backoff(attempt))),
+                        503 if repeatable == Repeatable::Yes => {
+                            Some(hinted.unwrap_or_else(|| backoff(attempt)))
+                        }
+                        500..=599 if repeatable == Repeatable::Yes => Some(backoff(attempt)),
+                        _ => None,
+                    };
+                    (error, wait)
+                }
+                Err(error) if error.is_timeout() => (
+                    JiraError::Timeout,
+                    (repeatable == Repeatable::Yes).then(|| backoff(attempt)),
+                ),
+                Err(error) => {
+                    // A failed connect never reached Jira, so even a write may
+                    // be repeated.
+                    let safe = error.is_connect() || repeatable == Repeatable::Yes;
+                    (
+                        JiraError::Connection(error.to_string()),
+                        safe.then(|| backoff(attempt)),
+                    )
+                }
+            };
+            let Some(wait) = wait else { return Err(error) };
+            // Jitter spreads retries of many callers hit by the same limit.
+            let wait = wait + Duration::from_millis(rand::random_range(0..=250));
+            if attempt >= settings.max_attempts || waited + wait > settings.max_retry_wait {
+                return Err(error);
+            }
+            tracing::debug!(%error, attempt, ?wait, path = path_and_query, "retrying Jira call");
+            tokio::time::sleep(wait).await;
+            waited += wait;
+            attempt += 1;
+        }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path_and_query: &str) -> Result<T, JiraError> {
+        let body = self
+            .call(Method::GET, path_and_query, None, Repeatable::Yes)
+            .await?;
+        parse(&body)
+    }
+
+    /// Create metadata of one project (with issue types and fields).
+    ///
+    /// # Errors
+    /// Jira's error.
+    pub async fn create_meta(&self, project_id: &str) -> Result<CreateMeta, JiraError> {
+        self.get(&format!(
+            "/rest/api/2/issue/createmeta?projectIds={}&expand=projects.issuetypes.fields",
+            urlencode(project_id)
+        ))
+        .await
+    }
+
+    /// The projects the integration's account can see (first page, up to 100).
+    ///
+    /// # Errors
+    /// Jira's error.
+    pub async fn projects(&self) -> Result<ProjectPage, JiraError> {
+        self.get("/rest/api/2/project/search?maxResults=100").await
+    }
+
+    /// Issue priorities.
+    ///
+    /// # Errors
+    /// Jira's error.
+    pub async fn priorities(&self) -> Result<Vec<Named>, JiraError> {
+        self.get("/rest/api/2/priority").await
+    }
+
+    /// A project's versions.
+    ///
+    /// # Errors
+    /// Jira's error.
+    pub async fn versions(&self, project_key: &str) -> Result<Vec<Named>, JiraError> {
+        self.get(&format!(
+            "/rest/api/2/project/{}/versions",
+            urlencode(project_key)
+        ))
+        .await
+    }
+
+    /// Every status with its category.
+    ///
+    /// # Errors
+    /// Jira's error.
+    pub async fn statuses(&self) -> Result<Vec<Status>, JiraError> {
+        self.get("/rest/api/2/status").await
+    }
+
+    /// An issue's summary and description.
+    ///
+    /// # Errors
+    /// Jira's error.
+    pub async fn issue(&self, key: &str) -> Result<Issue, JiraError> {
+        self.get(&format!(
+            "/rest/api/2/issue/{}?fields=summary,description",
+            urlencode(key)
+        ))
+        .await
+    }
+
+    /// Issues carrying a label (exact match).
+    ///
+    /// # Errors
+    /// Jira's error.
+    pub async fn search_label(&self, label: &str) -> Result<SearchResult, JiraError> {
+        let jql = format!("labels = \"{label}\"");
+        self.get(&format!(
+            "/rest/api/2/search?jql={}&fields=summary&maxResults=5",
+            urlencode(&jql)
+        ))
+        .await
+    }
+
+    /// A user's e-mail address through the e-mail API (Cloud, needs the
+    /// permission to see it).
+    ///
+    /// # Errors
+    /// Jira's error.
+    pub async fn user_email(&self, account_id: &str) -> Result<UserEmail, JiraError> {
+        self.get(&format!(
+            "/rest/api/3/user/email?accountId={}",
+            urlencode(account_id)
+        ))
+        .await
+    }
+
+    /// Creates an issue. Not repeated by the client when its outcome is unknown.
+    ///
+    /// # Errors
+    /// Jira's error; see [`JiraError::outcome_unknown`].
+    pub async fn create_issue(&self, fields: &Value) -> Result<CreatedIssue, JiraError> {
+        let body = serde_json::json!({ "fields": fields });
+        let text = self
+            .call(
+                Method::POST,
+                "/rest/api/2/issue",
+                Some(&body),
+                Repeatable::OnlyIfNotProcessed,
+            )
+            .await?;
+        parse(&text)
+    }
+}
+
+fn parse<T: DeserializeOwned>(body: &str) -> Result<T, JiraError> {
+    serde_json::from_str(body).map_err(|e| JiraError::Unexpected {
+        status: 200,
+        message: format!("unreadable body: {e}"),
+    })
+}
+
+/// Percent-encodes a query value or path segment.
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for byte in s.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for attempt in 1..20 {
+            assert!(backoff(attempt) <= Duration::from_secs(5));
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! The parts of Jira's REST responses the tracker reads. Unknown fields are
+//! ignored and most known ones are optional: Jira versions and apps differ.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// `GET /rest/api/2/issue/createmeta?projectIds=…&expand=projects.issuetypes.fields`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CreateMeta {
+    /// The projects asked for (one).
+    #[serde(default)]
+    pub projects: Vec<CreateMetaProject>,
+}
+
+/// A project in create metadata.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CreateMetaProject {
+    /// Project id.
+    pub id: String,
+    /// Project key.
+    #[serde(default)]
+    pub key: String,
+    /// Project name.
+    #[serde(default)]
+    pub name: String,
+    /// Issue types creatable in the project, with their fields.
+    #[serde(default)]
+    pub issuetypes: Vec<IssueTypeMeta>,
+}
+
+/// An issue type with the fields its create screen takes.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IssueTypeMeta {
+    /// Issue type id.
+    pub id: String,
+    /// Issue type name.
+    #[serde(default)]
+    pub name: String,
+    /// Fields by key, in the order Jira listed them.
+    #[serde(default)]
+    pub fields: OrderedFields,
+}
+
+/// One field's metadata.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldMeta {
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// Whether Jira requires it.
+    #[serde(default)]
+    pub required: bool,
+    /// Its schema; absent for some system fields.
+    #[serde(default)]
+    pub schema: Option<FieldSchema>,
+    /// For user and similar pickers: the search URL.
+    #[serde(default)]
+    pub auto_complete_url: Option<String>,
+    /// The choices of select-like fields.
+    #[serde(default)]
+    pub allowed_values: Option<Vec<Value>>,
+    /// Whether Jira has a default.
+    #[serde(default)]
+    pub has_default_value: Option<bool>,
+    /// The default, when Jira sends one.
+    #[serde(default)]
+    pub default_value: Option<Value>,
+}
+
+/// A field's schema.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct FieldSchema {
+    /// `string`, `number`, `array`, `option`, `user`, `issuelink`, ...
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// For arrays: the element type.
+    #[serde(default)]
+    pub items: Option<String>,
+    /// For custom fields: the custom type key.
+    #[serde(default)]
+    pub custom: Option<String>,
+    /// For system fields: the system name.
+    #[serde(default)]
+    pub system: Option<String>,
+}
+
+/// Fields in the order Jira lists them (serde_json's map would sort them; the
+/// form keeps Jira's order where Sentry's sort does not decide).
+#[derive(Debug, Clone, Default)]
+pub struct OrderedFields(pub Vec<(String, FieldMeta)>);
+
+impl OrderedFields {
+    /// The field with this key.
+    pub fn get(&self, key: &str) -> Option<&FieldMeta> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// Whether the create screen takes this field.
+    pub fn contains(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+}
+
+impl<'de> Deserialize<'de> for OrderedFields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = OrderedFields;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of field metadata")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut fields = Vec::new();
+                while let Some((key, value)) = map.next_entry::<String, FieldMeta>()? {
+                    fields.push((key, value));
+                }
+                Ok(OrderedFields(fields))
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
+}
+
+/// `GET /rest/api/2/project/search` (one page).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectPage {
+    /// The projects.
+    #[serde(default)]
+    pub values: Vec<ProjectRef>,
+    /// Whether this is the last page.
+    #[serde(default)]
+    pub is_last: Option<bool>,
+}
+
+/// A project, briefly.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProjectRef {
+    /// Id.
+    pub id: String,
+    /// Key.
+    #[serde(default)]
+    pub key: String,
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// An item with an id and a name (priorities, versions, components, statuses).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Named {
+    /// Id.
+    #[serde(deserialize_with = "string_or_number")]
+    pub id: String,
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// `GET /rest/api/2/status` item.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    /// Status id.
+    #[serde(deserialize_with = "string_or_number")]
+    pub id: String,
+    /// Status name.
+    #[serde(default)]
+    pub name: String,
+    /// Its category (`new`, `indeterminate`, `done`).
+    pub status_category: StatusCategory,
+}
+
+/// A status category.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StatusCategory {
+    /// `new`, `indeterminate` or `done`.
+    pub key: String,
+}
+
+/// `POST /rest/api/2/issue` response.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CreatedIssue {
+    /// Id.
+    pub id: String,
+    /// Key.
+    pub key: String,
+}
+
+/// `GET /rest/api/2/issue/{key}` response.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Issue {
+    /// Id.
+    pub id: String,
+    /// Key.
+    pub key: String,
+    /// Fields (only those read here).
+    #[serde(default)]
+    pub fields: IssueFields,
+}
+
+/// The fields of an issue read back after creation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct IssueFields {
+    /// Summary.
+    #[serde(default)]
+    pub summary: Option<String>,
+    /// Description (v2: wiki text).
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `GET /rest/api/2/search` response.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SearchResult {
+    /// Matching issues.
+    #[serde(default)]
+    pub issues: Vec<SearchHit>,
+}
+
+/// A search hit.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SearchHit {
+    /// Id.
+    pub id: String,
+    /// Key.
+    pub key: String,
+}
+
+/// `GET /rest/api/3/user/email` response.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserEmail {
+    /// The address (may be absent or empty).
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// Jira's error body: `{"errorMessages": [...], "errors": {"field": "message"}}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// General messages.
+    #[serde(default)]
+    pub error_messages: Vec<String>,
+    /// Messages per field key.
+    #[serde(default)]
+    pub errors: BTreeMap<String, Value>,
+}
+
+fn string_or_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    match Value::deserialize(deserializer)? {
+        Value::String(s) => Ok(s),
+        Value::Number(n) => Ok(n.to_string()),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a string or number id, got {other}"
+        ))),
+    }
+}

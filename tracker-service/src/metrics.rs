@@ -1,0 +1,121 @@
+//! The tracker's Prometheus metrics, rendered at `/metrics`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Every metric the tracker exports; cheap to clone.
+#[derive(Clone)]
+pub struct Metrics(Arc<Inner>);
+
+struct Inner {
+    registry: Registry,
+    webhook_deliveries: Family<Labels, Counter>,
+    dispatch_retries: Counter,
+    jira_calls: Family<Labels, Counter>,
+    inbox_pending: Gauge,
+    inbox_oldest_pending_seconds: Gauge<f64, AtomicU64>,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("tracker");
+        let webhook_deliveries = Family::<Labels, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook deliveries received, by outcome (accepted, duplicate, ignored, malformed, unauthentic, too_large, unknown_integration, unavailable, rate_limited)",
+            webhook_deliveries.clone(),
+        );
+        let dispatch_retries = Counter::default();
+        registry.register(
+            "dispatch_retries",
+            "Delivery attempts that failed transiently and were scheduled again",
+            dispatch_retries.clone(),
+        );
+        let jira_calls = Family::<Labels, Counter>::default();
+        registry.register(
+            "jira_calls",
+            "HTTP calls to Jira, by endpoint and status (or error)",
+            jira_calls.clone(),
+        );
+        let inbox_pending = Gauge::default();
+        registry.register(
+            "inbox_pending",
+            "Deliveries stored and not yet applied",
+            inbox_pending.clone(),
+        );
+        let inbox_oldest_pending_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "inbox_oldest_pending_age_seconds",
+            "Age of the oldest delivery not yet applied (0 when none)",
+            inbox_oldest_pending_seconds.clone(),
+        );
+        Self(Arc::new(Inner {
+            registry,
+            webhook_deliveries,
+            dispatch_retries,
+            jira_calls,
+            inbox_pending,
+            inbox_oldest_pending_seconds,
+        }))
+    }
+
+    /// Counts a webhook delivery's outcome.
+    pub fn webhook_outcome(&self, outcome: &'static str) {
+        self.0
+            .webhook_deliveries
+            .get_or_create(&vec![("outcome", outcome.to_owned())])
+            .inc();
+    }
+
+    /// Counts a transient dispatch failure.
+    pub fn dispatch_retry(&self) {
+        self.0.dispatch_retries.inc();
+    }
+
+    /// Counts a Jira call.
+    pub fn jira_call(&self, endpoint: &'static str, status: String) {
+        self.0
+            .jira_calls
+            .get_or_create(&vec![("endpoint", endpoint.to_owned()), ("status", status)])
+            .inc();
+    }
+
+    /// Sets the inbox gauges.
+    pub fn inbox(&self, pending: u64, oldest_age_seconds: f64) {
+        self.0
+            .inbox_pending
+            .set(i64::try_from(pending).unwrap_or(i64::MAX));
+        self.0.inbox_oldest_pending_seconds.set(oldest_age_seconds);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(error) = encode(&mut out, &self.0.registry) {
+            tracing::error!(%error, "cannot render metrics");
+        }
+        out
+    }
+}

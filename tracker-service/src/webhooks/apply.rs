@@ -1,0 +1,434 @@
+//! Applying one stored delivery: what Sentry's `handle_assignee_change` and
+//! `handle_status_change` do, through the assignment service.
+//!
+//! - A move (changelog `Key` item) is recorded first, so the rest reaches the
+//!   groups under the new key.
+//! - Assignee: the issue's current snapshot decides, not the changelog's `to`.
+//!   Nobody → unassign. An address → assign. A hidden address → one call to the
+//!   e-mail API when the integration allows it; still none → nothing changes, and
+//!   the delivery's outcome says why (never unassign because an address is
+//!   hidden).
+//! - Status: only a move into or out of Jira's done category acts (into → resolve,
+//!   out of → reopen). Categories come from `GET /rest/api/2/status`, cached per
+//!   integration and refreshed when an unknown status id appears; a status id
+//!   Jira does not list is matched by name as a last resort.
+//!
+//! Every call carries a request id derived from the delivery, so a redelivered
+//! or retried delivery changes nothing twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::assignment::v1 as pb;
+use service_runtime::database::Database;
+use service_runtime::ids::{IntegrationId, RequestId};
+
+use crate::assignment_client::{AssignmentClient, CallContext, CallError};
+use crate::domain::Integration;
+use crate::domain::delivery::{
+    AssigneeSnapshot, Classified, DeliveryAction, GroupEffect, IssueEvent, classify,
+};
+use crate::error::TrackerError;
+use crate::integrations;
+use crate::jira::cache::TtlCache;
+use crate::jira::model::Status;
+use crate::jira::{JiraClient, JiraError};
+use crate::storage::entities::webhook_delivery;
+
+/// Why a delivery could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    /// Worth retrying later.
+    #[error("{0}")]
+    Transient(String),
+    /// Will not succeed as is; an operator may retry it after fixing the cause.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl From<CallError> for ApplyError {
+    fn from(error: CallError) -> Self {
+        match &error {
+            CallError::Transient(_) => Self::Transient(error.to_string()),
+            CallError::Permanent(_) => Self::Permanent(error.to_string()),
+        }
+    }
+}
+
+impl From<TrackerError> for ApplyError {
+    fn from(error: TrackerError) -> Self {
+        match error {
+            TrackerError::NotFound { .. } => Self::Permanent(error.to_string()),
+            TrackerError::Database(_) => Self::Transient(error.to_string()),
+            other => Self::Permanent(other.to_string()),
+        }
+    }
+}
+
+/// How long a status list is reused before an unknown id triggers a refresh.
+const STATUS_REFRESH_AFTER: Duration = Duration::from_secs(10);
+
+/// Applies deliveries; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Applier {
+    db: Database,
+    jira: JiraClient,
+    assignment: AssignmentClient,
+    statuses: Arc<TtlCache<IntegrationId, Vec<Status>>>,
+}
+
+fn effects(results: Vec<pb::GroupSyncResult>) -> Vec<GroupEffect> {
+    results
+        .into_iter()
+        .map(|r| GroupEffect {
+            organization_id: r.organization_id,
+            group_id: r.group_id,
+            outcome: r
+                .outcome()
+                .as_str_name()
+                .trim_start_matches("SYNC_OUTCOME_")
+                .to_owned(),
+        })
+        .collect()
+}
+
+fn issue_ref(integration: &Integration, event: &IssueEvent) -> pb::ExternalIssueRef {
+    pb::ExternalIssueRef {
+        integration_id: integration.id.to_string(),
+        key: event
+            .key
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        jira_issue_id: event
+            .jira_issue_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+    }
+}
+
+fn timestamp(event: &IssueEvent) -> Option<prost_types::Timestamp> {
+    event.updated.map(service_runtime::time::to_timestamp)
+}
+
+impl Applier {
+    /// An applier over its dependencies.
+    pub fn new(
+        db: Database,
+        jira: JiraClient,
+        assignment: AssignmentClient,
+        status_ttl: Duration,
+    ) -> Self {
+        Self {
+            db,
+            jira,
+            assignment,
+            statuses: Arc::new(TtlCache::new(status_ttl)),
+        }
+    }
+
+    /// Applies a delivery; on failure also returns the actions already taken.
+    ///
+    /// # Errors
+    /// Why it could not be applied (and what was done before).
+    pub async fn apply(
+        &self,
+        row: &webhook_delivery::Model,
+    ) -> Result<Vec<DeliveryAction>, (ApplyError, Vec<DeliveryAction>)> {
+        let mut actions = Vec::new();
+        match self.apply_into(row, &mut actions).await {
+            Ok(()) => Ok(actions),
+            Err(error) => Err((error, actions)),
+        }
+    }
+
+    async fn apply_into(
+        &self,
+        row: &webhook_delivery::Model,
+        actions: &mut Vec<DeliveryAction>,
+    ) -> Result<(), ApplyError> {
+        let integration_id = IntegrationId::parse(&row.integration_id)
+            .map_err(|e| ApplyError::Permanent(format!("stored integration id: {e}")))?;
+        let integration = integrations::load(self.db.conn(), &integration_id).await?;
+        let event = match classify(row.body.as_bytes()) {
+            Ok(Classified::Actionable(event)) => event,
+            Ok(Classified::Ignored(why)) => {
+                actions.push(DeliveryAction {
+                    summary: format!("nothing to do: {why}"),
+                    group_effects: Vec::new(),
+                });
+                return Ok(());
+            }
+            Err(error) => return Err(ApplyError::Permanent(error.to_string())),
+        };
+        let context = CallContext {
+            traceparent: row.traceparent.clone(),
+        };
+        let request_id = |action: &str| {
+            RequestId::derived(&[&row.integration_id, &row.delivery_key, action]).to_string()
+        };
+
+        if let (Some(previous), Some(new_key)) = (event.moved_from(), event.key.as_ref())
+            && previous != new_key.as_str()
+        {
+            let moved = self
+                .assignment
+                .move_issue(
+                    pb::MoveExternalIssueRequest {
+                        integration_id: integration.id.to_string(),
+                        jira_issue_id: event
+                            .jira_issue_id
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default(),
+                        previous_key: previous.clone(),
+                        new_key: new_key.to_string(),
+                        request_id: request_id("move"),
+                    },
+                    &context,
+                )
+                .await?;
+            actions.push(DeliveryAction {
+                summary: format!(
+                    "moved {previous} to {new_key} ({} linked record(s) updated)",
+                    moved.external_issues.len()
+                ),
+                group_effects: Vec::new(),
+            });
+        }
+
+        if event.change("assignee").is_some() {
+            self.apply_assignee(
+                &integration,
+                &event,
+                &context,
+                &request_id("assignee"),
+                actions,
+            )
+            .await?;
+        }
+        if event.change("status").is_some() {
+            self.apply_status(
+                &integration,
+                &event,
+                &context,
+                &request_id("status"),
+                actions,
+            )
+            .await?;
+        }
+        if actions.is_empty() {
+            actions.push(DeliveryAction {
+                summary: "no assignee, status or key change: nothing to do".into(),
+                group_effects: Vec::new(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn apply_assignee(
+        &self,
+        integration: &Integration,
+        event: &IssueEvent,
+        context: &CallContext,
+        request_id: &str,
+        actions: &mut Vec<DeliveryAction>,
+    ) -> Result<(), ApplyError> {
+        use pb::sync_assignee_inbound_request::Assignee;
+        let (assignee, summary) = match &event.assignee {
+            AssigneeSnapshot::Nobody => (Assignee::Unassign(true), "unassign".to_owned()),
+            AssigneeSnapshot::Person {
+                email: Some(email), ..
+            } => (Assignee::Email(email.clone()), format!("assign to {email}")),
+            AssigneeSnapshot::Person {
+                email: None,
+                account_id,
+            } => match self
+                .hidden_email(integration, account_id.as_deref())
+                .await?
+            {
+                Ok(email) => (
+                    Assignee::Email(email.clone()),
+                    format!("assign to {email} (address from the e-mail API)"),
+                ),
+                Err(why) => {
+                    actions.push(DeliveryAction {
+                        summary: format!("assignee email hidden: nothing changed ({why})"),
+                        group_effects: Vec::new(),
+                    });
+                    return Ok(());
+                }
+            },
+        };
+        let response = self
+            .assignment
+            .sync_assignee(
+                pb::SyncAssigneeInboundRequest {
+                    issue: Some(issue_ref(integration, event)),
+                    assignee: Some(assignee),
+                    provider_update_time: timestamp(event),
+                    request_id: request_id.to_owned(),
+                    source_integration_id: integration.id.to_string(),
+                },
+                context,
+            )
+            .await?;
+        actions.push(DeliveryAction {
+            summary,
+            group_effects: effects(response.results),
+        });
+        Ok(())
+    }
+
+    /// The hidden address of an assignee through the e-mail API: `Ok(Ok(email))`,
+    /// or `Ok(Err(why))` when there is still none (nothing is changed then).
+    async fn hidden_email(
+        &self,
+        integration: &Integration,
+        account_id: Option<&str>,
+    ) -> Result<Result<String, String>, ApplyError> {
+        if !integration.email_api_allowed {
+            return Ok(Err(
+                "the integration does not allow the e-mail API".to_owned()
+            ));
+        }
+        let Some(account_id) = account_id else {
+            return Ok(Err("the assignee has no account id to look up".to_owned()));
+        };
+        match self.jira.site(integration).user_email(account_id).await {
+            Ok(user) => Ok(user
+                .email
+                .filter(|e| !e.is_empty())
+                .ok_or_else(|| "the e-mail API returned no address".to_owned())),
+            Err(error) if error.is_transient() => {
+                Err(ApplyError::Transient(format!("e-mail API: {error}")))
+            }
+            Err(error @ (JiraError::Forbidden { .. } | JiraError::NotFound { .. })) => {
+                Ok(Err(format!("the e-mail API refused: {error}")))
+            }
+            Err(error) => Ok(Err(format!("the e-mail API failed: {error}"))),
+        }
+    }
+
+    async fn apply_status(
+        &self,
+        integration: &Integration,
+        event: &IssueEvent,
+        context: &CallContext,
+        request_id: &str,
+        actions: &mut Vec<DeliveryAction>,
+    ) -> Result<(), ApplyError> {
+        let Some(item) = event.change("status") else {
+            return Ok(());
+        };
+        let from_done = self
+            .is_done(
+                integration,
+                item.from.as_deref(),
+                item.from_string.as_deref(),
+            )
+            .await?;
+        let to_done = self
+            .is_done(integration, item.to.as_deref(), item.to_string.as_deref())
+            .await?;
+        let name = |id: &Option<String>, name: &Option<String>| {
+            name.clone()
+                .or_else(|| id.clone())
+                .unwrap_or_else(|| "?".into())
+        };
+        let change = format!(
+            "{} → {}",
+            name(&item.from, &item.from_string),
+            name(&item.to, &item.to_string)
+        );
+        let action = match (from_done, to_done) {
+            (false, true) => pb::StatusAction::Resolve,
+            (true, false) => pb::StatusAction::Unresolve,
+            _ => {
+                actions.push(DeliveryAction {
+                    summary: format!(
+                        "status {change}: not into or out of the done category; nothing to do"
+                    ),
+                    group_effects: Vec::new(),
+                });
+                return Ok(());
+            }
+        };
+        let response = self
+            .assignment
+            .sync_status(
+                pb::SyncStatusInboundRequest {
+                    issue: Some(issue_ref(integration, event)),
+                    action: action.into(),
+                    provider_update_time: timestamp(event),
+                    request_id: request_id.to_owned(),
+                    source_integration_id: integration.id.to_string(),
+                },
+                context,
+            )
+            .await?;
+        let verb = if action == pb::StatusAction::Resolve {
+            "resolve"
+        } else {
+            "reopen"
+        };
+        actions.push(DeliveryAction {
+            summary: format!("status {change}: {verb}"),
+            group_effects: effects(response.results),
+        });
+        Ok(())
+    }
+
+    /// Whether a status is in Jira's done category.
+    async fn is_done(
+        &self,
+        integration: &Integration,
+        id: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<bool, ApplyError> {
+        let find = |statuses: &[Status]| {
+            id.and_then(|id| statuses.iter().find(|s| s.id == id))
+                .map(|s| s.status_category.key == "done")
+        };
+        let (mut statuses, age) = match self.statuses.get(&integration.id) {
+            Some(cached) => cached,
+            None => (self.fetch_statuses(integration).await?, Duration::ZERO),
+        };
+        if let Some(done) = find(&statuses) {
+            return Ok(done);
+        }
+        if age >= STATUS_REFRESH_AFTER {
+            statuses = self.fetch_statuses(integration).await?;
+            if let Some(done) = find(&statuses) {
+                return Ok(done);
+            }
+        }
+        // Unknown id: match the changelog's status name.
+        Ok(name
+            .and_then(|name| statuses.iter().find(|s| s.name == name))
+            .is_some_and(|s| s.status_category.key == "done"))
+    }
+
+    async fn fetch_statuses(
+        &self,
+        integration: &Integration,
+    ) -> Result<Arc<Vec<Status>>, ApplyError> {
+        let statuses = self
+            .jira
+            .site(integration)
+            .statuses()
+            .await
+            .map_err(|error| {
+                if error.is_transient() {
+                    ApplyError::Transient(format!("status list: {error}"))
+                } else {
+                    ApplyError::Permanent(format!("status list: {error}"))
+                }
+            })?;
+        let statuses = Arc::new(statuses);
+        self.statuses
+            .put(integration.id.clone(), Arc::clone(&statuses));
+        Ok(statuses)
+    }
+}

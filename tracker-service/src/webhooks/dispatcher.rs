@@ -1,0 +1,166 @@
+//! The dispatcher: applies inbox deliveries, in arrival order per Jira issue,
+//! different issues in parallel.
+//!
+//! It claims the head delivery of each issue with a lease (see
+//! [`super::inbox`]), applies it, and records the outcome. A transient failure
+//! (the assignment service or Jira unavailable) schedules another attempt with
+//! exponential backoff and jitter, forever; the issue's later deliveries wait
+//! behind it, so order holds. A permanent failure marks the delivery failed and
+//! the issue moves on. Deliveries survive restarts: on start, pending ones are
+//! simply claimable again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use service_runtime::database::Database;
+use service_runtime::shutdown::Shutdown;
+use service_runtime::time::now;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tracing::Instrument as _;
+
+use super::apply::{Applier, ApplyError};
+use super::inbox;
+
+/// Dispatcher settings.
+#[derive(Debug, Clone)]
+pub struct DispatchSettings {
+    /// Deliveries applied at once.
+    pub concurrency: usize,
+    /// How often to look for due deliveries when nothing woke the dispatcher.
+    pub poll_interval: Duration,
+    /// How long a claim lasts before another replica may take the delivery.
+    pub lease: Duration,
+    /// The longest wait between attempts.
+    pub max_backoff: Duration,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            poll_interval: Duration::from_secs(1),
+            lease: Duration::from_secs(60),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Backoff before attempt `attempts + 1`: exponential from 200 ms, capped, with
+/// full jitter.
+pub fn backoff(attempts: i32, max: Duration) -> Duration {
+    let exp = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
+    let base = Duration::from_millis(200).saturating_mul(2u32.saturating_pow(exp));
+    let capped = base.min(max);
+    let millis = u64::try_from(capped.as_millis()).unwrap_or(60_000).max(1);
+    Duration::from_millis(rand::random_range(millis / 2..=millis))
+}
+
+/// Wakes the dispatcher after a delivery was stored.
+#[derive(Debug, Clone, Default)]
+pub struct DispatchWaker(Arc<Notify>);
+
+impl DispatchWaker {
+    /// There may be new work.
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Runs the dispatcher until shutdown; in-flight deliveries finish first.
+pub async fn run_dispatcher(
+    db: Database,
+    applier: Applier,
+    waker: DispatchWaker,
+    settings: DispatchSettings,
+    owner: String,
+    shutdown: Shutdown,
+) {
+    let mut running: JoinSet<()> = JoinSet::new();
+    loop {
+        let free = settings.concurrency.saturating_sub(running.len());
+        if free > 0 && !shutdown.is_triggered() {
+            match inbox::claim_ready(&db, &owner, settings.lease, free as u64).await {
+                Ok(claimed) => {
+                    for row in claimed {
+                        let db = db.clone();
+                        let applier = applier.clone();
+                        let max_backoff = settings.max_backoff;
+                        running.spawn(async move {
+                            dispatch_one(&db, &applier, row, max_backoff).await
+                        });
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "dispatcher cannot claim deliveries"),
+            }
+        }
+        tokio::select! {
+            () = shutdown.wait(), if !shutdown.is_triggered() => {}
+            () = waker.0.notified() => {}
+            () = tokio::time::sleep(settings.poll_interval) => {}
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+        }
+        if shutdown.is_triggered() {
+            // Let in-flight deliveries record their outcome; the rest stay
+            // pending for the next start (or another replica).
+            while running.join_next().await.is_some() {}
+            return;
+        }
+    }
+}
+
+async fn dispatch_one(
+    db: &Database,
+    applier: &Applier,
+    row: crate::storage::entities::webhook_delivery::Model,
+    max_backoff: Duration,
+) {
+    let span = tracing::info_span!(
+        "delivery",
+        delivery_id = row.id,
+        delivery_key = %row.delivery_key,
+        jira_key = %row.issue_key,
+        traceparent = %row.traceparent,
+    );
+    let attempts = row.attempts + 1;
+    let recorded = async {
+        match applier.apply(&row).await {
+            Ok(actions) => {
+                tracing::info!(attempts, "delivery applied");
+                inbox::delivered(db, row.id, attempts, &actions).await
+            }
+            Err((ApplyError::Transient(error), _)) => {
+                let wait = backoff(attempts, max_backoff);
+                tracing::warn!(%error, attempts, ?wait, "delivery will be retried");
+                let at = now() + chrono::Duration::from_std(wait).unwrap_or_default();
+                inbox::retry_later(db, row.id, attempts, &error, at).await
+            }
+            Err((ApplyError::Permanent(error), actions)) => {
+                tracing::warn!(%error, attempts, "delivery failed");
+                inbox::failed(db, row.id, attempts, &error, &actions).await
+            }
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    if let Err(error) = recorded {
+        let _entered = span.enter();
+        // The lease expires and the delivery is tried again; its request ids
+        // make the repeat harmless.
+        tracing::error!(%error, "could not record a delivery's outcome");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_bounded() {
+        for attempts in 0..30 {
+            let wait = backoff(attempts, Duration::from_secs(60));
+            assert!(wait <= Duration::from_secs(60));
+        }
+        assert!(backoff(1, Duration::from_secs(60)) <= Duration::from_millis(400));
+    }
+}

@@ -1,0 +1,319 @@
+//! The webhook endpoint: `POST /webhooks/jira/{integration}`, and
+//! `POST /webhooks/jira` for Atlassian Connect (one URL for every installation;
+//! the JWT's issuer names the integration).
+//!
+//! In order, and nothing is stored unless every step passes:
+//! unknown integration → 404; body over the limit → 413; not authentic → 401 (not
+//! 409, which Jira retries); not JSON → 400 with the parser's message;
+//! well-formed but nothing to apply (not an issue event, no changelog) → 200,
+//! counted and logged, not stored. Otherwise the delivery is committed to the
+//! inbox, deduplicated, and only then answered 200. A database that cannot
+//! commit → 503, so Jira delivers again.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::json;
+use service_runtime::database::Database;
+use service_runtime::ids::IntegrationId;
+use sha2::{Digest as _, Sha256};
+
+use super::authenticity::{self, Unauthentic};
+use super::dispatcher::DispatchWaker;
+use super::inbox::{self, NewDelivery, Stored};
+use crate::domain::Integration;
+use crate::domain::delivery::{Classified, IssueEvent, classify};
+use crate::error::TrackerError;
+use crate::integrations;
+use crate::metrics::Metrics;
+
+/// Headers never kept with a stored delivery.
+const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "x-hub-signature",
+    "cookie",
+    "proxy-authorization",
+];
+
+/// What the endpoint needs.
+#[derive(Debug, Clone)]
+pub struct IntakeState {
+    /// The tracker's database.
+    pub db: Database,
+    /// Wakes the dispatcher after a store.
+    pub waker: DispatchWaker,
+    /// The largest body accepted, in bytes.
+    pub body_limit: usize,
+    /// Counters.
+    pub metrics: Metrics,
+}
+
+/// The webhook routes.
+pub fn routes(state: IntakeState) -> Router {
+    Router::new()
+        .route(
+            "/webhooks/jira/{integration}",
+            post(receive_for_integration),
+        )
+        .route("/webhooks/jira", post(receive_connect))
+        .with_state(state)
+}
+
+fn answer(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+fn refuse(
+    state: &IntakeState,
+    status: StatusCode,
+    outcome: &'static str,
+    message: String,
+) -> Response {
+    state.metrics.webhook_outcome(outcome);
+    tracing::info!(%status, outcome, %message, "webhook refused");
+    let mut response = answer(status, json!({ "error": message }));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("5"),
+        );
+    }
+    response
+}
+
+async fn read_body(
+    state: &IntakeState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, Response> {
+    let too_large = || {
+        refuse(
+            state,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the body is larger than {} bytes", state.body_limit),
+        )
+    };
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > state.body_limit) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, state.body_limit)
+        .await
+        .map_err(|_| too_large())
+}
+
+async fn receive_for_integration(
+    State(state): State<IntakeState>,
+    Path(integration): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Ok(id) = IntegrationId::parse(&integration) else {
+        return refuse(
+            &state,
+            StatusCode::NOT_FOUND,
+            "unknown_integration",
+            format!("no integration {integration:?}"),
+        );
+    };
+    let integration = match integrations::load(state.db.conn(), &id).await {
+        Ok(integration) => integration,
+        Err(TrackerError::NotFound { .. }) => {
+            return refuse(
+                &state,
+                StatusCode::NOT_FOUND,
+                "unknown_integration",
+                format!("no integration {id}"),
+            );
+        }
+        Err(error) => return unavailable(&state, &error),
+    };
+    let body = match read_body(&state, &headers, body).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    accept(&state, &integration, &uri, &headers, &body).await
+}
+
+async fn receive_connect(
+    State(state): State<IntakeState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let body = match read_body(&state, &headers, body).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let issuer = authenticity::bearer_token(&headers)
+        .ok_or(Unauthentic::MissingToken)
+        .and_then(|token| {
+            crate::jira::connect_jwt::unverified_claims(token).map_err(Unauthentic::Token)
+        })
+        .map(|claims| claims.iss);
+    let issuer = match issuer {
+        Ok(issuer) => issuer,
+        Err(why) => {
+            return refuse(
+                &state,
+                StatusCode::UNAUTHORIZED,
+                "unauthentic",
+                why.to_string(),
+            );
+        }
+    };
+    let integration = match integrations::find_by_client_key(&state.db, &issuer).await {
+        Ok(Some(integration)) => integration,
+        Ok(None) => {
+            return refuse(
+                &state,
+                StatusCode::UNAUTHORIZED,
+                "unauthentic",
+                Unauthentic::UnknownIssuer.to_string(),
+            );
+        }
+        Err(error) => return unavailable(&state, &error),
+    };
+    accept(&state, &integration, &uri, &headers, &body).await
+}
+
+fn unavailable(state: &IntakeState, error: &TrackerError) -> Response {
+    tracing::error!(%error, "webhook could not be stored");
+    refuse(
+        state,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "the delivery could not be stored; deliver it again later".into(),
+    )
+}
+
+/// The delivery's deduplication key: Jira's stable webhook identifier, else one
+/// derived from the issue, the changelog and the body.
+fn delivery_key(headers: &HeaderMap, event: &IssueEvent, body: &[u8]) -> String {
+    if let Some(id) = headers
+        .get("x-atlassian-webhook-identifier")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+    {
+        return format!("atlassian:{id}");
+    }
+    let digest = Sha256::digest(body);
+    format!(
+        "derived:{}:{}:{}",
+        event
+            .jira_issue_id
+            .as_ref()
+            .map(ToString::to_string)
+            .or_else(|| event.key.as_ref().map(ToString::to_string))
+            .unwrap_or_default(),
+        event.changelog_id.clone().unwrap_or_default(),
+        hex::encode(&digest[..12])
+    )
+}
+
+/// The W3C trace context to carry: the sender's when well-formed, else a new one.
+fn traceparent(headers: &HeaderMap) -> String {
+    let given = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() == 55 && v.chars().all(|c| c.is_ascii_hexdigit() || c == '-'));
+    match given {
+        Some(value) => value.to_owned(),
+        None => format!(
+            "00-{:032x}-{:016x}-01",
+            rand::random::<u128>().max(1),
+            rand::random::<u64>().max(1)
+        ),
+    }
+}
+
+async fn accept(
+    state: &IntakeState,
+    integration: &Integration,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    if let Err(why) = authenticity::verify(
+        integration,
+        headers,
+        uri.path(),
+        uri.query().unwrap_or_default(),
+        body,
+    ) {
+        return refuse(
+            state,
+            StatusCode::UNAUTHORIZED,
+            "unauthentic",
+            why.to_string(),
+        );
+    }
+    let event = match classify(body) {
+        Ok(Classified::Actionable(event)) => event,
+        Ok(Classified::Ignored(why)) => {
+            state.metrics.webhook_outcome("ignored");
+            tracing::info!(integration = %integration.id, reason = %why, "webhook ignored");
+            return answer(
+                StatusCode::OK,
+                json!({ "status": "ignored", "reason": why }),
+            );
+        }
+        Err(error) => {
+            return refuse(
+                state,
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                error.to_string(),
+            );
+        }
+    };
+    let key = delivery_key(headers, &event, body);
+    let trace = traceparent(headers);
+    let kept: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(name, _)| !SECRET_HEADERS.contains(&name.as_str()))
+        .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
+        .collect();
+    let issue_key = event
+        .key
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let stored = inbox::store(
+        &state.db,
+        NewDelivery {
+            integration_id: integration.id.clone(),
+            delivery_key: key.clone(),
+            event,
+            headers: kept,
+            body: String::from_utf8_lossy(body).into_owned(),
+            traceparent: trace.clone(),
+        },
+    )
+    .await;
+    match stored {
+        Ok(Stored::New(id)) => {
+            state.metrics.webhook_outcome("accepted");
+            tracing::info!(delivery_id = id, delivery_key = %key, jira_key = %issue_key, traceparent = %trace, "webhook stored");
+            state.waker.wake();
+            answer(
+                StatusCode::OK,
+                json!({ "status": "accepted", "delivery_id": id }),
+            )
+        }
+        Ok(Stored::Duplicate) => {
+            state.metrics.webhook_outcome("duplicate");
+            answer(StatusCode::OK, json!({ "status": "duplicate" }))
+        }
+        Err(error) => unavailable(state, &error),
+    }
+}

@@ -1,0 +1,8 @@
+//! Jira webhooks: authenticity checks, the endpoint, the durable inbox, and the
+//! dispatcher that applies deliveries through the assignment service.
+
+pub mod apply;
+pub mod authenticity;
+pub mod dispatcher;
+pub mod inbox;
+pub mod intake;
