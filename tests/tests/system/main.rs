@@ -9,3 +9,4 @@ mod inbound_sync;
 mod links;
 mod postgres;
 mod stream;
+mod webhooks;

@@ -56,9 +56,10 @@ pub enum Stored {
 /// Database errors (the caller answers 503 so Jira retries).
 pub async fn store(db: &Database, delivery: NewDelivery) -> Result<Stored, TrackerError> {
     let received = now();
+    let delivery_key = delivery.delivery_key.clone();
     let model = webhook_delivery::ActiveModel {
         integration_id: Set(delivery.integration_id.as_str().to_owned()),
-        delivery_key: Set(delivery.delivery_key),
+        delivery_key: Set(delivery.delivery_key.clone()),
         event_type: Set(delivery.event.event_type.clone()),
         issue_key: Set(delivery
             .event
@@ -87,6 +88,7 @@ pub async fn store(db: &Database, delivery: NewDelivery) -> Result<Stored, Track
         lease_until: Set(None),
         ..Default::default()
     };
+    let integration_id = delivery.integration_id.as_str().to_owned();
     let inserted = webhook_delivery::Entity::insert(model)
         .on_conflict(
             OnConflict::columns([
@@ -96,13 +98,19 @@ pub async fn store(db: &Database, delivery: NewDelivery) -> Result<Stored, Track
             .do_nothing()
             .to_owned(),
         )
-        .exec_with_returning(db.conn())
-        .await;
-    match inserted {
-        Ok(row) => Ok(Stored::New(row.id)),
-        Err(sea_orm::DbErr::RecordNotInserted) => Ok(Stored::Duplicate),
-        Err(error) => Err(error.into()),
+        .exec_without_returning(db.conn())
+        .await?;
+    if inserted == 0 {
+        return Ok(Stored::Duplicate);
     }
+    let id = webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::IntegrationId.eq(integration_id))
+        .filter(webhook_delivery::Column::DeliveryKey.eq(delivery_key))
+        .one(db.conn())
+        .await?
+        .map(|row| row.id)
+        .ok_or_else(|| TrackerError::Corrupt("a stored delivery vanished".into()))?;
+    Ok(Stored::New(id))
 }
 
 /// Replaces `?` placeholders with `$1`, `$2`, ... on PostgreSQL.

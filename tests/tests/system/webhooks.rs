@@ -1,0 +1,718 @@
+//! Jira webhooks end to end (DESIGN.md §2 "Webhook ingestion", §3; issue 6): the
+//! real HTTP endpoint, a real assignment service, Jira faked over HTTP.
+
+use axum::http::Method;
+use proto::assignment::v1 as assignment;
+use proto::tracker::v1 as pb;
+use serde_json::{Value, json};
+use system_tests::fixtures::inbound_on;
+use system_tests::jira_fake::{fixture, fixture_json};
+use system_tests::{AssignmentApp, Pair, TrackerApp, wait};
+
+const JIRA: &str = "acme-jira";
+
+/// A tenant whose groups are linked to APP-123 (Jira id 101), with Jess (stored
+/// capitalised) and Kim able to be assigned.
+struct Tenant {
+    org: i64,
+    project: i64,
+    groups: Vec<i64>,
+    jess: i64,
+    kim: i64,
+}
+
+async fn tenant(app: &AssignmentApp) -> Tenant {
+    let org = app.create_org("acme").await;
+    let project = app.create_project(org, "web").await;
+    let g1 = app.create_group(project, "TypeError in checkout").await;
+    let g2 = app.create_group(project, "TypeError in cart").await;
+    app.install(org, JIRA, inbound_on()).await;
+    app.link(org, JIRA, "APP-123", "101", &[g1, g2]).await;
+    let jess = app.create_user("Jess", &[("Jess@Sentry.io", true)]).await;
+    let kim = app.create_user("Kim", &[("kim@sentry.io", true)]).await;
+    app.grant(project, jess).await;
+    app.grant(project, kim).await;
+    Tenant {
+        org,
+        project,
+        groups: vec![g1, g2],
+        jess,
+        kim,
+    }
+}
+
+fn body(value: &Value) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap()
+}
+
+/// An assignee webhook for `key` (Jira id 101 unless `id` is None).
+fn assignee_payload(key: &str, id: Option<&str>, email: Option<&str>, updated: &str) -> Value {
+    let mut payload = fixture_json("edit_issue_assignee_payload.json");
+    payload["issue"]["key"] = json!(key);
+    match id {
+        Some(id) => payload["issue"]["id"] = json!(id),
+        None => {
+            payload["issue"].as_object_mut().unwrap().remove("id");
+        }
+    }
+    match email {
+        Some(email) => payload["issue"]["fields"]["assignee"]["emailAddress"] = json!(email),
+        None => payload["issue"]["fields"]["assignee"] = Value::Null,
+    }
+    payload["issue"]["fields"]["updated"] = json!(updated);
+    payload
+}
+
+async fn accepted(tracker: &TrackerApp, payload: &[u8], delivery: Option<&str>) -> i64 {
+    let (status, json) = tracker.post_webhook(JIRA, payload, delivery).await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(json["status"], "accepted", "{json}");
+    json["delivery_id"].as_i64().unwrap()
+}
+
+fn outcomes(delivery: &pb::WebhookDelivery) -> Vec<String> {
+    delivery
+        .actions
+        .iter()
+        .flat_map(|a| a.group_effects.iter().map(|e| e.outcome.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_signed_assignee_webhook_assigns_the_linked_groups() {
+    let pair = Pair::start().await;
+    pair.create_integration(JIRA, false).await;
+    let t = tenant(&pair.assignment).await;
+
+    let id = accepted(
+        &pair.tracker,
+        &fixture("edit_issue_assignee_payload.json"),
+        Some("d-1"),
+    )
+    .await;
+    let delivery = pair.tracker.settled(id).await;
+    assert_eq!(delivery.state(), pb::DeliveryState::Delivered);
+    assert_eq!(outcomes(&delivery), vec!["ASSIGNED", "ASSIGNED"]);
+    assert!(delivery.actions[0].summary.contains("jess@sentry.io"));
+    for group in &t.groups {
+        assert_eq!(
+            pair.assignment.group(*group).await.assignee_user_id,
+            Some(t.jess)
+        );
+    }
+
+    for name in [
+        "edit_issue_no_assignee_payload.json",
+        "edit_issue_assignee_missing_payload.json",
+    ] {
+        // Re-assign, then the fixture deassigns.
+        let again = assignee_payload(
+            "APP-123",
+            Some("101"),
+            Some("kim@sentry.io"),
+            "2023-01-01T00:00:00.000+0000",
+        );
+        let reassigned = accepted(
+            &pair.tracker,
+            &body(&again),
+            Some(&format!("reassign-{name}")),
+        )
+        .await;
+        pair.tracker.settled(reassigned).await;
+        let id = accepted(&pair.tracker, &fixture(name), None).await;
+        let delivery = pair.tracker.settled(id).await;
+        assert_eq!(
+            outcomes(&delivery),
+            vec!["DEASSIGNED", "DEASSIGNED"],
+            "{name}"
+        );
+        for group in &t.groups {
+            assert_eq!(
+                pair.assignment.group(*group).await.assignee_user_id,
+                None,
+                "{name}"
+            );
+        }
+    }
+    let _ = (t.org, t.project, t.kim);
+}
+
+#[tokio::test]
+async fn a_hidden_email_changes_nothing_unless_the_email_api_finds_it() {
+    let pair = Pair::start().await;
+    pair.create_integration(JIRA, false).await;
+    let t = tenant(&pair.assignment).await;
+    let mut hidden = fixture_json("edit_issue_assignee_payload.json");
+    hidden["issue"]["fields"]["assignee"] =
+        json!({ "accountId": "deadbeef123", "emailAddress": "" });
+
+    // E-mail API not allowed: nothing changes, and the outcome says why.
+    let id = accepted(&pair.tracker, &body(&hidden), Some("hidden-1")).await;
+    let delivery = pair.tracker.settled(id).await;
+    assert_eq!(delivery.state(), pb::DeliveryState::Delivered);
+    assert!(
+        delivery.actions[0]
+            .summary
+            .contains("assignee email hidden"),
+        "{:?}",
+        delivery.actions
+    );
+    assert_eq!(
+        pair.assignment.group(t.groups[0]).await.assignee_user_id,
+        None
+    );
+    assert!(
+        pair.jira
+            .requests_to(Method::GET, "/rest/api/3/user/email")
+            .is_empty()
+    );
+
+    // Allowed: exactly one call, then assigned.
+    pair.tracker
+        .tracker()
+        .update_integration(pb::UpdateIntegrationRequest {
+            integration_id: JIRA.into(),
+            email_api_allowed: Some(true),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    pair.jira.set_email("deadbeef123", "jess@sentry.io");
+    let id = accepted(&pair.tracker, &body(&hidden), Some("hidden-2")).await;
+    let delivery = pair.tracker.settled(id).await;
+    assert_eq!(outcomes(&delivery), vec!["ASSIGNED", "ASSIGNED"]);
+    assert_eq!(
+        pair.jira
+            .requests_to(Method::GET, "/rest/api/3/user/email")
+            .len(),
+        1
+    );
+    assert_eq!(
+        pair.assignment.group(t.groups[0]).await.assignee_user_id,
+        Some(t.jess)
+    );
+
+    // The e-mail API failing with 500 (past the client's own retries): the
+    // delivery is retried later, not lost.
+    let mut for_kim = hidden.clone();
+    for_kim["issue"]["fields"]["assignee"]["accountId"] = json!("kim-account");
+    pair.jira.set_email("kim-account", "kim@sentry.io");
+    pair.jira
+        .fail_next(Method::GET, "/rest/api/3/user/email", 6, 500, &[], "boom");
+    let id = accepted(&pair.tracker, &body(&for_kim), Some("hidden-3")).await;
+    let delivery = pair.tracker.settled(id).await;
+    assert_eq!(delivery.state(), pb::DeliveryState::Delivered);
+    assert!(delivery.attempts >= 2, "retried: {delivery:?}");
+    assert_eq!(
+        pair.assignment.group(t.groups[0]).await.assignee_user_id,
+        Some(t.kim)
+    );
+}
+
+#[tokio::test]
+async fn status_webhooks_resolve_and_reopen_only_across_the_done_category() {
+    let pair = Pair::start().await;
+    pair.create_integration(JIRA, false).await;
+    let t = tenant(&pair.assignment).await;
+    let status_change = |from: &str, from_name: &str, to: &str, to_name: &str, updated: &str| {
+        let mut payload = fixture_json("edit_issue_status_payload.json");
+        let item = &mut payload["changelog"]["items"][0];
+        item["from"] = json!(from);
+        item["fromString"] = json!(from_name);
+        item["to"] = json!(to);
+        item["toString"] = json!(to_name);
+        payload["issue"]["fields"]["updated"] = json!(updated);
+        body(&payload)
+    };
+
+    // In Progress → Done: resolved.
+    let id = accepted(
+        &pair.tracker,
+        &status_change(
+            "3",
+            "In Progress",
+            "10002",
+            "Done",
+            "2022-12-31T00:00:00.000+0000",
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(
+        outcomes(&pair.tracker.settled(id).await),
+        vec!["RESOLVED", "RESOLVED"]
+    );
+    assert_eq!(
+        pair.assignment.group(t.groups[0]).await.status(),
+        assignment::GroupStatus::Resolved
+    );
+
+    // Sentry's fixture, Done (10101) → In Progress: reopened.
+    let id = accepted(
+        &pair.tracker,
+        &fixture("edit_issue_status_payload.json"),
+        None,
+    )
+    .await;
+    let delivery = pair.tracker.settled(id).await;
+    assert_eq!(outcomes(&delivery), vec!["UNRESOLVED", "UNRESOLVED"]);
+    assert_eq!(
+        pair.assignment.group(t.groups[0]).await.status(),
+        assignment::GroupStatus::Unresolved
+    );
+
+    // To Do → In Review: neither is done, nothing happens.
+    let before = pair.assignment.activities(t.groups[0]).await.len();
+    let id = accepted(
+        &pair.tracker,
+        &status_change(
+            "10000",
+            "To Do",
+            "10001",
+            "In Review",
+            "2023-01-02T00:00:00.000+0000",
+        ),
+        None,
+    )
+    .await;
+    let delivery = pair.tracker.settled(id).await;
+    assert!(outcomes(&delivery).is_empty());
+    assert!(
+        delivery.actions[0].summary.contains("nothing to do"),
+        "{:?}",
+        delivery.actions
+    );
+    assert_eq!(pair.assignment.activities(t.groups[0]).await.len(), before);
+}
+
+#[tokio::test]
+async fn refused_and_ignored_webhooks_are_not_stored() {
+    let pair = Pair::start().await;
+    pair.create_integration(JIRA, false).await;
+    let _ = tenant(&pair.assignment).await;
+    let client = system_tests::http_client();
+    let url = format!("{}/webhooks/jira/{JIRA}", pair.tracker.http_url());
+    let signed =
+        |body: &[u8]| system_tests::pair::signature(system_tests::pair::WEBHOOK_SECRET, body);
+
+    // No changelog: 2xx, nothing happens.
+    let mut no_changelog = fixture_json("edit_issue_assignee_payload.json");
+    no_changelog.as_object_mut().unwrap().remove("changelog");
+    let (status, json) = pair
+        .tracker
+        .post_webhook(JIRA, &body(&no_changelog), None)
+        .await;
+    assert_eq!((status, json["status"].as_str()), (200, Some("ignored")));
+
+    // Malformed JSON: 400 with the parser's message.
+    let bad = b"{\"issue\": ";
+    let response = client
+        .post(&url)
+        .header("x-hub-signature", signed(bad))
+        .body(bad.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let message = response.json::<Value>().await.unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("not valid JSON") && message.contains("line"),
+        "{message}"
+    );
+
+    // Wrong and missing signatures: 401.
+    let payload = fixture("edit_issue_assignee_payload.json");
+    let wrong = client
+        .post(&url)
+        .header(
+            "x-hub-signature",
+            system_tests::pair::signature("not-the-secret", &payload),
+        )
+        .body(payload.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let missing = client
+        .post(&url)
+        .body(payload.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 401);
+    assert!(missing.text().await.unwrap().contains("X-Hub-Signature"));
+
+    // Oversized: 413.
+    let huge = vec![b' '; 1024 * 1024 + 1];
+    let response = client
+        .post(&url)
+        .header("x-hub-signature", signed(&huge))
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+
+    // Unknown integration: 404.
+    let response = client
+        .post(format!("{}/webhooks/jira/nobody", pair.tracker.http_url()))
+        .header("x-hub-signature", signed(&payload))
+        .body(payload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+
+    assert!(
+        pair.tracker.deliveries().await.is_empty(),
+        "nothing was stored"
+    );
+    let metrics = client
+        .get(format!("{}/metrics", pair.tracker.http_url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for outcome in [
+        "ignored",
+        "malformed",
+        "unauthentic",
+        "too_large",
+        "unknown_integration",
+    ] {
+        assert!(
+            metrics.contains(&format!(
+                "tracker_webhook_deliveries_total{{outcome=\"{outcome}\"}} "
+            )),
+            "{outcome} counted in:\n{metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_same_delivery_five_times_has_one_effect() {
+    let pair = Pair::start().await;
+    pair.create_integration(JIRA, false).await;
+    let t = tenant(&pair.assignment).await;
+    let payload = fixture("edit_issue_assignee_payload.json");
+    let (status, first) = pair
+        .tracker
+        .post_webhook(JIRA, &payload, Some("same-delivery"))
+        .await;
+    assert_eq!(status, 200);
+    for _ in 0..4 {
+        let (status, json) = pair
+            .tracker
+            .post_webhook(JIRA, &payload, Some("same-delivery"))
+            .await;
+        assert_eq!((status, json["status"].as_str()), (200, Some("duplicate")));
+    }
+    // Without Jira's identifier, the derived key dedupes identical bodies too.
+    let (_, derived) = pair.tracker.post_webhook(JIRA, &payload, None).await;
+    assert_eq!(derived["status"], "accepted");
+    let (_, again) = pair.tracker.post_webhook(JIRA, &payload, None).await;
+    assert_eq!(again["status"], "duplicate");
+
+    pair.tracker
+        .settled(first["delivery_id"].as_i64().unwrap())
+        .await;
+    pair.tracker
+        .settled(derived["delivery_id"].as_i64().unwrap())
+        .await;
+    assert_eq!(pair.tracker.deliveries().await.len(), 2);
+    let assigned: Vec<_> = pair
+        .assignment
+        .activities(t.groups[0])
+        .await
+        .into_iter()
+        .filter(|a| a.kind() == assignment::ActivityKind::Assigned)
+        .collect();
+    assert_eq!(assigned.len(), 1);
+    let notifications = pair.assignment.all_notifications().await;
+    assert_eq!(notifications.len(), 2, "one per group: {notifications:?}");
+}
+
+#[tokio::test]
+async fn deliveries_sent_newest_first_end_in_the_newest_state() {
+    let pair = Pair::start().await;
+    pair.create_integration(JIRA, false).await;
+    let t = tenant(&pair.assignment).await;
+    let newer = assignee_payload(
+        "APP-123",
+        Some("101"),
+        Some("kim@sentry.io"),
+        "2023-01-01T12:00:00.000+0000",
+    );
+    let older = assignee_payload(
+        "APP-123",
+        Some("101"),
+        Some("jess@sentry.io"),
+        "2023-01-01T11:00:00.000+0000",
+    );
+    let first = accepted(&pair.tracker, &body(&newer), Some("newer")).await;
+    let second = accepted(&pair.tracker, &body(&older), Some("older")).await;
+    pair.tracker.settled(first).await;
+    let late = pair.tracker.settled(second).await;
+    assert_eq!(outcomes(&late), vec!["STALE", "STALE"]);
+    for group in &t.groups {
+        assert_eq!(
+            pair.assignment.group(*group).await.assignee_user_id,
+            Some(t.kim)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_moved_issue_keeps_reaching_its_groups_under_the_new_key() {
+    let pair = Pair::start().await;
+    pair.create_integration(JIRA, false).await;
+    let t = tenant(&pair.assignment).await;
+    let id = accepted(&pair.tracker, &fixture("moved_issue_payload.json"), None).await;
+    let delivery = pair.tracker.settled(id).await;
+    assert_eq!(delivery.state(), pb::DeliveryState::Delivered);
+    assert!(
+        delivery.actions[0].summary.contains("PLATFORM-45"),
+        "{:?}",
+        delivery.actions
+    );
+
+    // A later webhook that only knows the new key (no Jira id) still arrives.
+    let later = assignee_payload(
+        "PLATFORM-45",
+        None,
+        Some("jess@sentry.io"),
+        "2023-01-02T00:00:00.000+0000",
+    );
+    let id = accepted(&pair.tracker, &body(&later), None).await;
+    assert_eq!(
+        outcomes(&pair.tracker.settled(id).await),
+        vec!["ASSIGNED", "ASSIGNED"]
+    );
+    for group in &t.groups {
+        let g = pair.assignment.group(*group).await;
+        assert_eq!(g.assignee_user_id, Some(t.jess));
+        assert_eq!(g.linked_issues[0].key, "PLATFORM-45");
+    }
+}
+
+/// Per issue, deliveries alternate Jess and Kim with increasing `updated`
+/// times: applied in order, every one is a change; out of order, some would be
+/// STALE. So ten assignments per group, alternating, prove both exactly-once and
+/// per-issue order.
+async fn assert_applied_in_order(
+    assignment: &AssignmentApp,
+    groups: &[i64],
+    per_issue: usize,
+    users: [i64; 2],
+) {
+    for group in groups {
+        let assigned: Vec<Option<i64>> = assignment
+            .activities(*group)
+            .await
+            .into_iter()
+            .filter(|a| a.kind() == assignment::ActivityKind::Assigned)
+            .map(|a| a.user_id)
+            .collect();
+        let expected: Vec<Option<i64>> = (0..per_issue).map(|i| Some(users[i % 2])).collect();
+        assert_eq!(assigned, expected, "group {group}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_accepted_while_the_assignment_service_is_down_and_applied_when_it_returns() {
+    let pair = Pair::start().await;
+    pair.create_integration(JIRA, false).await;
+    let t = tenant(&pair.assignment).await;
+    // 20 issues, each linked to a group of its own.
+    let mut groups = Vec::new();
+    for i in 0..20 {
+        let group = pair
+            .assignment
+            .create_group(t.project, &format!("issue {i}"))
+            .await;
+        pair.assignment
+            .link(
+                t.org,
+                JIRA,
+                &format!("BURST-{}", i + 1),
+                &format!("{}", 5000 + i),
+                &[group],
+            )
+            .await;
+        groups.push(group);
+    }
+    let Pair {
+        assignment,
+        tracker,
+        assignment_db,
+        ..
+    } = pair;
+    let addr = assignment.grpc_addr;
+    assignment.stop().await;
+
+    // 200 signed webhooks, 10 per issue, all acknowledged while it is down.
+    for round in 0..10 {
+        for (i, _) in groups.iter().enumerate() {
+            let email = if round % 2 == 0 {
+                "jess@sentry.io"
+            } else {
+                "kim@sentry.io"
+            };
+            let payload = assignee_payload(
+                &format!("BURST-{}", i + 1),
+                Some(&format!("{}", 5000 + i)),
+                Some(email),
+                &format!("2023-01-01T00:{round:02}:00.000+0000"),
+            );
+            accepted(
+                &tracker,
+                &body(&payload),
+                Some(&format!("burst-{i}-{round}")),
+            )
+            .await;
+        }
+    }
+
+    let mut config = AssignmentApp::config(assignment_db.url());
+    config.grpc_addr = addr;
+    let assignment = AssignmentApp::spawn_with(config).await;
+    wait::until(
+        "all 200 deliveries to be applied",
+        wait::DEFAULT_DEADLINE * 2,
+        || async {
+            let deliveries = tracker.deliveries().await;
+            deliveries
+                .iter()
+                .all(|d| d.state() == pb::DeliveryState::Delivered)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(tracker.deliveries().await.len(), 200);
+    assert_applied_in_order(&assignment, &groups, 10, [t.jess, t.kim]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undelivered_entries_survive_a_tracker_restart() {
+    let pair = Pair::start().await;
+    pair.create_integration(JIRA, false).await;
+    let t = tenant(&pair.assignment).await;
+    let Pair {
+        assignment,
+        tracker,
+        assignment_db,
+        tracker_db,
+        ..
+    } = pair;
+    let addr = assignment.grpc_addr;
+    assignment.stop().await;
+    let id = accepted(
+        &tracker,
+        &fixture("edit_issue_assignee_payload.json"),
+        Some("survivor"),
+    )
+    .await;
+    tracker.stop().await;
+
+    let mut config = AssignmentApp::config(assignment_db.url());
+    config.grpc_addr = addr;
+    let assignment = AssignmentApp::spawn_with(config).await;
+    let tracker = TrackerApp::spawn(tracker_db.url(), addr).await;
+    let delivery = tracker.settled(id).await;
+    assert_eq!(delivery.state(), pb::DeliveryState::Delivered);
+    for group in &t.groups {
+        assert_eq!(
+            assignment.group(*group).await.assignee_user_id,
+            Some(t.jess)
+        );
+    }
+}
+
+#[tokio::test]
+async fn operators_can_list_inspect_and_retry_deliveries() {
+    let pair = Pair::start().await;
+    pair.create_integration(JIRA, false).await;
+    let t = tenant(&pair.assignment).await;
+    // An address the assignment service refuses: the delivery fails for good.
+    let invalid = assignee_payload(
+        "APP-123",
+        Some("101"),
+        Some("not an email"),
+        "2023-01-01T00:00:00.000+0000",
+    );
+    let id = accepted(&pair.tracker, &body(&invalid), Some("bad-address")).await;
+    let failed = pair.tracker.settled(id).await;
+    assert_eq!(failed.state(), pb::DeliveryState::Failed);
+    assert!(
+        failed.last_error.contains("InvalidArgument") || failed.last_error.contains("email"),
+        "{}",
+        failed.last_error
+    );
+    assert!(!failed.body.is_empty());
+    assert!(
+        failed
+            .headers
+            .contains_key("x-atlassian-webhook-identifier")
+    );
+    assert!(
+        !failed.headers.contains_key("x-hub-signature"),
+        "authentication headers are not kept"
+    );
+
+    let mut client = pair.tracker.tracker();
+    let listed = client
+        .list_webhook_deliveries(pb::ListWebhookDeliveriesRequest {
+            state: pb::DeliveryState::Failed.into(),
+            issue_key: "APP-123".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.deliveries.len(), 1);
+    assert!(
+        listed.deliveries[0].body.is_empty(),
+        "lists leave bodies out"
+    );
+
+    let retried = client
+        .retry_webhook_delivery(pb::RetryWebhookDeliveryRequest {
+            delivery_id: id,
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .delivery
+        .unwrap();
+    assert_eq!(retried.state(), pb::DeliveryState::Pending);
+    let again = pair.tracker.settled(id).await;
+    assert_eq!(again.state(), pb::DeliveryState::Failed);
+    assert!(again.attempts >= 2);
+    let good = accepted(
+        &pair.tracker,
+        &fixture("edit_issue_assignee_payload.json"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        pair.tracker.settled(good).await.state(),
+        pb::DeliveryState::Delivered
+    );
+    let not_failed = client
+        .retry_webhook_delivery(pb::RetryWebhookDeliveryRequest {
+            delivery_id: good,
+            request_id: String::new(),
+        })
+        .await;
+    system_tests::fixtures::assert_error(not_failed, tonic::Code::FailedPrecondition, None);
+    assert_eq!(
+        pair.assignment.group(t.groups[0]).await.assignee_user_id,
+        Some(t.jess)
+    );
+}
