@@ -8,5 +8,6 @@ mod foundation;
 mod inbound_sync;
 mod links;
 mod postgres;
+mod stories;
 mod stream;
 mod webhooks;
