@@ -9,13 +9,12 @@
 pub mod apps;
 pub mod database;
 pub mod fixtures;
-pub mod jira_fake;
 pub mod pair;
 pub mod wait;
 
 pub use apps::{AssignmentApp, TrackerApp};
 pub use database::TestDatabase;
-pub use jira_fake::FakeJira;
+pub use jira_sim::JiraSim;
 pub use pair::Pair;
 
 /// An HTTP client for tests (installs the TLS provider reqwest needs).

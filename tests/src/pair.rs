@@ -6,7 +6,7 @@ use service_runtime::config::DatabaseUrl;
 
 use crate::apps::{AssignmentApp, TrackerApp};
 use crate::database::TestDatabase;
-use crate::jira_fake::FakeJira;
+use jira_sim::JiraSim;
 
 /// The webhook secret test integrations use.
 pub const WEBHOOK_SECRET: &str = "whsec-test-7f3a9c";
@@ -21,8 +21,8 @@ pub struct Pair {
     pub assignment: AssignmentApp,
     /// The tracker.
     pub tracker: TrackerApp,
-    /// The fake Jira.
-    pub jira: FakeJira,
+    /// The Jira simulator.
+    pub jira: JiraSim,
     /// The assignment service's database (kept for restarts).
     pub assignment_db: TestDatabase,
     /// The tracker's database (kept for restarts).
@@ -34,7 +34,7 @@ impl Pair {
     pub async fn start() -> Self {
         let assignment_db = TestDatabase::fresh().await;
         let tracker_db = TestDatabase::fresh().await;
-        let jira = FakeJira::start().await;
+        let jira = JiraSim::start().await;
         let assignment = AssignmentApp::spawn(assignment_db.url()).await;
         let tracker = TrackerApp::spawn(tracker_db.url(), assignment.grpc_addr).await;
         Self {

@@ -2,11 +2,14 @@
 //! cargo does.
 //!
 //! - `up`: build both services and run them on SQLite (the README's first command).
+//! - `demo`: the whole flow in one command, on a temporary database and a Jira
+//!   simulator.
 //! - `ci`: formatting, lints, tests and `buf lint`, as CI runs them.
 
 #![allow(clippy::print_stdout)]
 
 mod ci;
+mod demo;
 mod up;
 mod workspace;
 
@@ -15,6 +18,7 @@ usage: cargo xtask <task>
 
 tasks:
   up      build and run both services on SQLite (Ctrl-C stops them)
+  demo    create an issue, post webhooks, watch the notifications (one command)
   ci      cargo fmt --check, clippy -D warnings, the tests, buf lint
 ";
 
@@ -25,6 +29,7 @@ fn main() -> anyhow::Result<()> {
     match task.as_deref() {
         Some("up") => up::run(&rest),
         Some("ci") => ci::run(&rest),
+        Some("demo") => demo::run(&rest),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())

@@ -30,7 +30,7 @@ pub fn notification_text(facts: &MessageFacts<'_>) -> String {
     match facts.kind {
         NotificationKind::Assigned => format!("You were assigned to {group}{via}."),
         NotificationKind::Unassigned => {
-            format!("You are no longer assigned to {group}; it was reassigned or unassigned{via}.")
+            format!("You are no longer assigned to {group} after a change{via}.")
         }
         NotificationKind::Resolved => format!("{group}, assigned to you, was resolved{via}."),
         NotificationKind::Unresolved => format!("{group}, assigned to you, was reopened{via}."),

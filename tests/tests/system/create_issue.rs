@@ -10,7 +10,7 @@ use proto::tracker::v1 as pb;
 use serde_json::json;
 use system_tests::fixtures::{assert_error, inbound_on};
 use system_tests::pair::API_TOKEN;
-use system_tests::{AssignmentApp, FakeJira, Pair, TestDatabase, TrackerApp, wait};
+use system_tests::{AssignmentApp, JiraSim, Pair, TestDatabase, TrackerApp, wait};
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
@@ -337,7 +337,7 @@ async fn a_repeated_request_id_posts_once() {
 async fn a_create_that_times_out_after_jira_created_the_issue_is_not_created_twice() {
     let assignment_db = TestDatabase::fresh().await;
     let tracker_db = TestDatabase::fresh().await;
-    let jira = FakeJira::start().await;
+    let jira = JiraSim::start().await;
     let assignment = AssignmentApp::spawn(assignment_db.url()).await;
     let mut config = tracker_service::Config::for_tests(
         tracker_db.url(),
@@ -389,7 +389,7 @@ async fn a_create_that_times_out_after_jira_created_the_issue_is_not_created_twi
     assert_eq!(retried.link_state(), pb::LinkState::Linked);
 }
 
-async fn create_integration(tracker: &TrackerApp, jira: &FakeJira) {
+async fn create_integration(tracker: &TrackerApp, jira: &JiraSim) {
     tracker
         .tracker()
         .create_integration(pb::CreateIntegrationRequest {
@@ -416,7 +416,7 @@ async fn create_integration(tracker: &TrackerApp, jira: &FakeJira) {
 async fn the_link_waits_for_the_assignment_service_and_is_never_lost() {
     let assignment_db = TestDatabase::fresh().await;
     let tracker_db = TestDatabase::fresh().await;
-    let jira = FakeJira::start().await;
+    let jira = JiraSim::start().await;
     // Set the tenant up, then stop the assignment service.
     let assignment = AssignmentApp::spawn(assignment_db.url()).await;
     let addr = assignment.grpc_addr;
@@ -678,7 +678,7 @@ async fn no_secret_appears_in_responses_or_logs() {
         .create_issue(create_request(org, &groups, json!({}), "secret-check"))
         .await
         .unwrap();
-    let body = system_tests::jira_fake::fixture("edit_issue_assignee_payload.json");
+    let body = jira_sim::fixture("edit_issue_assignee_payload.json");
     let _ = pair
         .tracker
         .post_webhook(JIRA, &body, Some("secret-check-delivery"))

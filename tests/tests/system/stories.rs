@@ -4,11 +4,11 @@
 
 use std::sync::{Arc, Mutex};
 
+use jira_sim::fixture_json;
 use proto::assignment::v1 as assignment;
 use proto::tracker::v1 as tracker;
 use serde_json::json;
 use system_tests::fixtures::inbound_on;
-use system_tests::jira_fake::fixture_json;
 use system_tests::{AssignmentApp, Pair, TrackerApp, wait};
 use tokio_stream::StreamExt as _;
 
@@ -23,7 +23,13 @@ fn assignee_webhook(key: &str, jira_id: &str, email: &str, updated: &str) -> Vec
     serde_json::to_vec(&payload).unwrap()
 }
 
-fn status_webhook(key: &str, jira_id: &str, from: (&str, &str), to: (&str, &str), updated: &str) -> Vec<u8> {
+fn status_webhook(
+    key: &str,
+    jira_id: &str,
+    from: (&str, &str),
+    to: (&str, &str),
+    updated: &str,
+) -> Vec<u8> {
     let mut payload = fixture_json("edit_issue_status_payload.json");
     payload["issue"]["key"] = json!(key);
     payload["issue"]["id"] = json!(jira_id);
@@ -57,7 +63,8 @@ impl Reader {
         let sink = Arc::clone(&seen);
         let task = tokio::spawn(async move {
             while let Some(message) = stream.next().await {
-                if let Some(assignment::subscribe_response::Event::Notification(n)) = message?.event {
+                if let Some(assignment::subscribe_response::Event::Notification(n)) = message?.event
+                {
                     sink.lock().unwrap().push(n);
                 }
             }
@@ -71,24 +78,32 @@ impl Reader {
     }
 
     async fn wait_for(&self, count: usize) -> Vec<assignment::Notification> {
-        wait::until("notifications to reach the subscriber", wait::DEFAULT_DEADLINE * 2, || async {
-            assert!(!self.task.is_finished(), "the stream ended early");
-            let seen = self.snapshot();
-            (seen.len() >= count).then_some(seen)
-        })
+        wait::until(
+            "notifications to reach the subscriber",
+            wait::DEFAULT_DEADLINE * 2,
+            || async {
+                assert!(!self.task.is_finished(), "the stream ended early");
+                let seen = self.snapshot();
+                (seen.len() >= count).then_some(seen)
+            },
+        )
         .await
     }
 }
 
 async fn all_delivered(tracker: &TrackerApp, expected: usize) {
-    wait::until("every delivery to be applied", wait::DEFAULT_DEADLINE * 4, || async {
-        let deliveries = tracker.deliveries().await;
-        (deliveries.len() == expected
-            && deliveries
-                .iter()
-                .all(|d| d.state() == tracker::DeliveryState::Delivered))
-        .then_some(())
-    })
+    wait::until(
+        "every delivery to be applied",
+        wait::DEFAULT_DEADLINE * 4,
+        || async {
+            let deliveries = tracker.deliveries().await;
+            (deliveries.len() == expected
+                && deliveries
+                    .iter()
+                    .all(|d| d.state() == tracker::DeliveryState::Delivered))
+            .then_some(())
+        },
+    )
     .await;
 }
 
@@ -98,11 +113,23 @@ async fn story_create_assign_reassign_resolve() {
     pair.create_integration(JIRA, false).await;
     let org = pair.assignment.create_org("acme").await;
     let project = pair.assignment.create_project(org, "web").await;
-    let g1 = pair.assignment.create_group(project, "TypeError in checkout").await;
-    let g2 = pair.assignment.create_group(project, "TypeError in cart").await;
+    let g1 = pair
+        .assignment
+        .create_group(project, "TypeError in checkout")
+        .await;
+    let g2 = pair
+        .assignment
+        .create_group(project, "TypeError in cart")
+        .await;
     pair.assignment.install(org, JIRA, inbound_on()).await;
-    let jess = pair.assignment.create_user("Jess", &[("jess@sentry.io", true)]).await;
-    let kim = pair.assignment.create_user("Kim", &[("kim@sentry.io", true)]).await;
+    let jess = pair
+        .assignment
+        .create_user("Jess", &[("jess@sentry.io", true)])
+        .await;
+    let kim = pair
+        .assignment
+        .create_user("Kim", &[("kim@sentry.io", true)])
+        .await;
     pair.assignment.grant(project, jess).await;
     pair.assignment.grant(project, kim).await;
     let reader = Reader::start(&pair.assignment, None).await;
@@ -128,16 +155,31 @@ async fn story_create_assign_reassign_resolve() {
     assert_eq!(created.link_state(), tracker::LinkState::Linked);
     let issue = created.issue.unwrap();
     for group in [g1, g2] {
-        assert_eq!(pair.assignment.group(group).await.linked_issues[0].key, issue.key);
+        assert_eq!(
+            pair.assignment.group(group).await.linked_issues[0].key,
+            issue.key
+        );
     }
 
     // ... Jira assigns Jess: both groups follow, one "assigned" each, new messages.
     pair.tracker
-        .post_webhook(JIRA, &assignee_webhook(&issue.key, &issue.id, "jess@sentry.io", "2023-01-01T10:00:00.000+0000"), Some("story-1"))
+        .post_webhook(
+            JIRA,
+            &assignee_webhook(
+                &issue.key,
+                &issue.id,
+                "jess@sentry.io",
+                "2023-01-01T10:00:00.000+0000",
+            ),
+            Some("story-1"),
+        )
         .await;
     let first = reader.wait_for(2).await;
     for n in &first {
-        assert_eq!((n.kind(), n.recipient_user_id, n.update), (assignment::NotificationKind::Assigned, jess, false));
+        assert_eq!(
+            (n.kind(), n.recipient_user_id, n.update),
+            (assignment::NotificationKind::Assigned, jess, false)
+        );
         assert_eq!(n.external_issue_key, issue.key);
     }
     assert_eq!(
@@ -145,13 +187,25 @@ async fn story_create_assign_reassign_resolve() {
         vec![g1, g2]
     );
     for group in [g1, g2] {
-        assert_eq!(pair.assignment.group(group).await.assignee_user_id, Some(jess));
+        assert_eq!(
+            pair.assignment.group(group).await.assignee_user_id,
+            Some(jess)
+        );
     }
 
     // 2. Jira reassigns to Kim: Jess's threads are edited ("unassigned"), Kim's
     // start with new messages.
     pair.tracker
-        .post_webhook(JIRA, &assignee_webhook(&issue.key, &issue.id, "kim@sentry.io", "2023-01-01T11:00:00.000+0000"), Some("story-2"))
+        .post_webhook(
+            JIRA,
+            &assignee_webhook(
+                &issue.key,
+                &issue.id,
+                "kim@sentry.io",
+                "2023-01-01T11:00:00.000+0000",
+            ),
+            Some("story-2"),
+        )
         .await;
     let after_reassign = reader.wait_for(6).await;
     let second = &after_reassign[2..];
@@ -161,20 +215,32 @@ async fn story_create_assign_reassign_resolve() {
             .iter()
             .find(|n| n.group_id == group && n.recipient_user_id == jess)
             .unwrap();
-        assert_eq!((unassigned.kind(), unassigned.update), (assignment::NotificationKind::Unassigned, true));
+        assert_eq!(
+            (unassigned.kind(), unassigned.update),
+            (assignment::NotificationKind::Unassigned, true)
+        );
         assert_eq!(unassigned.message_key, jess_first.message_key);
         let assigned = second
             .iter()
             .find(|n| n.group_id == group && n.recipient_user_id == kim)
             .unwrap();
-        assert_eq!((assigned.kind(), assigned.update), (assignment::NotificationKind::Assigned, false));
+        assert_eq!(
+            (assigned.kind(), assigned.update),
+            (assignment::NotificationKind::Assigned, false)
+        );
     }
 
     // 3. The issue moves into done: both groups resolved, Kim's threads edited.
     pair.tracker
         .post_webhook(
             JIRA,
-            &status_webhook(&issue.key, &issue.id, ("3", "In Progress"), ("10002", "Done"), "2023-01-01T12:00:00.000+0000"),
+            &status_webhook(
+                &issue.key,
+                &issue.id,
+                ("3", "In Progress"),
+                ("10002", "Done"),
+                "2023-01-01T12:00:00.000+0000",
+            ),
             Some("story-3"),
         )
         .await;
@@ -184,13 +250,22 @@ async fn story_create_assign_reassign_resolve() {
         .filter(|n| n.recipient_user_id == kim)
         .collect();
     for n in &all[6..] {
-        assert_eq!((n.kind(), n.recipient_user_id, n.update), (assignment::NotificationKind::Resolved, kim, true));
-        let thread = kim_threads.iter().find(|t| t.group_id == n.group_id).unwrap();
+        assert_eq!(
+            (n.kind(), n.recipient_user_id, n.update),
+            (assignment::NotificationKind::Resolved, kim, true)
+        );
+        let thread = kim_threads
+            .iter()
+            .find(|t| t.group_id == n.group_id)
+            .unwrap();
         assert_eq!(n.message_key, thread.message_key);
         assert!(n.message.contains(&issue.key) && n.message.contains("resolved"));
     }
     for group in [g1, g2] {
-        assert_eq!(pair.assignment.group(group).await.status(), assignment::GroupStatus::Resolved);
+        assert_eq!(
+            pair.assignment.group(group).await.status(),
+            assignment::GroupStatus::Resolved
+        );
     }
     assert!(all.windows(2).all(|w| w[0].sequence < w[1].sequence));
 }
@@ -227,10 +302,19 @@ fn burst_payloads(burst: &Burst, rounds: usize) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for round in 0..rounds {
         for (i, (key, id)) in burst.keys.iter().enumerate() {
-            let email = if round % 2 == 0 { "jess@sentry.io" } else { "kim@sentry.io" };
+            let email = if round % 2 == 0 {
+                "jess@sentry.io"
+            } else {
+                "kim@sentry.io"
+            };
             out.push((
                 format!("burst-{i}-{round}"),
-                assignee_webhook(key, id, email, &format!("2023-01-01T00:{round:02}:00.000+0000")),
+                assignee_webhook(
+                    key,
+                    id,
+                    email,
+                    &format!("2023-01-01T00:{round:02}:00.000+0000"),
+                ),
             ));
         }
     }
@@ -306,7 +390,10 @@ async fn story_the_assignment_service_stops_mid_burst_and_every_webhook_applies_
             .into_iter()
             .filter(|a| a.kind() == assignment::ActivityKind::Assigned)
             .count();
-        assert_eq!(assigned, 6, "group {group}: every webhook applied exactly once, in order");
+        assert_eq!(
+            assigned, 6,
+            "group {group}: every webhook applied exactly once, in order"
+        );
     }
     let notifications = assignment.all_notifications().await;
     assert_eq!(notifications.len(), expected_notifications(6));

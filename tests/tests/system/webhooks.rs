@@ -2,11 +2,11 @@
 //! real HTTP endpoint, a real assignment service, Jira faked over HTTP.
 
 use axum::http::Method;
+use jira_sim::{fixture, fixture_json};
 use proto::assignment::v1 as assignment;
 use proto::tracker::v1 as pb;
 use serde_json::{Value, json};
 use system_tests::fixtures::inbound_on;
-use system_tests::jira_fake::{fixture, fixture_json};
 use system_tests::{AssignmentApp, Pair, TrackerApp, wait};
 
 const JIRA: &str = "acme-jira";

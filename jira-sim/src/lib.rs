@@ -1,7 +1,12 @@
-//! A fake Jira at the HTTP level: serves Sentry's fixtures (`fixtures/jira/`),
-//! accepts creates, records every request, and can be scripted to fail.
+//! A Jira simulator at the HTTP level: serves Sentry's fixtures
+//! (`fixtures/jira/`), accepts creates, records every request, and can be
+//! scripted to fail.
 //!
-//! Only HTTP is faked: the tracker's real client talks to it over a real socket.
+//! Only HTTP is simulated: the tracker's real client talks to it over a real
+//! socket. The tests, `cargo xtask demo` and the benchmarks use it; the
+//! `jira-sim` binary runs it on its own (for the Python client check in CI).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -69,17 +74,22 @@ struct FakeState {
     emails: HashMap<String, String>,
 }
 
-/// A running fake Jira.
+/// A running simulator.
 #[derive(Debug, Clone)]
-pub struct FakeJira {
+pub struct JiraSim {
     /// Where it listens.
     pub addr: SocketAddr,
     state: Arc<Mutex<FakeState>>,
 }
 
-impl FakeJira {
-    /// Starts the fake on a free port.
+impl JiraSim {
+    /// Starts the simulator on a free port of 127.0.0.1.
     pub async fn start() -> Self {
+        Self::start_on("127.0.0.1:0".parse().expect("address")).await
+    }
+
+    /// Starts the simulator on `addr`.
+    pub async fn start_on(addr: SocketAddr) -> Self {
         let state = Arc::new(Mutex::new(FakeState {
             next_number: 1,
             ..FakeState::default()
@@ -87,7 +97,7 @@ impl FakeJira {
         let app = Router::new()
             .fallback(handle)
             .with_state(Arc::clone(&state));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

@@ -1,0 +1,308 @@
+//! `cargo xtask demo`: the whole flow in one command.
+//!
+//! Starts both services in-process on a temporary SQLite database and a local
+//! Jira simulator, sets up an organization with two users and two groups,
+//! creates a Jira issue for the groups, posts signed webhooks (assign, reassign,
+//! resolve) and prints the notification stream as it arrives.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use hmac::{Hmac, Mac as _};
+use proto::assignment::v1 as assignment;
+use proto::tracker::v1 as tracker;
+use service_runtime::config::DatabaseUrl;
+use service_runtime::shutdown::Shutdown;
+use tokio_stream::StreamExt as _;
+use tonic::transport::{Channel, Endpoint};
+
+const INTEGRATION: &str = "acme-jira";
+const WEBHOOK_SECRET: &str = "demo-webhook-secret";
+
+fn channel(addr: std::net::SocketAddr) -> anyhow::Result<Channel> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))?.connect_lazy())
+}
+
+fn sign(body: &[u8]) -> anyhow::Result<String> {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes())?;
+    mac.update(body);
+    Ok(format!(
+        "sha256={}",
+        hex::encode(mac.finalize().into_bytes())
+    ))
+}
+
+fn payload(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> anyhow::Result<Vec<u8>> {
+    let path = crate::workspace::root().join("fixtures/jira").join(name);
+    let mut value: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+    )?;
+    edit(&mut value);
+    Ok(serde_json::to_vec(&value)?)
+}
+
+fn say(line: &str) {
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{line}");
+    }
+}
+
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    if !args.is_empty() {
+        bail!("demo takes no arguments");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(demo())
+}
+
+async fn demo() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let shutdown = Shutdown::new();
+    let jira = jira_sim::JiraSim::start().await;
+
+    let assignment_app =
+        assignment_service::Application::build(assignment_service::Config::for_tests(
+            DatabaseUrl::sqlite_file(&data.path().join("assignment.db")),
+        ))
+        .await?;
+    let assignment_addr = assignment_app.grpc_addr();
+    let assignment_task = tokio::spawn(assignment_app.run_until_stopped(shutdown.clone()));
+    let tracker_app = tracker_service::Application::build(tracker_service::Config::for_tests(
+        DatabaseUrl::sqlite_file(&data.path().join("tracker.db")),
+        format!("http://{assignment_addr}"),
+    ))
+    .await?;
+    let (tracker_addr, tracker_http) = (tracker_app.grpc_addr(), tracker_app.http_addr());
+    let tracker_task = tokio::spawn(tracker_app.run_until_stopped(shutdown.clone()));
+    say(&format!(
+        "jira simulator   {}\nassignment-service gRPC {assignment_addr}\ntracker-service    gRPC {tracker_addr}, webhooks http://{tracker_http}/webhooks/jira/{INTEGRATION}\n",
+        jira.base_url()
+    ));
+
+    let assignment_channel = channel(assignment_addr)?;
+    let mut directory = assignment::directory_service_client::DirectoryServiceClient::new(
+        assignment_channel.clone(),
+    );
+    let mut groups =
+        assignment::group_service_client::GroupServiceClient::new(assignment_channel.clone());
+    let mut notifications =
+        assignment::notification_service_client::NotificationServiceClient::new(assignment_channel);
+    let mut tracker_client =
+        tracker::tracker_service_client::TrackerServiceClient::new(channel(tracker_addr)?);
+
+    say("== setting up: organization, project, users, groups, integration");
+    let org = directory
+        .create_organization(assignment::CreateOrganizationRequest {
+            slug: "acme".into(),
+            name: "Acme Inc.".into(),
+            request_id: String::new(),
+        })
+        .await?
+        .into_inner()
+        .organization
+        .context("organization")?
+        .id;
+    let project = directory
+        .create_project(assignment::CreateProjectRequest {
+            organization_id: org,
+            slug: "web".into(),
+            name: "Web".into(),
+            request_id: String::new(),
+        })
+        .await?
+        .into_inner()
+        .project
+        .context("project")?
+        .id;
+    let mut users = Vec::new();
+    for (name, email) in [("Jess", "jess@sentry.io"), ("Kim", "kim@sentry.io")] {
+        let user = directory
+            .create_user(assignment::CreateUserRequest {
+                display_name: name.into(),
+                emails: vec![assignment::UserEmail {
+                    email: email.into(),
+                    verified: true,
+                }],
+                active: Some(true),
+                request_id: String::new(),
+            })
+            .await?
+            .into_inner()
+            .user
+            .context("user")?
+            .id;
+        directory
+            .grant_project_access(assignment::GrantProjectAccessRequest {
+                project_id: project,
+                user_id: user,
+                request_id: String::new(),
+            })
+            .await?;
+        users.push((user, name));
+    }
+    let mut group_ids = Vec::new();
+    for title in ["TypeError: cart is undefined", "ValueError: bad coupon"] {
+        group_ids.push(
+            groups
+                .create_group(assignment::CreateGroupRequest {
+                    project_id: project,
+                    title: title.into(),
+                    request_id: String::new(),
+                })
+                .await?
+                .into_inner()
+                .group
+                .context("group")?
+                .id,
+        );
+    }
+    directory
+        .install_integration(assignment::InstallIntegrationRequest {
+            organization_id: org,
+            integration_id: INTEGRATION.into(),
+            sync_settings: Some(assignment::SyncSettings {
+                sync_reverse_assignment: true,
+                sync_status_reverse: true,
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await?;
+    tracker_client
+        .create_integration(tracker::CreateIntegrationRequest {
+            integration_id: INTEGRATION.into(),
+            display_name: "Acme Jira".into(),
+            base_url: jira.base_url(),
+            credentials: Some(tracker::Credentials {
+                credential: Some(tracker::credentials::Credential::ApiToken(
+                    tracker::ApiTokenCredential {
+                        account_email: "bot@acme.example".into(),
+                        api_token: "demo-token".into(),
+                    },
+                )),
+            }),
+            webhook_secret: WEBHOOK_SECRET.into(),
+            email_api_allowed: false,
+            request_id: String::new(),
+        })
+        .await?;
+
+    // The subscriber: prints every notification as it arrives.
+    let mut stream = notifications
+        .subscribe(assignment::SubscribeRequest {
+            start_at_head: true,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let names = users.clone();
+    let printer = tokio::spawn(async move {
+        let mut printed = 0;
+        while let Some(Ok(message)) = stream.next().await {
+            if let Some(assignment::subscribe_response::Event::Notification(n)) = message.event {
+                let who = names
+                    .iter()
+                    .find(|(id, _)| *id == n.recipient_user_id)
+                    .map_or("?", |(_, name)| *name);
+                say(&format!(
+                    "   notification #{} to {who} [{}]: {}",
+                    n.sequence,
+                    if n.update {
+                        "edit the thread's message"
+                    } else {
+                        "new message"
+                    },
+                    n.message
+                ));
+                printed += 1;
+                if printed == 8 {
+                    return;
+                }
+            }
+        }
+    });
+
+    say("== creating a Jira issue for both groups");
+    let created = tracker_client
+        .create_issue(tracker::CreateIssueRequest {
+            integration_id: INTEGRATION.into(),
+            organization_id: org,
+            group_ids: group_ids.clone(),
+            project_id: "10000".into(),
+            issue_type_id: "1".into(),
+            title: "Checkout is broken".into(),
+            description: "Two error groups point at the cart".into(),
+            fields: None,
+            request_id: "demo-create-1".into(),
+        })
+        .await?
+        .into_inner();
+    let link_state = created.link_state();
+    let issue = created.issue.context("issue")?;
+    say(&format!(
+        "   created {} ({}), link {:?}",
+        issue.key, issue.url, link_state
+    ));
+
+    let http = {
+        service_runtime::tls::install_crypto_provider();
+        reqwest::Client::new()
+    };
+    let steps: [(&str, Vec<u8>); 3] = [
+        (
+            "Jira assigns the issue to Jess",
+            payload("edit_issue_assignee_payload.json", |p| {
+                p["issue"]["key"] = issue.key.clone().into();
+                p["issue"]["id"] = issue.id.clone().into();
+                p["issue"]["fields"]["updated"] = "2026-01-01T10:00:00.000+0000".into();
+            })?,
+        ),
+        (
+            "Jira reassigns it to Kim",
+            payload("edit_issue_assignee_payload.json", |p| {
+                p["issue"]["key"] = issue.key.clone().into();
+                p["issue"]["id"] = issue.id.clone().into();
+                p["issue"]["fields"]["assignee"]["emailAddress"] = "kim@sentry.io".into();
+                p["issue"]["fields"]["updated"] = "2026-01-01T11:00:00.000+0000".into();
+            })?,
+        ),
+        (
+            "Jira moves it to Done",
+            payload("edit_issue_status_payload.json", |p| {
+                p["issue"]["key"] = issue.key.clone().into();
+                p["issue"]["id"] = issue.id.clone().into();
+                p["issue"]["fields"]["updated"] = "2026-01-01T12:00:00.000+0000".into();
+                let item = &mut p["changelog"]["items"][0];
+                item["from"] = "3".into();
+                item["fromString"] = "In Progress".into();
+                item["to"] = "10002".into();
+                item["toString"] = "Done".into();
+            })?,
+        ),
+    ];
+    for (i, (what, body)) in steps.into_iter().enumerate() {
+        say(&format!("== {what}: signed webhook"));
+        let response = http
+            .post(format!("http://{tracker_http}/webhooks/jira/{INTEGRATION}"))
+            .header("x-hub-signature", sign(&body)?)
+            .header("x-atlassian-webhook-identifier", format!("demo-{i}"))
+            .body(body)
+            .send()
+            .await?;
+        say(&format!("   tracker answered {}", response.status()));
+        // Let this step's notifications print before the next step.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+
+    tokio::time::timeout(Duration::from_secs(20), printer)
+        .await
+        .context("the notifications did not all arrive in time")??;
+    say("\n== done: every change reached the subscriber. Shutting down.");
+    shutdown.trigger();
+    let _ = tracker_task.await;
+    let _ = assignment_task.await;
+    Ok(())
+}
