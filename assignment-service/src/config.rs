@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use service_runtime::config::{DatabaseUrl, LogFormat, parse_duration};
+use service_runtime::config::{DatabaseUrl, GrpcServerArgs, LogFormat, parse_duration};
 
 /// Everything the assignment service needs to start.
 #[derive(Debug, Clone, clap::Parser)]
@@ -17,6 +17,10 @@ pub struct Config {
     /// Address of the gRPC API (port 0 picks a free port).
     #[arg(long, env = "ASSIGNMENT_GRPC_ADDR", default_value = "127.0.0.1:50061")]
     pub grpc_addr: SocketAddr,
+
+    /// Authentication, TLS and limits of the gRPC server.
+    #[command(flatten)]
+    pub grpc: GrpcServerArgs,
 
     /// Address of the operations HTTP endpoint (`/healthz`, `/metrics`).
     #[arg(long, env = "ASSIGNMENT_HTTP_ADDR", default_value = "127.0.0.1:8061")]
@@ -86,6 +90,7 @@ impl Config {
     pub fn for_tests(database_url: DatabaseUrl) -> Self {
         Self {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            grpc: GrpcServerArgs::default(),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url,
             db_max_connections: 8,

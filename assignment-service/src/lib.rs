@@ -14,6 +14,7 @@ pub mod error;
 pub mod external_issues;
 pub mod groups;
 pub mod inbound_sync;
+pub mod metrics;
 pub mod notification_log;
 pub mod startup;
 pub mod storage;

@@ -11,12 +11,16 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use service_runtime::database::{Database, PoolSettings};
 use service_runtime::grpc::GrpcListener;
+use service_runtime::grpc_gate::GateLayer;
+use service_runtime::metrics::{MetricsBuilder, PoolMetrics, RpcMetrics};
 use service_runtime::ops_http::{self, HttpListener};
-use service_runtime::serve::serve_until_stopped;
+use service_runtime::serve::{GrpcOptions, serve_until_stopped};
 use service_runtime::shutdown::Shutdown;
+use tokio::task::JoinSet;
 
 use crate::api;
 use crate::config::Config;
+use crate::metrics::StreamMetrics;
 use crate::notification_log::Retention;
 use crate::storage::migrations::{MIGRATION_LOCK_KEY, Migrator};
 use crate::stream::{RetentionSettings, StreamHub, StreamSettings, run_retention, run_tailer};
@@ -93,6 +97,15 @@ impl Application {
             grpc,
             http,
         } = self;
+        let mut metrics = MetricsBuilder::new("assignment");
+        let rpc_metrics = RpcMetrics::register(&mut metrics);
+        let pool_metrics = PoolMetrics::register(&mut metrics);
+        let stream_metrics = StreamMetrics::register(&mut metrics);
+        let metrics = metrics.finish();
+        let grpc_options = GrpcOptions {
+            gate: GateLayer::new(config.grpc.gate(&[api::SUBSCRIBE_PATH])?, Some(rpc_metrics)),
+            tls: config.grpc.tls()?,
+        };
         let hub = StreamHub::new(
             stream_db.clone(),
             StreamSettings {
@@ -100,10 +113,14 @@ impl Application {
                 ring_batches: config.stream_ring_batches,
                 poll_interval: config.poll_interval,
             },
+            stream_metrics,
             shutdown.clone(),
         );
-        let tailer = tokio::spawn(run_tailer(hub.clone()));
-        let retention = tokio::spawn(run_retention(
+        // Background tasks live in a set owned by this future: dropping the
+        // future (a process dying, or a test killing the service) stops them.
+        let mut tasks = JoinSet::new();
+        tasks.spawn(run_tailer(hub.clone()));
+        tasks.spawn(run_retention(
             db.clone(),
             RetentionSettings {
                 notifications: Retention {
@@ -115,12 +132,20 @@ impl Application {
             },
             shutdown.clone(),
         ));
-        let services = api::services(&db, &hub);
-        let router = ops_http::router(db.clone(), Arc::new(String::new));
+        tasks.spawn(refresh_gauges(
+            hub.clone(),
+            db.clone(),
+            stream_db.clone(),
+            pool_metrics,
+            shutdown.clone(),
+        ));
+        let services = api::services(&db, &hub, config.grpc.max_message_bytes);
+        let router = ops_http::router(db.clone(), Arc::new(move || metrics.render()));
         serve_until_stopped(
             "assignment-service",
             grpc,
             services,
+            grpc_options,
             http,
             router,
             shutdown.clone(),
@@ -128,7 +153,7 @@ impl Application {
         .await?;
         // The servers only return after shutdown, which also ends these tasks.
         shutdown.trigger();
-        let _ = tokio::join!(tailer, retention);
+        while tasks.join_next().await.is_some() {}
         stream_db
             .close()
             .await
@@ -136,5 +161,25 @@ impl Application {
         db.close().await.context("closing the database")?;
         tracing::info!("assignment-service stopped");
         Ok(())
+    }
+}
+
+/// Refreshes the gauges that are read rather than counted: subscriber lags and
+/// pool usage.
+async fn refresh_gauges(
+    hub: StreamHub,
+    db: Database,
+    stream_db: Database,
+    pools: PoolMetrics,
+    shutdown: Shutdown,
+) {
+    loop {
+        hub.refresh_gauges();
+        pools.refresh("main", &db);
+        pools.refresh("stream", &stream_db);
+        tokio::select! {
+            () = shutdown.wait() => return,
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
     }
 }

@@ -253,3 +253,98 @@ mod duration_tests {
         assert!(parse_duration("3w").is_err());
     }
 }
+
+/// Flags of a gRPC server shared by both services: authentication, TLS and
+/// limits.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GrpcServerArgs {
+    /// A bearer token the gRPC server accepts, as NAME=TOKEN (repeatable; in the
+    /// environment, comma-separated). None configured: authentication is off.
+    #[arg(
+        long = "auth-token",
+        env = "GRPC_AUTH_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub auth_tokens: Vec<Secret<String>>,
+
+    /// A file of NAME=TOKEN lines, added to `--auth-token`.
+    #[arg(long, env = "GRPC_AUTH_TOKENS_FILE")]
+    pub auth_tokens_file: Option<std::path::PathBuf>,
+
+    /// Require a token for health checks and reflection too.
+    #[arg(long, env = "GRPC_PROTECT_HEALTH_AND_REFLECTION")]
+    pub protect_health_and_reflection: bool,
+
+    /// PEM certificate chain: serve gRPC over TLS (with `--tls-key`).
+    #[arg(long, env = "GRPC_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "GRPC_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// Most unary calls in flight; one more is answered RESOURCE_EXHAUSTED.
+    #[arg(long, env = "GRPC_MAX_IN_FLIGHT", default_value_t = 512)]
+    pub max_in_flight: usize,
+
+    /// Largest request message accepted, in bytes.
+    #[arg(long, env = "GRPC_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+}
+
+impl Default for GrpcServerArgs {
+    fn default() -> Self {
+        Self {
+            auth_tokens: Vec::new(),
+            auth_tokens_file: None,
+            protect_health_and_reflection: false,
+            tls_cert: None,
+            tls_key: None,
+            max_in_flight: 512,
+            max_message_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl GrpcServerArgs {
+    /// The gate configuration; `unlimited` lists the streaming paths that do not
+    /// count against the in-flight limit.
+    ///
+    /// # Errors
+    /// When a token entry or the tokens file is invalid.
+    pub fn gate(&self, unlimited: &[&str]) -> anyhow::Result<crate::grpc_gate::GateConfig> {
+        let mut entries: Vec<String> = self
+            .auth_tokens
+            .iter()
+            .map(|t| t.expose().clone())
+            .collect();
+        if let Some(path) = &self.auth_tokens_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+            entries.extend(text.lines().map(str::to_owned));
+        }
+        let tokens = crate::auth::AuthTokens::parse(entries.iter().map(String::as_str))?;
+        Ok(crate::grpc_gate::GateConfig {
+            tokens,
+            protect_health_and_reflection: self.protect_health_and_reflection,
+            max_in_flight: Some(self.max_in_flight),
+            unlimited: unlimited.iter().map(|p| (*p).to_owned()).collect(),
+        })
+    }
+
+    /// The TLS configuration, when a certificate is configured.
+    ///
+    /// # Errors
+    /// When the files cannot be read.
+    pub fn tls(&self) -> anyhow::Result<Option<tonic::transport::server::ServerTlsConfig>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                Ok(Some(crate::grpc::server_tls(cert, key).map_err(|e| {
+                    anyhow::anyhow!("reading the TLS certificate or key: {e}")
+                })?))
+            }
+            _ => Ok(None),
+        }
+    }
+}

@@ -129,6 +129,26 @@ impl Database {
         txn.commit().await
     }
 
+    /// The pool's current size and how many of its connections are idle.
+    pub fn pool_usage(&self) -> (u32, u32) {
+        match self.kind {
+            DatabaseKind::Sqlite => {
+                let pool = self.conn.get_sqlite_connection_pool();
+                (
+                    pool.size(),
+                    u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+                )
+            }
+            DatabaseKind::Postgres => {
+                let pool = self.conn.get_postgres_connection_pool();
+                (
+                    pool.size(),
+                    u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+                )
+            }
+        }
+    }
+
     /// Checks that the database answers.
     ///
     /// # Errors

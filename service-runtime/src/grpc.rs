@@ -11,10 +11,11 @@ use std::net::SocketAddr;
 use tonic::body::Body;
 use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
-use tonic::transport::server::TcpIncoming;
+use tonic::transport::server::{ServerTlsConfig, TcpIncoming};
 use tonic_health::ServingStatus;
 use tower::Service;
 
+use crate::grpc_gate::GateLayer;
 use crate::shutdown::Shutdown;
 
 /// The gRPC services a process serves, with their names (for health reporting).
@@ -80,14 +81,17 @@ impl GrpcListener {
         self.local_addr
     }
 
-    /// Serves `services`, health and reflection until `shutdown` fires, then
-    /// reports NOT_SERVING, stops accepting and waits for in-flight calls.
+    /// Serves `services`, health and reflection behind `gate` (and TLS when
+    /// given) until `shutdown` fires, then reports NOT_SERVING, stops accepting
+    /// and waits for in-flight calls.
     ///
     /// # Errors
-    /// When the server fails.
+    /// When the server fails or TLS cannot be set up.
     pub async fn serve(
         self,
         services: GrpcServices,
+        gate: GateLayer,
+        tls: Option<ServerTlsConfig>,
         shutdown: Shutdown,
     ) -> Result<(), tonic::transport::Error> {
         let GrpcServices { mut routes, names } = services;
@@ -147,17 +151,43 @@ impl GrpcListener {
                 .set_service_status("", ServingStatus::NotServing)
                 .await;
         };
-        tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls)?;
+        }
+        builder
             .trace_fn(|request| {
+                let traceparent = request
+                    .headers()
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
                 tracing::info_span!(
                     "grpc",
                     method = %request.uri().path(),
+                    traceparent,
+                    caller = tracing::field::Empty,
                     request_id = tracing::field::Empty,
                     jira_key = tracing::field::Empty,
                 )
             })
+            .layer(gate)
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(incoming, signal)
             .await
     }
+}
+
+/// Reads a PEM certificate chain and private key for a TLS server.
+///
+/// # Errors
+/// When a file cannot be read.
+pub fn server_tls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> std::io::Result<ServerTlsConfig> {
+    let cert = std::fs::read(cert)?;
+    let key = std::fs::read(key)?;
+    crate::tls::install_crypto_provider();
+    Ok(ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(cert, key)))
 }

@@ -7,11 +7,14 @@
 //! database, turning errors into `google.rpc.Status` details, page tokens
 //! (AIP-158), and the identifiers the two services exchange.
 
+pub mod auth;
 pub mod config;
 pub mod database;
 pub mod grpc;
+pub mod grpc_gate;
 pub mod idempotency;
 pub mod ids;
+pub mod metrics;
 pub mod ops_http;
 pub mod pagination;
 pub mod serve;

@@ -99,6 +99,13 @@ impl AssignmentApp {
             .expect("assignment service task")
             .expect("assignment service stops cleanly");
     }
+
+    /// Kills the service: drops every task it runs mid-flight, without draining
+    /// (as a crash would; its open transactions are abandoned).
+    pub async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
 }
 
 /// A running tracker service.
@@ -164,5 +171,13 @@ impl TrackerApp {
             .await
             .expect("tracker service task")
             .expect("tracker service stops cleanly");
+    }
+
+    /// Kills the service: drops every task it runs mid-flight, without draining
+    /// (as a crash would; its claims on deliveries stay until their leases
+    /// expire).
+    pub async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
     }
 }

@@ -10,6 +10,7 @@ pub mod apps;
 pub mod database;
 pub mod fixtures;
 pub mod pair;
+pub mod proxy;
 pub mod wait;
 
 pub use apps::{AssignmentApp, TrackerApp};

@@ -6,6 +6,7 @@ use service_runtime::config::DatabaseUrl;
 
 use crate::apps::{AssignmentApp, TrackerApp};
 use crate::database::TestDatabase;
+use crate::proxy::CuttableProxy;
 use jira_sim::JiraSim;
 
 /// The webhook secret test integrations use.
@@ -19,8 +20,12 @@ pub const API_TOKEN: &str = "atlassian-api-token-5e1d0b";
 pub struct Pair {
     /// The assignment service.
     pub assignment: AssignmentApp,
-    /// The tracker.
+    /// The tracker, which reaches the assignment service through
+    /// `assignment_proxy`.
     pub tracker: TrackerApp,
+    /// Stands between the tracker and the assignment service, so a test can
+    /// restart the assignment service on a new port without the tracker knowing.
+    pub assignment_proxy: CuttableProxy,
     /// The Jira simulator.
     pub jira: JiraSim,
     /// The assignment service's database (kept for restarts).
@@ -36,10 +41,12 @@ impl Pair {
         let tracker_db = TestDatabase::fresh().await;
         let jira = JiraSim::start().await;
         let assignment = AssignmentApp::spawn(assignment_db.url()).await;
-        let tracker = TrackerApp::spawn(tracker_db.url(), assignment.grpc_addr).await;
+        let assignment_proxy = CuttableProxy::start(assignment.grpc_addr).await;
+        let tracker = TrackerApp::spawn(tracker_db.url(), assignment_proxy.addr).await;
         Self {
             assignment,
             tracker,
+            assignment_proxy,
             jira,
             assignment_db,
             tracker_db,

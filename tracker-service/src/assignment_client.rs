@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use proto::assignment::v1 as pb;
 use proto::assignment::v1::external_issue_service_client::ExternalIssueServiceClient;
-use tonic::transport::{Channel, Endpoint};
+use service_runtime::config::Secret;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
 /// A failed call to the assignment service.
@@ -39,6 +41,7 @@ impl From<Status> for CallError {
 pub struct AssignmentClient {
     external_issues: ExternalIssueServiceClient<Channel>,
     deadline: Duration,
+    authorization: Option<MetadataValue<Ascii>>,
 }
 
 /// The W3C trace context to pass along, when there is one.
@@ -50,24 +53,50 @@ pub struct CallContext {
 
 impl AssignmentClient {
     /// A client of the service at `url` (connects on first use, reconnects after
-    /// failures).
+    /// failures), presenting `token` when given, verifying the server against
+    /// `ca_pem` for `https://` URLs.
     ///
     /// # Errors
-    /// When `url` is not a valid URI.
-    pub fn new(url: &str, deadline: Duration) -> Result<Self, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(url.to_owned())?
+    /// When `url` is not a valid URI, or the TLS or token set-up is invalid.
+    pub fn new(
+        url: &str,
+        deadline: Duration,
+        token: Option<&Secret<String>>,
+        ca_pem: Option<Vec<u8>>,
+    ) -> anyhow::Result<Self> {
+        let mut endpoint = Endpoint::from_shared(url.to_owned())?
             .connect_timeout(deadline)
-            .tcp_nodelay(true)
-            .connect_lazy();
+            .tcp_nodelay(true);
+        if url.starts_with("https://") {
+            service_runtime::tls::install_crypto_provider();
+            let mut tls = ClientTlsConfig::new();
+            if let Some(ca) = ca_pem {
+                tls = tls.ca_certificate(Certificate::from_pem(ca));
+            }
+            endpoint = endpoint.tls_config(tls)?;
+        }
+        let authorization = token
+            .map(|t| {
+                let mut value: MetadataValue<Ascii> = format!("Bearer {}", t.expose()).parse()?;
+                value.set_sensitive(true);
+                anyhow::Ok(value)
+            })
+            .transpose()?;
         Ok(Self {
-            external_issues: ExternalIssueServiceClient::new(channel),
+            external_issues: ExternalIssueServiceClient::new(endpoint.connect_lazy()),
             deadline,
+            authorization,
         })
     }
 
     fn request<T>(&self, message: T, context: &CallContext) -> Request<T> {
         let mut request = Request::new(message);
         request.set_timeout(self.deadline);
+        if let Some(authorization) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", authorization.clone());
+        }
         if !context.traceparent.is_empty()
             && let Ok(value) = context.traceparent.parse()
         {

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use service_runtime::config::{DatabaseUrl, LogFormat, parse_duration};
+use service_runtime::config::{DatabaseUrl, GrpcServerArgs, LogFormat, Secret, parse_duration};
 
 /// Everything the tracker service needs to start.
 #[derive(Debug, Clone, clap::Parser)]
@@ -17,6 +17,10 @@ pub struct Config {
     /// Address of the gRPC API (port 0 picks a free port).
     #[arg(long, env = "TRACKER_GRPC_ADDR", default_value = "127.0.0.1:50051")]
     pub grpc_addr: SocketAddr,
+
+    /// Authentication, TLS and limits of the gRPC server.
+    #[command(flatten)]
+    pub grpc: GrpcServerArgs,
 
     /// Address of the HTTP endpoint: Jira webhooks (`POST /webhooks/jira/{id}`),
     /// `/healthz` and `/metrics`.
@@ -44,6 +48,15 @@ pub struct Config {
     )]
     pub assignment_url: String,
 
+    /// The bearer token this tracker presents to the assignment service.
+    #[arg(long, env = "TRACKER_ASSIGNMENT_TOKEN", hide_env_values = true)]
+    pub assignment_token: Option<Secret<String>>,
+
+    /// PEM CA certificate to verify the assignment service's TLS certificate
+    /// (with an `https://` assignment URL).
+    #[arg(long, env = "TRACKER_ASSIGNMENT_CA_CERT")]
+    pub assignment_ca_cert: Option<std::path::PathBuf>,
+
     /// Deadline of each call to the assignment service.
     #[arg(long, env = "TRACKER_ASSIGNMENT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub assignment_timeout: Duration,
@@ -51,6 +64,19 @@ pub struct Config {
     /// Largest webhook body accepted (bytes); larger ones get 413.
     #[arg(long, env = "TRACKER_WEBHOOK_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub webhook_body_limit: usize,
+
+    /// Webhook requests handled at once; more are answered 503 (Jira retries).
+    #[arg(long, env = "TRACKER_WEBHOOK_MAX_IN_FLIGHT", default_value_t = 256)]
+    pub webhook_max_in_flight: usize,
+
+    /// Webhooks accepted per second per integration (sustained); more are
+    /// answered 429 with Retry-After (Jira retries).
+    #[arg(long, env = "TRACKER_WEBHOOK_RATE", default_value_t = 1000.0)]
+    pub webhook_rate: f64,
+
+    /// Webhooks accepted at once per integration above the sustained rate.
+    #[arg(long, env = "TRACKER_WEBHOOK_BURST", default_value_t = 2000.0)]
+    pub webhook_burst: f64,
 
     /// Deliveries applied at once.
     #[arg(long, env = "TRACKER_DISPATCH_CONCURRENCY", default_value_t = 16)]
@@ -121,11 +147,17 @@ impl Config {
     pub fn for_tests(database_url: DatabaseUrl, assignment_url: String) -> Self {
         Self {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            grpc: GrpcServerArgs::default(),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url,
             db_max_connections: 8,
             assignment_url,
+            assignment_token: None,
+            assignment_ca_cert: None,
             assignment_timeout: Duration::from_secs(5),
+            webhook_max_in_flight: 256,
+            webhook_rate: 1000.0,
+            webhook_burst: 2000.0,
             webhook_body_limit: 1024 * 1024,
             dispatch_concurrency: 16,
             dispatch_poll_interval: Duration::from_millis(200),

@@ -4,20 +4,16 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
-
-type Labels = Vec<(&'static str, String)>;
+use service_runtime::metrics::{Labels, MetricsBuilder};
 
 /// Every metric the tracker exports; cheap to clone.
 #[derive(Clone)]
 pub struct Metrics(Arc<Inner>);
 
 struct Inner {
-    registry: Registry,
     webhook_deliveries: Family<Labels, Counter>,
     dispatch_retries: Counter,
     jira_calls: Family<Labels, Counter>,
@@ -31,20 +27,14 @@ impl fmt::Debug for Metrics {
     }
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Metrics {
-    /// Registers every metric.
-    pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("tracker");
+    /// Registers every family in `builder`.
+    pub fn register(builder: &mut MetricsBuilder) -> Self {
+        let registry = builder.registry();
         let webhook_deliveries = Family::<Labels, Counter>::default();
         registry.register(
             "webhook_deliveries",
-            "Webhook deliveries received, by outcome (accepted, duplicate, ignored, malformed, unauthentic, too_large, unknown_integration, unavailable, rate_limited)",
+            "Webhook deliveries received, by outcome (accepted, duplicate, ignored, malformed, unauthentic, too_large, unknown_integration, unavailable, rate_limited, overloaded)",
             webhook_deliveries.clone(),
         );
         let dispatch_retries = Counter::default();
@@ -72,7 +62,6 @@ impl Metrics {
             inbox_oldest_pending_seconds.clone(),
         );
         Self(Arc::new(Inner {
-            registry,
             webhook_deliveries,
             dispatch_retries,
             jira_calls,
@@ -108,14 +97,5 @@ impl Metrics {
             .inbox_pending
             .set(i64::try_from(pending).unwrap_or(i64::MAX));
         self.0.inbox_oldest_pending_seconds.set(oldest_age_seconds);
-    }
-
-    /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        if let Err(error) = encode(&mut out, &self.0.registry) {
-            tracing::error!(%error, "cannot render metrics");
-        }
-        out
     }
 }

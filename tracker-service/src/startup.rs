@@ -12,10 +12,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use service_runtime::database::{Database, PoolSettings};
 use service_runtime::grpc::GrpcListener;
+use service_runtime::grpc_gate::GateLayer;
+use service_runtime::metrics::{MetricsBuilder, PoolMetrics, RpcMetrics};
 use service_runtime::ops_http::{self, HttpListener};
-use service_runtime::serve::serve_until_stopped;
+use service_runtime::serve::{GrpcOptions, serve_until_stopped};
 use service_runtime::shutdown::Shutdown;
 use service_runtime::time::now;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use crate::api;
 use crate::assignment_client::AssignmentClient;
@@ -28,6 +32,7 @@ use crate::webhooks::apply::Applier;
 use crate::webhooks::dispatcher::{DispatchSettings, DispatchWaker, run_dispatcher};
 use crate::webhooks::inbox;
 use crate::webhooks::intake::{self, IntakeState};
+use crate::webhooks::rate_limit::RateLimiter;
 
 /// A built service: migrated database, bound listeners, not serving yet.
 #[derive(Debug)]
@@ -91,17 +96,37 @@ impl Application {
             grpc,
             http,
         } = self;
-        let metrics = Metrics::new();
-        let jira = JiraClient::new(JiraSettings {
-            request_timeout: config.jira_timeout,
-            max_attempts: config.jira_max_attempts,
-            max_retry_wait: config.jira_max_retry_wait,
-            connect_app_key: config.connect_app_key.clone(),
-        })
+        let mut registry = MetricsBuilder::new("tracker");
+        let rpc_metrics = RpcMetrics::register(&mut registry);
+        let pool_metrics = PoolMetrics::register(&mut registry);
+        let metrics = Metrics::register(&mut registry);
+        let rendered = registry.finish();
+        let grpc_options = GrpcOptions {
+            gate: GateLayer::new(config.grpc.gate(&[])?, Some(rpc_metrics)),
+            tls: config.grpc.tls()?,
+        };
+        let jira = JiraClient::new(
+            JiraSettings {
+                request_timeout: config.jira_timeout,
+                max_attempts: config.jira_max_attempts,
+                max_retry_wait: config.jira_max_retry_wait,
+                connect_app_key: config.connect_app_key.clone(),
+            },
+            metrics.clone(),
+        )
         .context("building the Jira client")?;
-        let assignment =
-            AssignmentClient::new(&config.assignment_url, config.assignment_timeout)
-                .with_context(|| format!("assignment service URL {}", config.assignment_url))?;
+        let ca = config
+            .assignment_ca_cert
+            .as_ref()
+            .map(|path| std::fs::read(path).with_context(|| format!("reading {}", path.display())))
+            .transpose()?;
+        let assignment = AssignmentClient::new(
+            &config.assignment_url,
+            config.assignment_timeout,
+            config.assignment_token.as_ref(),
+            ca,
+        )
+        .with_context(|| format!("assignment service URL {}", config.assignment_url))?;
         let issues = IssueService::new(
             db.clone(),
             jira.clone(),
@@ -123,36 +148,40 @@ impl Application {
             )
         });
 
-        let tasks = vec![
-            tokio::spawn(run_dispatcher(
-                db.clone(),
-                applier,
-                waker.clone(),
-                DispatchSettings {
-                    concurrency: config.dispatch_concurrency,
-                    poll_interval: config.dispatch_poll_interval,
-                    lease: config.dispatch_lease,
-                    max_backoff: config.dispatch_max_backoff,
-                },
-                owner,
-                shutdown.clone(),
-            )),
-            tokio::spawn(run_linker(issues.clone(), shutdown.clone())),
-            tokio::spawn(run_retention(db.clone(), config.clone(), shutdown.clone())),
-            tokio::spawn(run_inbox_gauges(
-                db.clone(),
-                metrics.clone(),
-                shutdown.clone(),
-            )),
-        ];
+        // Background tasks live in a set owned by this future: dropping the
+        // future (a process dying, or a test killing the service) stops them.
+        let mut tasks = JoinSet::new();
+        tasks.spawn(run_dispatcher(
+            db.clone(),
+            applier,
+            waker.clone(),
+            DispatchSettings {
+                concurrency: config.dispatch_concurrency,
+                poll_interval: config.dispatch_poll_interval,
+                lease: config.dispatch_lease,
+                max_backoff: config.dispatch_max_backoff,
+            },
+            owner,
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+        tasks.spawn(run_linker(issues.clone(), shutdown.clone()));
+        tasks.spawn(run_retention(db.clone(), config.clone(), shutdown.clone()));
+        tasks.spawn(run_gauges(
+            db.clone(),
+            metrics.clone(),
+            pool_metrics,
+            shutdown.clone(),
+        ));
 
-        let services = api::services(&db, &issues, &waker);
-        let rendered = metrics.clone();
+        let services = api::services(&db, &issues, &waker, config.grpc.max_message_bytes);
         let router = ops_http::router(db.clone(), Arc::new(move || rendered.render())).merge(
             intake::routes(IntakeState {
                 db: db.clone(),
                 waker,
                 body_limit: config.webhook_body_limit,
+                in_flight: Arc::new(Semaphore::new(config.webhook_max_in_flight.max(1))),
+                rate_limiter: Arc::new(RateLimiter::new(config.webhook_rate, config.webhook_burst)),
                 metrics,
             }),
         );
@@ -160,15 +189,14 @@ impl Application {
             "tracker-service",
             grpc,
             services,
+            grpc_options,
             http,
             router,
             shutdown.clone(),
         )
         .await?;
         shutdown.trigger();
-        for task in tasks {
-            let _ = task.await;
-        }
+        while tasks.join_next().await.is_some() {}
         db.close().await.context("closing the database")?;
         tracing::info!("tracker-service stopped");
         Ok(())
@@ -197,9 +225,11 @@ async fn run_retention(db: Database, config: Config, shutdown: Shutdown) {
     }
 }
 
-/// Refreshes the inbox gauges every few seconds.
-async fn run_inbox_gauges(db: Database, metrics: Metrics, shutdown: Shutdown) {
+/// Refreshes the gauges that are read rather than counted (inbox, pool)
+/// every few seconds.
+async fn run_gauges(db: Database, metrics: Metrics, pools: PoolMetrics, shutdown: Shutdown) {
     loop {
+        pools.refresh("main", &db);
         match inbox::pending_stats(&db).await {
             Ok((pending, oldest)) => {
                 let age = oldest
@@ -211,7 +241,7 @@ async fn run_inbox_gauges(db: Database, metrics: Metrics, shutdown: Shutdown) {
         }
         tokio::select! {
             () = shutdown.wait() => return,
-            () = tokio::time::sleep(Duration::from_secs(5)) => {}
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     }
 }

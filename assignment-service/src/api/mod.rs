@@ -21,24 +21,35 @@ use service_runtime::status::Violations;
 use crate::error::AssignmentError;
 use crate::stream::StreamHub;
 
-/// Every gRPC service of the assignment API, ready to serve.
-pub fn services(db: &Database, hub: &StreamHub) -> GrpcServices {
+/// The streaming RPC, which stays open and so does not count against the
+/// in-flight limit.
+pub const SUBSCRIBE_PATH: &str = "/assignment.v1.NotificationService/Subscribe";
+
+/// Every gRPC service of the assignment API, ready to serve; requests larger
+/// than `max_message_bytes` are refused.
+pub fn services(db: &Database, hub: &StreamHub, max_message_bytes: usize) -> GrpcServices {
     GrpcServices::new()
-        .with(pb::directory_service_server::DirectoryServiceServer::new(
-            directory::DirectoryApi::new(db.clone()),
-        ))
-        .with(pb::group_service_server::GroupServiceServer::new(
-            groups::GroupApi::new(db.clone()),
-        ))
+        .with(
+            pb::directory_service_server::DirectoryServiceServer::new(
+                directory::DirectoryApi::new(db.clone()),
+            )
+            .max_decoding_message_size(max_message_bytes),
+        )
+        .with(
+            pb::group_service_server::GroupServiceServer::new(groups::GroupApi::new(db.clone()))
+                .max_decoding_message_size(max_message_bytes),
+        )
         .with(
             pb::external_issue_service_server::ExternalIssueServiceServer::new(
                 external_issues::ExternalIssueApi::new(db.clone(), hub.waker()),
-            ),
+            )
+            .max_decoding_message_size(max_message_bytes),
         )
         .with(
             pb::notification_service_server::NotificationServiceServer::new(
                 notifications::NotificationApi::new(db.clone(), hub.clone()),
-            ),
+            )
+            .max_decoding_message_size(max_message_bytes),
         )
 }
 

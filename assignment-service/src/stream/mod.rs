@@ -37,7 +37,9 @@ mod retention;
 mod subscription;
 mod tailer;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use service_runtime::database::Database;
@@ -50,6 +52,7 @@ pub use subscription::{EventReceiver, StartPosition, StreamEvent, SubscribeReque
 pub use tailer::run_tailer;
 
 use crate::domain::Sequence;
+use crate::metrics::StreamMetrics;
 use crate::notification_log::StoredNotification;
 
 /// The most notifications the tailer publishes in one batch.
@@ -105,12 +108,49 @@ pub struct StreamHub {
     waker: LogWaker,
     settings: StreamSettings,
     shutdown: Shutdown,
+    /// The newest sequence the tailer published.
+    head: Arc<AtomicU64>,
+    /// Live subscriptions and their cursors, for the lag metrics.
+    live: Arc<LiveSubscriptions>,
+    metrics: StreamMetrics,
+}
+
+/// A live subscription's durable name (if any) and cursor.
+type LiveEntry = (Option<String>, Arc<AtomicU64>);
+
+/// Live subscriptions' names and cursors, registered for their lifetime.
+#[derive(Debug, Default)]
+struct LiveSubscriptions {
+    next_id: AtomicU64,
+    entries: Mutex<HashMap<u64, LiveEntry>>,
+}
+
+/// Removes a subscription from [`LiveSubscriptions`] when it ends.
+#[derive(Debug)]
+struct LiveGuard {
+    id: u64,
+    live: Arc<LiveSubscriptions>,
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.live
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
 }
 
 impl StreamHub {
     /// A hub reading through `db` (a pool reserved for the stream); start
     /// [`run_tailer`] with it to feed the ring.
-    pub fn new(db: Database, settings: StreamSettings, shutdown: Shutdown) -> Self {
+    pub fn new(
+        db: Database,
+        settings: StreamSettings,
+        metrics: StreamMetrics,
+        shutdown: Shutdown,
+    ) -> Self {
         let (ring, _) = broadcast::channel(settings.ring_batches.max(1));
         Self {
             db,
@@ -118,7 +158,51 @@ impl StreamHub {
             waker: LogWaker::default(),
             settings,
             shutdown,
+            head: Arc::new(AtomicU64::new(0)),
+            live: Arc::new(LiveSubscriptions::default()),
+            metrics,
         }
+    }
+
+    /// Registers a live subscription's cursor until the guard drops.
+    fn register(&self, name: Option<String>, cursor: Arc<AtomicU64>) -> LiveGuard {
+        let id = self.live.next_id.fetch_add(1, Ordering::Relaxed);
+        self.live
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, (name, cursor));
+        LiveGuard {
+            id,
+            live: Arc::clone(&self.live),
+        }
+    }
+
+    /// Refreshes the subscriber gauges (count, lags).
+    pub fn refresh_gauges(&self) {
+        let head = self.head.load(Ordering::Relaxed);
+        let entries = self.live.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut max_lag = 0;
+        self.metrics.lag_by_subscriber.clear();
+        for (name, cursor) in entries.values() {
+            let lag = head.saturating_sub(cursor.load(Ordering::Relaxed));
+            max_lag = max_lag.max(lag);
+            if let Some(name) = name {
+                self.metrics
+                    .lag_by_subscriber
+                    .get_or_create(&vec![("subscriber", name.clone())])
+                    .set(i64::try_from(lag).unwrap_or(i64::MAX));
+            }
+        }
+        self.metrics
+            .subscribers
+            .set(i64::try_from(entries.len()).unwrap_or(i64::MAX));
+        self.metrics
+            .max_lag
+            .set(i64::try_from(max_lag).unwrap_or(i64::MAX));
+        self.metrics
+            .head
+            .set(i64::try_from(head).unwrap_or(i64::MAX));
     }
 
     /// The waker writers use after committing notifications.

@@ -2,6 +2,7 @@
 //! module documentation of [`crate::stream`] for the slow-subscriber policy).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc};
@@ -107,10 +108,17 @@ pub async fn subscribe(
         });
     }
     let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
+    let position = Arc::new(AtomicU64::new(cursor.get()));
+    let guard = hub.register(
+        request.subscriber.as_ref().map(ToString::to_string),
+        Arc::clone(&position),
+    );
     let subscription = Subscription {
         hub: hub.clone(),
         filter: request.filter,
         cursor,
+        position,
+        _live: guard,
         sender,
         idle_deadline: Instant::now() + hub.settings.progress_interval,
     };
@@ -131,6 +139,10 @@ struct Subscription {
     filter: NotificationFilter,
     /// Everything up to here was processed (sent, or filtered out).
     cursor: Sequence,
+    /// The cursor as the lag metrics read it.
+    position: Arc<AtomicU64>,
+    /// Keeps the subscription listed as live until it ends.
+    _live: super::LiveGuard,
     sender: mpsc::Sender<Result<StreamEvent, AssignmentError>>,
     /// When the stream gets a progress message if nothing else is sent.
     idle_deadline: Instant,
@@ -230,6 +242,7 @@ impl Subscription {
                 .await?;
         }
         self.cursor = notification.sequence;
+        self.position.store(self.cursor.get(), Ordering::Relaxed);
         Ok(())
     }
 

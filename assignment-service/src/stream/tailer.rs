@@ -17,7 +17,11 @@ pub async fn run_tailer(hub: StreamHub) {
     }
     let mut published = loop {
         match notification_log::bounds(hub.db.conn()).await {
-            Ok(bounds) => break bounds.head,
+            Ok(bounds) => {
+                hub.head
+                    .store(bounds.head.get(), std::sync::atomic::Ordering::Relaxed);
+                break bounds.head;
+            }
             Err(error) => {
                 tracing::warn!(%error, "stream tailer cannot read the log head; retrying");
                 tokio::select! {
@@ -66,6 +70,11 @@ async fn publish_new_rows(hub: &StreamHub, mut published: Sequence) -> Sequence 
             notifications: rows.into_iter().map(Arc::new).collect(),
         };
         published = last;
+        hub.metrics
+            .notifications
+            .inc_by(batch.notifications.len() as u64);
+        hub.head
+            .store(last.get(), std::sync::atomic::Ordering::Relaxed);
         // No receivers is not an error: nobody is subscribed right now.
         let _ = hub.ring.send(Arc::new(batch));
         if !full {

@@ -419,11 +419,11 @@ async fn the_link_waits_for_the_assignment_service_and_is_never_lost() {
     let jira = JiraSim::start().await;
     // Set the tenant up, then stop the assignment service.
     let assignment = AssignmentApp::spawn(assignment_db.url()).await;
-    let addr = assignment.grpc_addr;
+    let proxy = system_tests::proxy::CuttableProxy::start(assignment.grpc_addr).await;
     let (org, groups) = tenant(&assignment).await;
     assignment.stop().await;
 
-    let tracker = TrackerApp::spawn(tracker_db.url(), addr).await;
+    let tracker = TrackerApp::spawn(tracker_db.url(), proxy.addr).await;
     create_integration(&tracker, &jira).await;
     let created = tracker
         .tracker()
@@ -434,10 +434,9 @@ async fn the_link_waits_for_the_assignment_service_and_is_never_lost() {
     assert_eq!(created.issue.as_ref().unwrap().key, "EX-1");
     assert_eq!(created.link_state(), pb::LinkState::Pending);
 
-    // Back on the same address and data: the linker finishes the job.
-    let mut config = AssignmentApp::config(assignment_db.url());
-    config.grpc_addr = addr;
-    let assignment = AssignmentApp::spawn_with(config).await;
+    // Back, on the same data: the linker finishes the job.
+    let assignment = AssignmentApp::spawn(assignment_db.url()).await;
+    proxy.retarget(assignment.grpc_addr);
     let linked = wait::until(
         "the pending link to be done",
         wait::DEFAULT_DEADLINE,

@@ -5,6 +5,7 @@
 mod create_issue;
 mod directory;
 mod foundation;
+mod hardening;
 mod inbound_sync;
 mod links;
 mod postgres;

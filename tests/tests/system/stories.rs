@@ -371,16 +371,15 @@ async fn story_the_assignment_service_stops_mid_burst_and_every_webhook_applies_
         assignment,
         tracker,
         assignment_db,
+        assignment_proxy,
         ..
     } = pair;
-    let addr = assignment.grpc_addr;
 
     post_all(&tracker, &payloads[..150]).await;
     assignment.stop().await;
     post_all(&tracker, &payloads[150..]).await;
-    let mut config = AssignmentApp::config(assignment_db.url());
-    config.grpc_addr = addr;
-    let assignment = AssignmentApp::spawn_with(config).await;
+    let assignment = AssignmentApp::spawn(assignment_db.url()).await;
+    assignment_proxy.retarget(assignment.grpc_addr);
 
     all_delivered(&tracker, payloads.len()).await;
     for group in &burst.groups {

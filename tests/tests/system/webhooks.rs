@@ -550,9 +550,9 @@ async fn webhooks_are_accepted_while_the_assignment_service_is_down_and_applied_
         assignment,
         tracker,
         assignment_db,
+        assignment_proxy,
         ..
     } = pair;
-    let addr = assignment.grpc_addr;
     assignment.stop().await;
 
     // 200 signed webhooks, 10 per issue, all acknowledged while it is down.
@@ -578,9 +578,8 @@ async fn webhooks_are_accepted_while_the_assignment_service_is_down_and_applied_
         }
     }
 
-    let mut config = AssignmentApp::config(assignment_db.url());
-    config.grpc_addr = addr;
-    let assignment = AssignmentApp::spawn_with(config).await;
+    let assignment = AssignmentApp::spawn(assignment_db.url()).await;
+    assignment_proxy.retarget(assignment.grpc_addr);
     wait::until(
         "all 200 deliveries to be applied",
         wait::DEFAULT_DEADLINE * 2,
@@ -607,9 +606,9 @@ async fn undelivered_entries_survive_a_tracker_restart() {
         tracker,
         assignment_db,
         tracker_db,
+        assignment_proxy,
         ..
     } = pair;
-    let addr = assignment.grpc_addr;
     assignment.stop().await;
     let id = accepted(
         &tracker,
@@ -619,10 +618,9 @@ async fn undelivered_entries_survive_a_tracker_restart() {
     .await;
     tracker.stop().await;
 
-    let mut config = AssignmentApp::config(assignment_db.url());
-    config.grpc_addr = addr;
-    let assignment = AssignmentApp::spawn_with(config).await;
-    let tracker = TrackerApp::spawn(tracker_db.url(), addr).await;
+    let assignment = AssignmentApp::spawn(assignment_db.url()).await;
+    assignment_proxy.retarget(assignment.grpc_addr);
+    let tracker = TrackerApp::spawn(tracker_db.url(), assignment_proxy.addr).await;
     let delivery = tracker.settled(id).await;
     assert_eq!(delivery.state(), pb::DeliveryState::Delivered);
     for group in &t.groups {

@@ -19,15 +19,22 @@ use crate::issues::{FormRequest, IssueService};
 use crate::webhooks::dispatcher::DispatchWaker;
 use crate::webhooks::inbox::{self, DeliveryFilter};
 
-/// Every gRPC service of the tracker API, ready to serve.
-pub fn services(db: &Database, issues: &IssueService, waker: &DispatchWaker) -> GrpcServices {
-    GrpcServices::new().with(pb::tracker_service_server::TrackerServiceServer::new(
-        TrackerApi {
+/// Every gRPC service of the tracker API, ready to serve; requests larger than
+/// `max_message_bytes` are refused.
+pub fn services(
+    db: &Database,
+    issues: &IssueService,
+    waker: &DispatchWaker,
+    max_message_bytes: usize,
+) -> GrpcServices {
+    GrpcServices::new().with(
+        pb::tracker_service_server::TrackerServiceServer::new(TrackerApi {
             db: db.clone(),
             issues: issues.clone(),
             waker: waker.clone(),
-        },
-    ))
+        })
+        .max_decoding_message_size(max_message_bytes),
+    )
 }
 
 /// Serves `TrackerService`.

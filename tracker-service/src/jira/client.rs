@@ -23,6 +23,7 @@ use super::model::{
     CreateMeta, CreatedIssue, Issue, Named, ProjectPage, SearchResult, Status, UserEmail,
 };
 use crate::domain::{Credentials, Integration};
+use crate::metrics::Metrics;
 
 /// Client settings.
 #[derive(Debug, Clone)]
@@ -62,6 +63,7 @@ pub enum Repeatable {
 pub struct JiraClient {
     http: reqwest::Client,
     settings: JiraSettings,
+    metrics: Metrics,
 }
 
 impl JiraClient {
@@ -70,14 +72,18 @@ impl JiraClient {
     ///
     /// # Errors
     /// When the TLS backend cannot be set up.
-    pub fn new(settings: JiraSettings) -> Result<Self, reqwest::Error> {
+    pub fn new(settings: JiraSettings, metrics: Metrics) -> Result<Self, reqwest::Error> {
         service_runtime::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(settings.request_timeout)
             .connect_timeout(settings.request_timeout)
             .user_agent(concat!("jira-sync-tracker/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { http, settings })
+        Ok(Self {
+            http,
+            settings,
+            metrics,
+        })
     }
 
     /// The client bound to one integration's site and credentials.
@@ -157,6 +163,7 @@ impl Site<'_> {
     /// Sends one call with the retry policy; returns the body of a 2xx answer.
     async fn call(
         &self,
+        endpoint: &'static str,
         method: Method,
         path_and_query: &str,
         body: Option<&Value>,
@@ -178,6 +185,12 @@ impl Site<'_> {
                 request = request.json(body);
             }
             let outcome = request.send().await;
+            let status = match &outcome {
+                Ok(response) => response.status().as_u16().to_string(),
+                Err(error) if error.is_timeout() => "timeout".to_owned(),
+                Err(_) => "connection_error".to_owned(),
+            };
+            self.client.metrics.jira_call(endpoint, status);
             let (error, wait) = match outcome {
                 Ok(response) if response.status().is_success() => {
                     return response
@@ -236,9 +249,13 @@ impl Site<'_> {
         }
     }
 
-    async fn get<T: DeserializeOwned>(&self, path_and_query: &str) -> Result<T, JiraError> {
+    async fn get<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        path_and_query: &str,
+    ) -> Result<T, JiraError> {
         let body = self
-            .call(Method::GET, path_and_query, None, Repeatable::Yes)
+            .call(endpoint, Method::GET, path_and_query, None, Repeatable::Yes)
             .await?;
         parse(&body)
     }
@@ -248,10 +265,13 @@ impl Site<'_> {
     /// # Errors
     /// Jira's error.
     pub async fn create_meta(&self, project_id: &str) -> Result<CreateMeta, JiraError> {
-        self.get(&format!(
-            "/rest/api/2/issue/createmeta?projectIds={}&expand=projects.issuetypes.fields",
-            urlencode(project_id)
-        ))
+        self.get(
+            "createmeta",
+            &format!(
+                "/rest/api/2/issue/createmeta?projectIds={}&expand=projects.issuetypes.fields",
+                urlencode(project_id)
+            ),
+        )
         .await
     }
 
@@ -260,7 +280,11 @@ impl Site<'_> {
     /// # Errors
     /// Jira's error.
     pub async fn projects(&self) -> Result<ProjectPage, JiraError> {
-        self.get("/rest/api/2/project/search?maxResults=100").await
+        self.get(
+            "project_search",
+            "/rest/api/2/project/search?maxResults=100",
+        )
+        .await
     }
 
     /// Issue priorities.
@@ -268,7 +292,7 @@ impl Site<'_> {
     /// # Errors
     /// Jira's error.
     pub async fn priorities(&self) -> Result<Vec<Named>, JiraError> {
-        self.get("/rest/api/2/priority").await
+        self.get("priority", "/rest/api/2/priority").await
     }
 
     /// A project's versions.
@@ -276,10 +300,10 @@ impl Site<'_> {
     /// # Errors
     /// Jira's error.
     pub async fn versions(&self, project_key: &str) -> Result<Vec<Named>, JiraError> {
-        self.get(&format!(
-            "/rest/api/2/project/{}/versions",
-            urlencode(project_key)
-        ))
+        self.get(
+            "project_versions",
+            &format!("/rest/api/2/project/{}/versions", urlencode(project_key)),
+        )
         .await
     }
 
@@ -288,7 +312,7 @@ impl Site<'_> {
     /// # Errors
     /// Jira's error.
     pub async fn statuses(&self) -> Result<Vec<Status>, JiraError> {
-        self.get("/rest/api/2/status").await
+        self.get("status", "/rest/api/2/status").await
     }
 
     /// An issue's summary and description.
@@ -296,10 +320,13 @@ impl Site<'_> {
     /// # Errors
     /// Jira's error.
     pub async fn issue(&self, key: &str) -> Result<Issue, JiraError> {
-        self.get(&format!(
-            "/rest/api/2/issue/{}?fields=summary,description",
-            urlencode(key)
-        ))
+        self.get(
+            "issue",
+            &format!(
+                "/rest/api/2/issue/{}?fields=summary,description",
+                urlencode(key)
+            ),
+        )
         .await
     }
 
@@ -309,10 +336,13 @@ impl Site<'_> {
     /// Jira's error.
     pub async fn search_label(&self, label: &str) -> Result<SearchResult, JiraError> {
         let jql = format!("labels = \"{label}\"");
-        self.get(&format!(
-            "/rest/api/2/search?jql={}&fields=summary&maxResults=5",
-            urlencode(&jql)
-        ))
+        self.get(
+            "search",
+            &format!(
+                "/rest/api/2/search?jql={}&fields=summary&maxResults=5",
+                urlencode(&jql)
+            ),
+        )
         .await
     }
 
@@ -322,10 +352,10 @@ impl Site<'_> {
     /// # Errors
     /// Jira's error.
     pub async fn user_email(&self, account_id: &str) -> Result<UserEmail, JiraError> {
-        self.get(&format!(
-            "/rest/api/3/user/email?accountId={}",
-            urlencode(account_id)
-        ))
+        self.get(
+            "user_email",
+            &format!("/rest/api/3/user/email?accountId={}", urlencode(account_id)),
+        )
         .await
     }
 
@@ -337,6 +367,7 @@ impl Site<'_> {
         let body = serde_json::json!({ "fields": fields });
         let text = self
             .call(
+                "create_issue",
                 Method::POST,
                 "/rest/api/2/issue",
                 Some(&body),

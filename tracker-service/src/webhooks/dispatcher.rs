@@ -21,6 +21,7 @@ use tracing::Instrument as _;
 
 use super::apply::{Applier, ApplyError};
 use super::inbox;
+use crate::metrics::Metrics;
 
 /// Dispatcher settings.
 #[derive(Debug, Clone)]
@@ -74,6 +75,7 @@ pub async fn run_dispatcher(
     waker: DispatchWaker,
     settings: DispatchSettings,
     owner: String,
+    metrics: Metrics,
     shutdown: Shutdown,
 ) {
     let mut running: JoinSet<()> = JoinSet::new();
@@ -86,8 +88,9 @@ pub async fn run_dispatcher(
                         let db = db.clone();
                         let applier = applier.clone();
                         let max_backoff = settings.max_backoff;
+                        let metrics = metrics.clone();
                         running.spawn(async move {
-                            dispatch_one(&db, &applier, row, max_backoff).await
+                            dispatch_one(&db, &applier, row, max_backoff, &metrics).await;
                         });
                     }
                 }
@@ -114,6 +117,7 @@ async fn dispatch_one(
     applier: &Applier,
     row: crate::storage::entities::webhook_delivery::Model,
     max_backoff: Duration,
+    metrics: &Metrics,
 ) {
     let span = tracing::info_span!(
         "delivery",
@@ -130,6 +134,7 @@ async fn dispatch_one(
                 inbox::delivered(db, row.id, attempts, &actions).await
             }
             Err((ApplyError::Transient(error), _)) => {
+                metrics.dispatch_retry();
                 let wait = backoff(attempts, max_backoff);
                 tracing::warn!(%error, attempts, ?wait, "delivery will be retried");
                 let at = now() + chrono::Duration::from_std(wait).unwrap_or_default();

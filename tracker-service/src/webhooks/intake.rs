@@ -10,6 +10,8 @@
 //! inbox, deduplicated, and only then answered 200. A database that cannot
 //! commit → 503, so Jira delivers again.
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -20,10 +22,12 @@ use serde_json::json;
 use service_runtime::database::Database;
 use service_runtime::ids::IntegrationId;
 use sha2::{Digest as _, Sha256};
+use tokio::sync::Semaphore;
 
 use super::authenticity::{self, Unauthentic};
 use super::dispatcher::DispatchWaker;
 use super::inbox::{self, NewDelivery, Stored};
+use super::rate_limit::RateLimiter;
 use crate::domain::Integration;
 use crate::domain::delivery::{Classified, IssueEvent, classify};
 use crate::error::TrackerError;
@@ -47,6 +51,10 @@ pub struct IntakeState {
     pub waker: DispatchWaker,
     /// The largest body accepted, in bytes.
     pub body_limit: usize,
+    /// Requests handled at once; one more is answered 503.
+    pub in_flight: Arc<Semaphore>,
+    /// Per-integration intake rate.
+    pub rate_limiter: Arc<RateLimiter>,
     /// Counters.
     pub metrics: Metrics,
 }
@@ -109,6 +117,15 @@ async fn read_body(
         .map_err(|_| too_large())
 }
 
+fn overloaded(state: &IntakeState) -> Response {
+    refuse(
+        state,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "overloaded",
+        "the tracker is at its concurrency limit; deliver it again later".into(),
+    )
+}
+
 async fn receive_for_integration(
     State(state): State<IntakeState>,
     Path(integration): Path<String>,
@@ -116,6 +133,9 @@ async fn receive_for_integration(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let Ok(_permit) = Arc::clone(&state.in_flight).try_acquire_owned() else {
+        return overloaded(&state);
+    };
     let Ok(id) = IntegrationId::parse(&integration) else {
         return refuse(
             &state,
@@ -149,6 +169,9 @@ async fn receive_connect(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let Ok(_permit) = Arc::clone(&state.in_flight).try_acquire_owned() else {
+        return overloaded(&state);
+    };
     let body = match read_body(&state, &headers, body).await {
         Ok(body) => body,
         Err(response) => return response,
@@ -243,6 +266,24 @@ async fn accept(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Response {
+    if let Err(wait) = state.rate_limiter.take(&integration.id) {
+        let mut response = refuse(
+            state,
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "integration {} is over its webhook rate; deliver it again later",
+                integration.id
+            ),
+        );
+        let seconds = wait.as_secs().max(1).to_string();
+        if let Ok(value) = http::HeaderValue::from_str(&seconds) {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, value);
+        }
+        return response;
+    }
     if let Err(why) = authenticity::verify(
         integration,
         headers,

@@ -6,3 +6,4 @@ pub mod authenticity;
 pub mod dispatcher;
 pub mod inbox;
 pub mod intake;
+pub mod rate_limit;

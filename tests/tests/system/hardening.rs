@@ -1,0 +1,775 @@
+//! Production hardening (issue 9): authentication, TLS, tenant isolation,
+//! metrics, overload, trace context.
+
+use proto::assignment::v1 as assignment;
+use proto::tracker::v1 as tracker;
+use serde_json::json;
+use service_runtime::config::Secret;
+use system_tests::fixtures::{assert_error, inbound_on};
+use system_tests::pair::{API_TOKEN, WEBHOOK_SECRET, signature};
+use system_tests::{AssignmentApp, JiraSim, Pair, TestDatabase, TrackerApp, wait};
+use tonic::Code;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+
+const JIRA: &str = "acme-jira";
+const TRACKER_TOKEN: &str = "tracker-token-6d1f0c9e8b7a";
+const BOT_TOKEN: &str = "bot-token-3a4b5c6d7e8f90";
+
+fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+fn token_args(entries: &[(&str, &str)]) -> Vec<Secret<String>> {
+    entries
+        .iter()
+        .map(|(name, token)| Secret::new(format!("{name}={token}")))
+        .collect()
+}
+
+fn maybe_authed<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
+    match token {
+        Some(token) => authed(message, token),
+        None => tonic::Request::new(message),
+    }
+}
+
+/// Sets a tenant up through the API (with a token when the server wants one):
+/// two groups linked to APP-123, Jess with access. Returns (org, groups, Jess).
+async fn tenant(assignment: &AssignmentApp, token: Option<&str>) -> (i64, Vec<i64>, i64) {
+    let mut directory = assignment.directory();
+    let org = directory
+        .create_organization(maybe_authed(
+            assignment::CreateOrganizationRequest {
+                slug: "acme".into(),
+                ..Default::default()
+            },
+            token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+        .unwrap()
+        .id;
+    let project = directory
+        .create_project(maybe_authed(
+            assignment::CreateProjectRequest {
+                organization_id: org,
+                slug: "web".into(),
+                ..Default::default()
+            },
+            token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .project
+        .unwrap()
+        .id;
+    let user = directory
+        .create_user(maybe_authed(
+            assignment::CreateUserRequest {
+                display_name: "Jess".into(),
+                emails: vec![assignment::UserEmail {
+                    email: "jess@sentry.io".into(),
+                    verified: true,
+                }],
+                ..Default::default()
+            },
+            token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap()
+        .id;
+    directory
+        .grant_project_access(maybe_authed(
+            assignment::GrantProjectAccessRequest {
+                project_id: project,
+                user_id: user,
+                ..Default::default()
+            },
+            token,
+        ))
+        .await
+        .unwrap();
+    let mut groups = Vec::new();
+    for title in ["one", "two"] {
+        let group = assignment
+            .groups()
+            .create_group(maybe_authed(
+                assignment::CreateGroupRequest {
+                    project_id: project,
+                    title: title.into(),
+                    ..Default::default()
+                },
+                token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .group
+            .unwrap()
+            .id;
+        groups.push(group);
+    }
+    directory
+        .install_integration(maybe_authed(
+            assignment::InstallIntegrationRequest {
+                organization_id: org,
+                integration_id: JIRA.into(),
+                sync_settings: Some(inbound_on()),
+                ..Default::default()
+            },
+            token,
+        ))
+        .await
+        .unwrap();
+    assignment
+        .external_issues()
+        .link_external_issue(maybe_authed(
+            assignment::LinkExternalIssueRequest {
+                organization_id: org,
+                issue: Some(assignment::ExternalIssueRef {
+                    integration_id: JIRA.into(),
+                    key: "APP-123".into(),
+                    jira_issue_id: "101".into(),
+                }),
+                group_ids: groups.clone(),
+                ..Default::default()
+            },
+            token,
+        ))
+        .await
+        .unwrap();
+    (org, groups, user)
+}
+
+#[tokio::test]
+async fn calls_without_a_valid_token_are_unauthenticated_and_the_pair_works_with_tokens() {
+    let assignment_db = TestDatabase::fresh().await;
+    let tracker_db = TestDatabase::fresh().await;
+    let jira = JiraSim::start().await;
+    let mut config = AssignmentApp::config(assignment_db.url());
+    config.grpc.auth_tokens = token_args(&[("tracker", TRACKER_TOKEN), ("bot", BOT_TOKEN)]);
+    let assignment_app = AssignmentApp::spawn_with(config).await;
+
+    let mut groups = assignment_app.groups();
+    let request = || assignment::GetGroupRequest { group_id: 1 };
+    let missing = groups.get_group(request()).await;
+    let status = assert_error(missing, Code::Unauthenticated, None);
+    assert!(status.message().contains("Bearer"));
+    assert_error(
+        groups
+            .get_group(authed(request(), "wrong-token-0000000000"))
+            .await,
+        Code::Unauthenticated,
+        None,
+    );
+    assert_error(
+        groups.get_group(authed(request(), "x")).await,
+        Code::Unauthenticated,
+        None,
+    );
+    assert_error(
+        groups
+            .get_group(authed(request(), &format!("{BOT_TOKEN}0")))
+            .await,
+        Code::Unauthenticated,
+        None,
+    );
+    // A valid token gets through (to a NOT_FOUND: there is no group yet).
+    assert_error(
+        groups.get_group(authed(request(), BOT_TOKEN)).await,
+        Code::NotFound,
+        None,
+    );
+    // Health and reflection stay open by default.
+    let health = tonic_health::pb::health_client::HealthClient::new(assignment_app.channel())
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await;
+    assert!(health.is_ok());
+
+    // End to end: the tracker presents its token to the assignment service.
+    let (_, groups_ids, jess) = tenant(&assignment_app, Some(BOT_TOKEN)).await;
+    let mut tracker_config = tracker_service::Config::for_tests(
+        tracker_db.url(),
+        format!("http://{}", assignment_app.grpc_addr),
+    );
+    tracker_config.assignment_token = Some(Secret::new(TRACKER_TOKEN.into()));
+    tracker_config.grpc.auth_tokens = token_args(&[("backend", BOT_TOKEN)]);
+    let tracker_app = TrackerApp::spawn_with(tracker_config).await;
+    let create = tracker::CreateIntegrationRequest {
+        integration_id: JIRA.into(),
+        base_url: jira.base_url(),
+        credentials: Some(tracker::Credentials {
+            credential: Some(tracker::credentials::Credential::ApiToken(
+                tracker::ApiTokenCredential {
+                    account_email: "bot@example.com".into(),
+                    api_token: API_TOKEN.into(),
+                },
+            )),
+        }),
+        webhook_secret: WEBHOOK_SECRET.into(),
+        ..Default::default()
+    };
+    assert_error(
+        tracker_app
+            .tracker()
+            .create_integration(create.clone())
+            .await,
+        Code::Unauthenticated,
+        None,
+    );
+    tracker_app
+        .tracker()
+        .create_integration(authed(create, BOT_TOKEN))
+        .await
+        .unwrap();
+    let body = jira_sim::fixture("edit_issue_assignee_payload.json");
+    let (status, json) = tracker_app
+        .post_webhook(JIRA, &body, Some("authed-1"))
+        .await;
+    assert_eq!(status, 200, "{json}");
+    let id = json["delivery_id"].as_i64().unwrap();
+    let delivery = wait::until("the delivery to be applied", wait::DEFAULT_DEADLINE, || {
+        let mut client = tracker_app.tracker();
+        async move {
+            let d = client
+                .get_webhook_delivery(authed(
+                    tracker::GetWebhookDeliveryRequest { delivery_id: id },
+                    BOT_TOKEN,
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .delivery
+                .unwrap();
+            (d.state() != tracker::DeliveryState::Pending).then_some(d)
+        }
+    })
+    .await;
+    assert_eq!(delivery.state(), tracker::DeliveryState::Delivered);
+    let group = assignment_app
+        .groups()
+        .get_group(authed(
+            assignment::GetGroupRequest {
+                group_id: groups_ids[0],
+            },
+            BOT_TOKEN,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .group
+        .unwrap();
+    assert_eq!(group.assignee_user_id, Some(jess));
+}
+
+#[tokio::test]
+async fn health_and_reflection_can_be_protected_too() {
+    let db = TestDatabase::fresh().await;
+    let mut config = AssignmentApp::config(db.url());
+    config.grpc.auth_tokens = token_args(&[("bot", BOT_TOKEN)]);
+    config.grpc.protect_health_and_reflection = true;
+    let app = AssignmentApp::spawn_with(config).await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(app.channel());
+    assert_error(
+        health
+            .check(tonic_health::pb::HealthCheckRequest::default())
+            .await,
+        Code::Unauthenticated,
+        None,
+    );
+    assert!(
+        health
+            .check(authed(
+                tonic_health::pb::HealthCheckRequest::default(),
+                BOT_TOKEN
+            ))
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn the_pair_works_over_tls_with_tokens() {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+
+    let assignment_db = TestDatabase::fresh().await;
+    let tracker_db = TestDatabase::fresh().await;
+    let jira = JiraSim::start().await;
+    let mut config = AssignmentApp::config(assignment_db.url());
+    config.grpc.tls_cert = Some(cert.clone());
+    config.grpc.tls_key = Some(key.clone());
+    config.grpc.auth_tokens = token_args(&[("tracker", TRACKER_TOKEN), ("bot", BOT_TOKEN)]);
+    let assignment_app = AssignmentApp::spawn_with(config).await;
+
+    service_runtime::tls::install_crypto_provider();
+    let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(certified.cert.pem()));
+    let secure = |addr: std::net::SocketAddr| {
+        Endpoint::from_shared(format!("https://{addr}"))
+            .unwrap()
+            .tls_config(tls.clone())
+            .unwrap()
+            .connect_lazy()
+    };
+    // A plaintext client cannot talk to the TLS server.
+    assert!(
+        assignment_app
+            .directory()
+            .list_organizations(authed(
+                assignment::ListOrganizationsRequest::default(),
+                BOT_TOKEN
+            ))
+            .await
+            .is_err()
+    );
+    let assignment_channel = secure(assignment_app.grpc_addr);
+    let mut directory = assignment::directory_service_client::DirectoryServiceClient::new(
+        assignment_channel.clone(),
+    );
+    directory
+        .list_organizations(authed(
+            assignment::ListOrganizationsRequest::default(),
+            BOT_TOKEN,
+        ))
+        .await
+        .unwrap();
+
+    let mut tracker_config = tracker_service::Config::for_tests(
+        tracker_db.url(),
+        format!("https://{}", assignment_app.grpc_addr),
+    );
+    tracker_config.assignment_token = Some(Secret::new(TRACKER_TOKEN.into()));
+    tracker_config.assignment_ca_cert = Some(cert.clone());
+    tracker_config.grpc.tls_cert = Some(cert);
+    tracker_config.grpc.tls_key = Some(key);
+    let tracker_app = TrackerApp::spawn_with(tracker_config).await;
+    let mut tracker_client =
+        tracker::tracker_service_client::TrackerServiceClient::new(secure(tracker_app.grpc_addr));
+
+    // The tenant, through TLS.
+    let org = directory
+        .create_organization(authed(
+            assignment::CreateOrganizationRequest {
+                slug: "acme".into(),
+                ..Default::default()
+            },
+            BOT_TOKEN,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+        .unwrap()
+        .id;
+    let project = directory
+        .create_project(authed(
+            assignment::CreateProjectRequest {
+                organization_id: org,
+                slug: "web".into(),
+                ..Default::default()
+            },
+            BOT_TOKEN,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .project
+        .unwrap()
+        .id;
+    let group =
+        assignment::group_service_client::GroupServiceClient::new(assignment_channel.clone())
+            .create_group(authed(
+                assignment::CreateGroupRequest {
+                    project_id: project,
+                    title: "tls".into(),
+                    ..Default::default()
+                },
+                BOT_TOKEN,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .group
+            .unwrap()
+            .id;
+    directory
+        .install_integration(authed(
+            assignment::InstallIntegrationRequest {
+                organization_id: org,
+                integration_id: JIRA.into(),
+                sync_settings: Some(inbound_on()),
+                ..Default::default()
+            },
+            BOT_TOKEN,
+        ))
+        .await
+        .unwrap();
+    tracker_client
+        .create_integration(tracker::CreateIntegrationRequest {
+            integration_id: JIRA.into(),
+            base_url: jira.base_url(),
+            credentials: Some(tracker::Credentials {
+                credential: Some(tracker::credentials::Credential::ApiToken(
+                    tracker::ApiTokenCredential {
+                        account_email: "bot@example.com".into(),
+                        api_token: API_TOKEN.into(),
+                    },
+                )),
+            }),
+            webhook_secret: WEBHOOK_SECRET.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // CreateIssue links over TLS with the tracker's token.
+    let created = tracker_client
+        .create_issue(tracker::CreateIssueRequest {
+            integration_id: JIRA.into(),
+            organization_id: org,
+            group_ids: vec![group],
+            project_id: "10000".into(),
+            issue_type_id: "1".into(),
+            title: "over TLS".into(),
+            request_id: "tls-1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.link_state(), tracker::LinkState::Linked);
+}
+
+#[tokio::test]
+async fn a_webhook_for_one_integration_never_touches_another_organizations_groups() {
+    let pair = Pair::start().await;
+    pair.create_integration("a-jira", false).await;
+    pair.create_integration("b-jira", false).await;
+    let app = &pair.assignment;
+    let mut setups = Vec::new();
+    for (slug, integration) in [("alpha", "a-jira"), ("beta", "b-jira")] {
+        let org = app.create_org(slug).await;
+        let project = app.create_project(org, "web").await;
+        let group = app.create_group(project, "same key, other tenant").await;
+        app.install(org, integration, inbound_on()).await;
+        app.link(org, integration, "APP-123", "101", &[group]).await;
+        let user = app
+            .create_user(&format!("Jess of {slug}"), &[("jess@sentry.io", true)])
+            .await;
+        app.grant(project, user).await;
+        setups.push((group, user));
+    }
+    let body = jira_sim::fixture("edit_issue_assignee_payload.json");
+    let (status, json) = pair
+        .tracker
+        .post_webhook("a-jira", &body, Some("tenant-a"))
+        .await;
+    assert_eq!(status, 200, "{json}");
+    pair.tracker
+        .settled(json["delivery_id"].as_i64().unwrap())
+        .await;
+
+    let (a_group, a_user) = setups[0];
+    let (b_group, _) = setups[1];
+    assert_eq!(app.group(a_group).await.assignee_user_id, Some(a_user));
+    assert_eq!(app.group(b_group).await.assignee_user_id, None);
+    assert!(
+        app.activities(b_group)
+            .await
+            .iter()
+            .all(|a| a.kind() == assignment::ActivityKind::Linked)
+    );
+    assert!(
+        app.all_notifications()
+            .await
+            .iter()
+            .all(|n| n.group_id != b_group)
+    );
+}
+
+#[tokio::test]
+async fn metrics_show_every_family_after_a_run() {
+    let pair = Pair::start().await;
+    pair.create_integration(JIRA, false).await;
+    let (_, groups, _) = tenant(&pair.assignment, None).await;
+    let reader = pair
+        .assignment
+        .notifications()
+        .subscribe(assignment::SubscribeRequest {
+            subscriber_name: "mailer".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    pair.tracker
+        .tracker()
+        .create_issue(tracker::CreateIssueRequest {
+            integration_id: JIRA.into(),
+            organization_id: 1,
+            group_ids: groups.clone(),
+            project_id: "10000".into(),
+            issue_type_id: "1".into(),
+            title: "metrics".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let body = jira_sim::fixture("edit_issue_assignee_payload.json");
+    let (_, json) = pair
+        .tracker
+        .post_webhook(JIRA, &body, Some("metrics-1"))
+        .await;
+    pair.tracker
+        .settled(json["delivery_id"].as_i64().unwrap())
+        .await;
+    pair.jira.fail_next(
+        axum::http::Method::GET,
+        "/rest/api/3/user/email",
+        1,
+        500,
+        &[],
+        "",
+    );
+
+    let client = system_tests::http_client();
+    let scrape = |addr: std::net::SocketAddr| {
+        let client = client.clone();
+        async move {
+            client
+                .get(format!("http://{addr}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let tracker_families = [
+        "tracker_grpc_server_handled_total{service=\"tracker.v1.TrackerService\",method=\"CreateIssue\",code=\"Ok\"}",
+        "tracker_grpc_server_handling_seconds_bucket",
+        "tracker_webhook_deliveries_total{outcome=\"accepted\"}",
+        "tracker_inbox_pending ",
+        "tracker_inbox_oldest_pending_age_seconds ",
+        "tracker_dispatch_retries_total ",
+        "tracker_jira_calls_total{endpoint=\"create_issue\",status=\"201\"}",
+        "tracker_db_pool_connections{pool=\"main\",state=\"idle\"}",
+    ];
+    let assignment_families = [
+        "assignment_grpc_server_handled_total{service=\"assignment.v1.ExternalIssueService\",method=\"SyncAssigneeInbound\",code=\"Ok\"}",
+        "assignment_notifications_total ",
+        "assignment_notification_head_sequence ",
+        "assignment_stream_subscribers 1",
+        "assignment_stream_subscriber_max_lag ",
+        "assignment_stream_subscriber_lag{subscriber=\"mailer\"}",
+        "assignment_db_pool_connections{pool=\"stream\",state=\"idle\"}",
+    ];
+    for (addr, families) in [
+        (pair.tracker.http_addr, &tracker_families[..]),
+        (pair.assignment.http_addr, &assignment_families[..]),
+    ] {
+        wait::until("every metric family", wait::DEFAULT_DEADLINE, || {
+            let scrape = scrape(addr);
+            async move {
+                let text = scrape.await;
+                families.iter().all(|f| text.contains(f)).then_some(())
+            }
+        })
+        .await;
+    }
+    drop(reader);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_beyond_the_limit_is_shed_and_every_accepted_webhook_is_applied() {
+    let assignment_db = TestDatabase::fresh().await;
+    let tracker_db = TestDatabase::fresh().await;
+    let jira = JiraSim::start().await;
+    let assignment_app = AssignmentApp::spawn(assignment_db.url()).await;
+    let (_, groups, _) = tenant(&assignment_app, None).await;
+    let mut config = tracker_service::Config::for_tests(
+        tracker_db.url(),
+        format!("http://{}", assignment_app.grpc_addr),
+    );
+    config.webhook_max_in_flight = 1;
+    let tracker_app = TrackerApp::spawn_with(config).await;
+    tracker_app
+        .tracker()
+        .create_integration(tracker::CreateIntegrationRequest {
+            integration_id: JIRA.into(),
+            base_url: jira.base_url(),
+            credentials: Some(tracker::Credentials {
+                credential: Some(tracker::credentials::Credential::PersonalAccessToken(
+                    tracker::PersonalAccessTokenCredential {
+                        token: "pat-0123456789".into(),
+                    },
+                )),
+            }),
+            webhook_secret: WEBHOOK_SECRET.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    let client = system_tests::http_client();
+    let url = format!("{}/webhooks/jira/{JIRA}", tracker_app.http_url());
+    let posts = (0..120).map(|i| {
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            let mut payload = jira_sim::fixture_json("edit_issue_assignee_payload.json");
+            payload["issue"]["fields"]["updated"] = json!(format!(
+                "2023-01-01T00:00:{:02}.{:03}+0000",
+                i / 1000,
+                i % 1000
+            ));
+            let body = serde_json::to_vec(&payload).unwrap();
+            let response = client
+                .post(&url)
+                .header("x-hub-signature", signature(WEBHOOK_SECRET, &body))
+                .header("x-atlassian-webhook-identifier", format!("burst-{i}"))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let retry_after = response.headers().get("retry-after").is_some();
+            (status, retry_after)
+        }
+    });
+    let results = futures_util::future::join_all(posts).await;
+    let accepted = results.iter().filter(|(s, _)| *s == 200).count();
+    let shed: Vec<_> = results.iter().filter(|(s, _)| *s == 503).collect();
+    assert!(!shed.is_empty(), "some of the burst was shed: {results:?}");
+    assert!(
+        shed.iter().all(|(_, retry_after)| *retry_after),
+        "503s say when to come back"
+    );
+    assert_eq!(accepted + shed.len(), results.len());
+
+    wait::until(
+        "every accepted webhook to be applied",
+        wait::DEFAULT_DEADLINE,
+        || async {
+            let deliveries = tracker_app.deliveries().await;
+            (deliveries.len() == accepted
+                && deliveries
+                    .iter()
+                    .all(|d| d.state() == tracker::DeliveryState::Delivered))
+            .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        assignment_app
+            .group(groups[0])
+            .await
+            .assignee_user_id
+            .is_some()
+    );
+
+    // gRPC sheds too: RESOURCE_EXHAUSTED beyond the in-flight limit.
+    let db = TestDatabase::fresh().await;
+    let mut config = AssignmentApp::config(db.url());
+    config.grpc.max_in_flight = 1;
+    let small = AssignmentApp::spawn_with(config).await;
+    let calls = (0..60).map(|_| {
+        let mut client = small.directory();
+        async move {
+            client
+                .list_organizations(assignment::ListOrganizationsRequest::default())
+                .await
+        }
+    });
+    let outcomes = futures_util::future::join_all(calls).await;
+    let exhausted = outcomes
+        .iter()
+        .filter(|r| matches!(r, Err(s) if s.code() == Code::ResourceExhausted))
+        .count();
+    assert!(exhausted > 0, "some calls were shed");
+    assert!(
+        outcomes
+            .iter()
+            .all(|r| r.is_ok() || matches!(r, Err(s) if s.code() == Code::ResourceExhausted))
+    );
+}
+
+#[tokio::test]
+async fn the_trace_context_travels_from_the_webhook_to_the_notification() {
+    let pair = Pair::start().await;
+    pair.create_integration(JIRA, false).await;
+    tenant(&pair.assignment, None).await;
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let body = jira_sim::fixture("edit_issue_assignee_payload.json");
+    let response = system_tests::http_client()
+        .post(format!("{}/webhooks/jira/{JIRA}", pair.tracker.http_url()))
+        .header("x-hub-signature", signature(WEBHOOK_SECRET, &body))
+        .header("traceparent", traceparent)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let id = response.json::<serde_json::Value>().await.unwrap()["delivery_id"]
+        .as_i64()
+        .unwrap();
+    pair.tracker.settled(id).await;
+    let notifications = pair.assignment.all_notifications().await;
+    assert_eq!(notifications.len(), 2);
+    assert!(notifications.iter().all(|n| n.traceparent == traceparent));
+}
+
+#[tokio::test]
+async fn rate_limited_webhooks_get_429_with_retry_after() {
+    let assignment_db = TestDatabase::fresh().await;
+    let tracker_db = TestDatabase::fresh().await;
+    let jira = JiraSim::start().await;
+    let assignment_app = AssignmentApp::spawn(assignment_db.url()).await;
+    let mut config = tracker_service::Config::for_tests(
+        tracker_db.url(),
+        format!("http://{}", assignment_app.grpc_addr),
+    );
+    config.webhook_rate = 0.5;
+    config.webhook_burst = 2.0;
+    let tracker_app = TrackerApp::spawn_with(config).await;
+    tracker_app
+        .tracker()
+        .create_integration(tracker::CreateIntegrationRequest {
+            integration_id: JIRA.into(),
+            base_url: jira.base_url(),
+            credentials: Some(tracker::Credentials {
+                credential: Some(tracker::credentials::Credential::PersonalAccessToken(
+                    tracker::PersonalAccessTokenCredential {
+                        token: "pat-0123456789".into(),
+                    },
+                )),
+            }),
+            webhook_secret: WEBHOOK_SECRET.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let body = jira_sim::fixture("edit_issue_assignee_payload.json");
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let (status, _) = tracker_app
+            .post_webhook(JIRA, &body, Some(&format!("rate-{i}")))
+            .await;
+        statuses.push(status);
+    }
+    assert_eq!(statuses, vec![200, 200, 429]);
+}
