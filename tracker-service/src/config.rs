@@ -40,6 +40,11 @@ pub struct Config {
     #[arg(long, env = "TRACKER_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
 
+    /// How long a request waits for a database connection before it fails (a
+    /// webhook then gets 503, so Jira delivers it again).
+    #[arg(long, env = "TRACKER_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub db_acquire_timeout: Duration,
+
     /// The assignment service's gRPC URL.
     #[arg(
         long,
@@ -151,6 +156,7 @@ impl Config {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url,
             db_max_connections: 8,
+            db_acquire_timeout: Duration::from_secs(5),
             assignment_url,
             assignment_token: None,
             assignment_ca_cert: None,

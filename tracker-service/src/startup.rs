@@ -53,7 +53,7 @@ impl Application {
         service_runtime::tls::install_crypto_provider();
         let pool = PoolSettings {
             max_connections: config.db_max_connections,
-            ..PoolSettings::default()
+            acquire_timeout: config.db_acquire_timeout,
         };
         let db = Database::connect(&config.database_url, &pool)
             .await

@@ -5,11 +5,13 @@
 //! - `demo`: the whole flow in one command, on a temporary database and a Jira
 //!   simulator.
 //! - `ci`: formatting, lints, tests and `buf lint`, as CI runs them.
+//! - `fuzz [--time SECONDS]`: every fuzz target for a bounded time.
 
 #![allow(clippy::print_stdout)]
 
 mod ci;
 mod demo;
+mod fuzz;
 mod up;
 mod workspace;
 
@@ -20,6 +22,7 @@ tasks:
   up      build and run both services on SQLite (Ctrl-C stops them)
   demo    create an issue, post webhooks, watch the notifications (one command)
   ci      cargo fmt --check, clippy -D warnings, the tests, buf lint
+  fuzz    run every fuzz target for --time SECONDS (default 60)
 ";
 
 fn main() -> anyhow::Result<()> {
@@ -30,6 +33,7 @@ fn main() -> anyhow::Result<()> {
         Some("up") => up::run(&rest),
         Some("ci") => ci::run(&rest),
         Some("demo") => demo::run(&rest),
+        Some("fuzz") => fuzz::run(&rest),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())

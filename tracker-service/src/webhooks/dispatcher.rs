@@ -127,34 +127,55 @@ async fn dispatch_one(
         traceparent = %row.traceparent,
     );
     let attempts = row.attempts + 1;
-    let recorded = async {
-        match applier.apply(&row).await {
-            Ok(actions) => {
-                tracing::info!(attempts, "delivery applied");
-                inbox::delivered(db, row.id, attempts, &actions).await
-            }
+    let outcome = applier.apply(&row).instrument(span.clone()).await;
+    // Recording the outcome is retried for a while (a database blip); if it
+    // still fails the lease expires and the delivery is applied again, which its
+    // request ids make harmless.
+    let mut tries = 0;
+    loop {
+        let recorded = match &outcome {
+            Ok(actions) => inbox::delivered(db, row.id, attempts, actions).await,
             Err((ApplyError::Transient(error), _)) => {
-                metrics.dispatch_retry();
                 let wait = backoff(attempts, max_backoff);
-                tracing::warn!(%error, attempts, ?wait, "delivery will be retried");
                 let at = now() + chrono::Duration::from_std(wait).unwrap_or_default();
-                inbox::retry_later(db, row.id, attempts, &error, at).await
+                inbox::retry_later(db, row.id, attempts, error, at).await
             }
             Err((ApplyError::Permanent(error), actions)) => {
-                tracing::warn!(%error, attempts, "delivery failed");
-                inbox::failed(db, row.id, attempts, &error, &actions).await
+                inbox::failed(db, row.id, attempts, error, actions).await
+            }
+        };
+        let _entered = span.enter();
+        match recorded {
+            Ok(()) => {
+                match &outcome {
+                    Ok(_) => tracing::info!(attempts, "delivery applied"),
+                    Err((ApplyError::Transient(error), _)) => {
+                        metrics.dispatch_retry();
+                        tracing::warn!(%error, attempts, "delivery will be retried");
+                    }
+                    Err((ApplyError::Permanent(error), _)) => {
+                        tracing::warn!(%error, attempts, "delivery failed");
+                    }
+                }
+                return;
+            }
+            Err(error) if tries < RECORD_TRIES => {
+                tracing::warn!(%error, "could not record a delivery's outcome; trying again");
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not record a delivery's outcome; its lease will expire");
+                return;
             }
         }
-    }
-    .instrument(span.clone())
-    .await;
-    if let Err(error) = recorded {
-        let _entered = span.enter();
-        // The lease expires and the delivery is tried again; its request ids
-        // make the repeat harmless.
-        tracing::error!(%error, "could not record a delivery's outcome");
+        drop(_entered);
+        tries += 1;
+        tokio::time::sleep(backoff(tries, Duration::from_secs(2))).await;
     }
 }
+
+/// How often a delivery's outcome is written again before the lease is left to
+/// expire.
+const RECORD_TRIES: i32 = 8;
 
 #[cfg(test)]
 mod tests {
