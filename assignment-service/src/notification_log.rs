@@ -295,8 +295,9 @@ pub struct Retention {
 /// # Errors
 /// Database errors.
 pub async fn prune(db: &Database, retention: Retention) -> Result<u64, AssignmentError> {
-    let txn = db.begin_write().await?;
-    let bounds = bounds(&txn).await?;
+    let write = db.begin_write().await?;
+    let txn = &*write;
+    let bounds = bounds(txn).await?;
     let by_count = bounds.head.get().saturating_sub(retention.max_count);
     let cutoff =
         now() - chrono::Duration::from_std(retention.max_age).unwrap_or(chrono::Duration::MAX);
@@ -304,18 +305,18 @@ pub async fn prune(db: &Database, retention: Retention) -> Result<u64, Assignmen
         .filter(notification::Column::CreatedAt.lt(cutoff))
         .order_by_desc(notification::Column::Sequence)
         .limit(1)
-        .one(&txn)
+        .one(txn)
         .await?
         .map_or(0, |row| Sequence::from_row(row.sequence).get());
     let through = by_count.max(by_age).max(bounds.pruned_through.get());
     if through == bounds.pruned_through.get() {
-        txn.rollback().await?;
+        write.rollback().await?;
         return Ok(0);
     }
     let through = Sequence::new(through);
     let deleted = notification::Entity::delete_many()
         .filter(notification::Column::Sequence.lte(through.to_row()))
-        .exec(&txn)
+        .exec(txn)
         .await?
         .rows_affected;
     notification_log::Entity::update_many()
@@ -324,8 +325,8 @@ pub async fn prune(db: &Database, retention: Retention) -> Result<u64, Assignmen
             sea_orm::sea_query::Expr::value(through.to_row()),
         )
         .filter(notification_log::Column::Id.eq(1))
-        .exec(&txn)
+        .exec(txn)
         .await?;
-    txn.commit().await?;
+    write.commit().await?;
     Ok(deleted)
 }

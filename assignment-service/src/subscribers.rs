@@ -105,8 +105,9 @@ pub async fn acknowledge(
     name: &SubscriberName,
     sequence: Sequence,
 ) -> Result<DurableSubscriber, AssignmentError> {
-    let txn = db.begin_write().await?;
-    let bounds = notification_log::bounds(&txn).await?;
+    let write = db.begin_write().await?;
+    let txn = &*write;
+    let bounds = notification_log::bounds(txn).await?;
     if sequence > bounds.head {
         return Err(AssignmentError::OutOfRange {
             message: format!(
@@ -129,7 +130,7 @@ pub async fn acknowledge(
             .do_nothing()
             .to_owned(),
     )
-    .exec_without_returning(&txn)
+    .exec_without_returning(txn)
     .await?;
     subscriber::Entity::update_many()
         .col_expr(
@@ -142,13 +143,13 @@ pub async fn acknowledge(
         )
         .filter(subscriber::Column::Name.eq(name.as_str()))
         .filter(subscriber::Column::AcknowledgedSequence.lt(sequence.to_row()))
-        .exec(&txn)
+        .exec(txn)
         .await?;
     let row = subscriber::Entity::find_by_id(name.as_str())
-        .one(&txn)
+        .one(txn)
         .await?
         .ok_or_else(|| AssignmentError::Corrupt("subscriber vanished".into()))?;
-    txn.commit().await?;
+    write.commit().await?;
     from_row(row)
 }
 
@@ -197,8 +198,8 @@ pub async fn list(
 /// # Errors
 /// NOT_FOUND when there is none by that name.
 pub async fn delete(db: &Database, name: &SubscriberName) -> Result<(), AssignmentError> {
-    let deleted = subscriber::Entity::delete_by_id(name.as_str())
-        .exec(db.conn())
+    let deleted = db
+        .gated(subscriber::Entity::delete_by_id(name.as_str()).exec(db.conn()))
         .await?;
     if deleted.rows_affected == 0 {
         return Err(AssignmentError::NotFound {

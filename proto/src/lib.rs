@@ -8,6 +8,8 @@
 //! Generated types stay at the edges: the services convert them into their own
 //! domain types (`TryFrom`) before doing anything with them.
 
+pub mod codec;
+
 /// `assignment.v1`: directory, groups, external issues with inbound sync, and the
 /// notification stream.
 pub mod assignment {

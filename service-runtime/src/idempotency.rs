@@ -212,7 +212,10 @@ where
     F: for<'t> FnOnce(&'t DatabaseTransaction) -> WorkFuture<'t, T, E>,
 {
     let txn = db.begin_write().await?;
-    if let Some(previous) = replay(&txn, key.as_ref()).await? {
+    if let Some(previous) = replay(&*txn, key.as_ref()).await? {
+        // Roll back explicitly (not on drop) so the write gate opens only once
+        // the connection is free.
+        txn.rollback().await?;
         return Ok(previous);
     }
     match work(&txn).await {
@@ -228,7 +231,10 @@ where
                 None => Err(error),
             }
         }
-        Err(error) => Err(error),
+        Err(error) => {
+            txn.rollback().await?;
+            Err(error)
+        }
     }
 }
 
@@ -238,6 +244,7 @@ where
 /// Database errors.
 pub async fn prune(db: &Database, cutoff: chrono::DateTime<chrono::Utc>) -> Result<u64, DbErr> {
     use sea_orm::{ColumnTrait as _, QueryFilter as _};
+    let _gate = db.write_gate().await?;
     Ok(processed_request::Entity::delete_many()
         .filter(processed_request::Column::CreatedAt.lt(cutoff))
         .exec(db.conn())

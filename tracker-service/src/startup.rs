@@ -31,6 +31,7 @@ use crate::storage::migrations::{MIGRATION_LOCK_KEY, Migrator};
 use crate::webhooks::apply::Applier;
 use crate::webhooks::dispatcher::{DispatchSettings, DispatchWaker, run_dispatcher};
 use crate::webhooks::inbox;
+use crate::webhooks::inbox_writer::InboxWriter;
 use crate::webhooks::intake::{self, IntakeState};
 use crate::webhooks::rate_limit::RateLimiter;
 
@@ -151,8 +152,11 @@ impl Application {
         // Background tasks live in a set owned by this future: dropping the
         // future (a process dying, or a test killing the service) stops them.
         let mut tasks = JoinSet::new();
+        let inbox_writer =
+            InboxWriter::start(db.clone(), waker.clone(), shutdown.clone(), &mut tasks);
         tasks.spawn(run_dispatcher(
             db.clone(),
+            inbox_writer.clone(),
             applier,
             waker.clone(),
             DispatchSettings {
@@ -179,6 +183,7 @@ impl Application {
             intake::routes(IntakeState {
                 db: db.clone(),
                 waker,
+                inbox: inbox_writer,
                 body_limit: config.webhook_body_limit,
                 in_flight: Arc::new(Semaphore::new(config.webhook_max_in_flight.max(1))),
                 rate_limiter: Arc::new(RateLimiter::new(config.webhook_rate, config.webhook_burst)),

@@ -179,7 +179,7 @@ impl Stream for EventStream {
             }
             Poll::Ready(Some(Err(error))) => {
                 self.ended = true;
-                Poll::Ready(Some(Err(error.into())))
+                Poll::Ready(Some(Err((*error).into())))
             }
             Poll::Ready(None) => {
                 self.ended = true;

@@ -52,8 +52,9 @@ pub enum StreamEvent {
     Progress(Sequence, DateTime<Utc>),
 }
 
-/// The messages of a stream; it ends after an `Err`.
-pub type EventReceiver = mpsc::Receiver<Result<StreamEvent, AssignmentError>>;
+/// The messages of a stream; it ends after an `Err`. The error is boxed so a
+/// channel slot stays small: every idle subscriber holds a block of slots.
+pub type EventReceiver = mpsc::Receiver<Result<StreamEvent, Box<AssignmentError>>>;
 
 fn out_of_range(cursor: Sequence, bounds: LogBounds) -> AssignmentError {
     AssignmentError::OutOfRange {
@@ -143,7 +144,7 @@ struct Subscription {
     position: Arc<AtomicU64>,
     /// Keeps the subscription listed as live until it ends.
     _live: super::LiveGuard,
-    sender: mpsc::Sender<Result<StreamEvent, AssignmentError>>,
+    sender: mpsc::Sender<Result<StreamEvent, Box<AssignmentError>>>,
     /// When the stream gets a progress message if nothing else is sent.
     idle_deadline: Instant,
 }
@@ -158,7 +159,7 @@ impl Subscription {
             // Never wait here: the client may not be reading. If the channel is
             // full the API edge still ends the stream with an error status,
             // never a clean OK.
-            let _ = self.sender.try_send(Err(error));
+            let _ = self.sender.try_send(Err(Box::new(error)));
         }
     }
 
@@ -167,7 +168,9 @@ impl Subscription {
         &mut self,
         ring: &mut broadcast::Receiver<Arc<super::Batch>>,
     ) -> Result<std::convert::Infallible, Stop> {
-        self.catch_up().await?;
+        // Catch-up reads are boxed: inline, their database futures would make
+        // every idle subscription's task about 3 KiB larger.
+        Box::pin(self.catch_up()).await?;
         loop {
             let received = tokio::select! {
                 biased;
@@ -188,7 +191,7 @@ impl Subscription {
                         if notification.sequence != self.cursor.next() {
                             // A hole (rows pruned under us, or joined mid-way):
                             // the database decides what is still available.
-                            self.catch_up().await?;
+                            Box::pin(self.catch_up()).await?;
                             break;
                         }
                         self.deliver(notification).await?;
@@ -196,7 +199,7 @@ impl Subscription {
                 }
                 Err(broadcast::error::RecvError::Lagged(skipped)) => {
                     tracing::debug!(skipped, cursor = %self.cursor, "subscriber fell behind the ring; reading from the database");
-                    self.catch_up().await?;
+                    Box::pin(self.catch_up()).await?;
                 }
                 Err(broadcast::error::RecvError::Closed) => {
                     return Err(Stop::Error(AssignmentError::ShuttingDown));

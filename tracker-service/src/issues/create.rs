@@ -260,16 +260,18 @@ impl IssueService {
             next_link_at: Set(None),
             created_at: Set(time),
             updated_at: Set(time),
-        }
-        .insert(self.db.conn())
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                TrackerError::ConcurrentDuplicate
-            } else {
-                e.into()
-            }
-        })?;
+        };
+        let row = self
+            .db
+            .gated(row.insert(self.db.conn()))
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    TrackerError::ConcurrentDuplicate
+                } else {
+                    e.into()
+                }
+            })?;
         self.post(row, &integration, &fields).await
     }
 
@@ -291,7 +293,7 @@ impl IssueService {
                 }
                 let mut active: issue_creation::ActiveModel = row.into();
                 active.updated_at = Set(now());
-                active.update(self.db.conn()).await?;
+                self.db.gated(active.update(self.db.conn())).await?;
                 Err(TrackerError::OutcomeUnknown(format!(
                     "Jira did not confirm the create ({error}); it may still have created the issue. \
                      Retry with the same request_id: the retry looks for that issue before creating one"
@@ -300,8 +302,8 @@ impl IssueService {
             Err(error) => {
                 // Nothing was created: forget the attempt, so nothing is
                 // half-written and the request id can be used again.
-                issue_creation::Entity::delete_by_id(row.id)
-                    .exec(self.db.conn())
+                self.db
+                    .gated(issue_creation::Entity::delete_by_id(row.id).exec(self.db.conn()))
                     .await?;
                 Err(error.into())
             }
@@ -384,7 +386,7 @@ impl IssueService {
         active.link_state = Set(LinkState::Pending.as_str().into());
         active.next_link_at = Set(Some(now()));
         active.updated_at = Set(now());
-        let row = active.update(self.db.conn()).await?;
+        let row = self.db.gated(active.update(self.db.conn())).await?;
         tracing::info!(%key, creation = %row.id, "created Jira issue");
         let row = self.try_link(row).await?;
         view(row)
@@ -436,7 +438,7 @@ impl IssueService {
                 active.next_link_at = Set(None);
             }
         }
-        Ok(active.update(self.db.conn()).await?)
+        Ok(self.db.gated(active.update(self.db.conn())).await?)
     }
 
     /// GetIssueCreation.

@@ -20,7 +20,8 @@ use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
 use super::apply::{Applier, ApplyError};
-use super::inbox;
+use super::inbox::{self, Outcome, OutcomeKind};
+use super::inbox_writer::InboxWriter;
 use crate::metrics::Metrics;
 
 /// Dispatcher settings.
@@ -39,7 +40,7 @@ pub struct DispatchSettings {
 impl Default for DispatchSettings {
     fn default() -> Self {
         Self {
-            concurrency: 16,
+            concurrency: 32,
             poll_interval: Duration::from_secs(1),
             lease: Duration::from_secs(60),
             max_backoff: Duration::from_secs(60),
@@ -69,8 +70,10 @@ impl DispatchWaker {
 }
 
 /// Runs the dispatcher until shutdown; in-flight deliveries finish first.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_dispatcher(
     db: Database,
+    inbox_writer: InboxWriter,
     applier: Applier,
     waker: DispatchWaker,
     settings: DispatchSettings,
@@ -81,16 +84,20 @@ pub async fn run_dispatcher(
     let mut running: JoinSet<()> = JoinSet::new();
     loop {
         let free = settings.concurrency.saturating_sub(running.len());
-        if free > 0 && !shutdown.is_triggered() {
+        // Claim in batches: one statement for several deliveries, unless little
+        // is running (then at once, for latency).
+        let worth_claiming =
+            free >= CLAIM_BATCH.min(settings.concurrency) || running.len() < CLAIM_BATCH;
+        if free > 0 && worth_claiming && !shutdown.is_triggered() {
             match inbox::claim_ready(&db, &owner, settings.lease, free as u64).await {
                 Ok(claimed) => {
                     for row in claimed {
-                        let db = db.clone();
+                        let inbox_writer = inbox_writer.clone();
                         let applier = applier.clone();
                         let max_backoff = settings.max_backoff;
                         let metrics = metrics.clone();
                         running.spawn(async move {
-                            dispatch_one(&db, &applier, row, max_backoff, &metrics).await;
+                            dispatch_one(&inbox_writer, &applier, row, max_backoff, &metrics).await;
                         });
                     }
                 }
@@ -113,7 +120,7 @@ pub async fn run_dispatcher(
 }
 
 async fn dispatch_one(
-    db: &Database,
+    inbox_writer: &InboxWriter,
     applier: &Applier,
     row: crate::storage::entities::webhook_delivery::Model,
     max_backoff: Duration,
@@ -133,17 +140,24 @@ async fn dispatch_one(
     // request ids make harmless.
     let mut tries = 0;
     loop {
-        let recorded = match &outcome {
-            Ok(actions) => inbox::delivered(db, row.id, attempts, actions).await,
+        let kind = match &outcome {
+            Ok(actions) => OutcomeKind::Delivered(actions.clone()),
             Err((ApplyError::Transient(error), _)) => {
                 let wait = backoff(attempts, max_backoff);
                 let at = now() + chrono::Duration::from_std(wait).unwrap_or_default();
-                inbox::retry_later(db, row.id, attempts, error, at).await
+                OutcomeKind::RetryLater(error.clone(), at)
             }
             Err((ApplyError::Permanent(error), actions)) => {
-                inbox::failed(db, row.id, attempts, error, actions).await
+                OutcomeKind::Failed(error.clone(), actions.clone())
             }
         };
+        let recorded = inbox_writer
+            .record(Outcome {
+                id: row.id,
+                attempts,
+                kind,
+            })
+            .await;
         let _entered = span.enter();
         match recorded {
             Ok(()) => {
@@ -172,6 +186,9 @@ async fn dispatch_one(
         tokio::time::sleep(backoff(tries, Duration::from_secs(2))).await;
     }
 }
+
+/// Deliveries claimed by one statement when the dispatcher is busy.
+const CLAIM_BATCH: usize = 8;
 
 /// How often a delivery's outcome is written again before the lease is left to
 /// expire.

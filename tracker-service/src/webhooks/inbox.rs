@@ -1,7 +1,8 @@
 //! The webhook inbox: acknowledged deliveries, durable until applied.
 //!
-//! A delivery is stored (one committed insert, deduplicated by integration and
-//! delivery key) before Jira gets its `2xx`. The dispatcher then claims the
+//! A delivery is stored (committed, deduplicated by integration and delivery
+//! key; see [`super::inbox_writer`] for the group commit) before Jira gets its
+//! `2xx`. The dispatcher then claims the
 //! oldest pending delivery of each issue (`ordering_key`) with a lease: a later
 //! delivery of the same issue is not eligible while an earlier one is pending, so
 //! per-issue order holds across replicas, and a lease that expires (its replica
@@ -12,8 +13,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait as _, ConnectionTrait as _, DbBackend, EntityTrait as _,
-    QueryFilter as _, QueryOrder as _, QuerySelect as _, Statement,
+    ActiveValue::Set, ColumnTrait as _, ConnectionTrait, DbBackend, EntityTrait as _,
+    FromQueryResult as _, QueryFilter as _, QueryOrder as _, QuerySelect as _, Statement,
 };
 use service_runtime::database::Database;
 use service_runtime::ids::IntegrationId;
@@ -50,16 +51,10 @@ pub enum Stored {
     Duplicate,
 }
 
-/// Stores a delivery in one committed statement.
-///
-/// # Errors
-/// Database errors (the caller answers 503 so Jira retries).
-pub async fn store(db: &Database, delivery: NewDelivery) -> Result<Stored, TrackerError> {
-    let received = now();
-    let delivery_key = delivery.delivery_key.clone();
-    let model = webhook_delivery::ActiveModel {
+fn new_row(delivery: NewDelivery, received: DateTime<Utc>) -> webhook_delivery::ActiveModel {
+    webhook_delivery::ActiveModel {
         integration_id: Set(delivery.integration_id.as_str().to_owned()),
-        delivery_key: Set(delivery.delivery_key.clone()),
+        delivery_key: Set(delivery.delivery_key),
         event_type: Set(delivery.event.event_type.clone()),
         issue_key: Set(delivery
             .event
@@ -87,30 +82,52 @@ pub async fn store(db: &Database, delivery: NewDelivery) -> Result<Stored, Track
         lease_owner: Set(None),
         lease_until: Set(None),
         ..Default::default()
-    };
-    let integration_id = delivery.integration_id.as_str().to_owned();
-    let inserted = webhook_delivery::Entity::insert(model)
-        .on_conflict(
-            OnConflict::columns([
-                webhook_delivery::Column::IntegrationId,
-                webhook_delivery::Column::DeliveryKey,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
-        .exec_without_returning(db.conn())
-        .await?;
-    if inserted == 0 {
-        return Ok(Stored::Duplicate);
     }
-    let id = webhook_delivery::Entity::find()
-        .filter(webhook_delivery::Column::IntegrationId.eq(integration_id))
-        .filter(webhook_delivery::Column::DeliveryKey.eq(delivery_key))
-        .one(db.conn())
-        .await?
-        .map(|row| row.id)
-        .ok_or_else(|| TrackerError::Corrupt("a stored delivery vanished".into()))?;
-    Ok(Stored::New(id))
+}
+
+/// Stores deliveries in one statement of the caller's transaction, deduplicated
+/// by integration and delivery key (against what is stored and within the
+/// batch: the first of two equal keys is stored). Returns one answer per
+/// delivery, in order.
+///
+/// # Errors
+/// Database errors (the caller answers 503 so Jira retries).
+pub async fn store_batch<C: ConnectionTrait>(
+    conn: &C,
+    deliveries: Vec<NewDelivery>,
+) -> Result<Vec<Stored>, TrackerError> {
+    let received = now();
+    let keys: Vec<(String, String)> = deliveries
+        .iter()
+        .map(|d| (d.integration_id.as_str().to_owned(), d.delivery_key.clone()))
+        .collect();
+    let inserted =
+        webhook_delivery::Entity::insert_many(deliveries.into_iter().map(|d| new_row(d, received)))
+            .on_conflict(
+                OnConflict::columns([
+                    webhook_delivery::Column::IntegrationId,
+                    webhook_delivery::Column::DeliveryKey,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_with_returning(conn)
+            .await;
+    let inserted = match inserted {
+        Ok(rows) => rows,
+        // Every row was a duplicate.
+        Err(sea_orm::DbErr::RecordNotInserted) => Vec::new(),
+        Err(error) => return Err(error.into()),
+    };
+    let mut new: std::collections::HashMap<(String, String), i64> = inserted
+        .into_iter()
+        .map(|row| ((row.integration_id, row.delivery_key), row.id))
+        .collect();
+    // `remove`: a key repeated in the batch is new once, then a duplicate.
+    Ok(keys
+        .into_iter()
+        .map(|key| new.remove(&key).map_or(Stored::Duplicate, Stored::New))
+        .collect())
 }
 
 /// Replaces `?` placeholders with `$1`, `$2`, ... on PostgreSQL.
@@ -132,7 +149,10 @@ fn placeholders(backend: DbBackend, sql: &str) -> String {
 }
 
 /// Claims up to `limit` deliveries that are due and at the head of their issue,
-/// for `owner`, for `lease`. Returns them in arrival order.
+/// for `owner`, for `lease`, in one statement. Returns them in arrival order.
+///
+/// The update re-checks the lease, so when replicas race for a delivery one
+/// statement takes it and the other's skips it.
 ///
 /// # Errors
 /// Database errors.
@@ -144,139 +164,101 @@ pub async fn claim_ready(
 ) -> Result<Vec<webhook_delivery::Model>, TrackerError> {
     let backend = db.backend();
     let time = now();
+    let until = time + chrono::Duration::from_std(lease).unwrap_or_default();
     let sql = placeholders(
         backend,
-        "SELECT d.id FROM webhook_deliveries d \
-         WHERE d.state = 'pending' \
-           AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?) \
-           AND (d.lease_until IS NULL OR d.lease_until < ?) \
-           AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
-                           WHERE e.integration_id = d.integration_id \
-                             AND e.ordering_key = d.ordering_key \
-                             AND e.state = 'pending' AND e.id < d.id) \
-         ORDER BY d.id LIMIT ?",
+        "UPDATE webhook_deliveries SET lease_owner = ?, lease_until = ? \
+         WHERE state = 'pending' AND (lease_until IS NULL OR lease_until < ?) \
+           AND id IN (SELECT d.id FROM webhook_deliveries d \
+             WHERE d.state = 'pending' \
+               AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?) \
+               AND (d.lease_until IS NULL OR d.lease_until < ?) \
+               AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
+                               WHERE e.state = 'pending' \
+                                 AND e.ordering_key = d.ordering_key \
+                                 AND e.integration_id = d.integration_id \
+                                 AND e.id < d.id) \
+             ORDER BY d.id LIMIT ?) \
+         RETURNING *",
     );
-    let rows = db
-        .conn()
-        .query_all_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [
-                time.into(),
-                time.into(),
-                i64::try_from(limit).unwrap_or(i64::MAX).into(),
-            ],
-        ))
-        .await?;
-    let until = time + chrono::Duration::from_std(lease).unwrap_or_default();
-    let mut claimed = Vec::with_capacity(rows.len());
-    for row in rows {
-        let id: i64 = row.try_get("", "id")?;
-        // The lease is taken only if nobody took it in between.
-        let taken = webhook_delivery::Entity::update_many()
-            .col_expr(
-                webhook_delivery::Column::LeaseOwner,
-                sea_orm::sea_query::Expr::value(owner),
-            )
-            .col_expr(
-                webhook_delivery::Column::LeaseUntil,
-                sea_orm::sea_query::Expr::value(until),
-            )
-            .filter(webhook_delivery::Column::Id.eq(id))
-            .filter(webhook_delivery::Column::State.eq(DeliveryState::Pending.as_str()))
-            .filter(
-                sea_orm::Condition::any()
-                    .add(webhook_delivery::Column::LeaseUntil.is_null())
-                    .add(webhook_delivery::Column::LeaseUntil.lt(time)),
-            )
-            .exec(db.conn())
-            .await?
-            .rows_affected;
-        if taken == 1
-            && let Some(model) = webhook_delivery::Entity::find_by_id(id)
-                .one(db.conn())
-                .await?
-        {
-            claimed.push(model);
-        }
-    }
+    let statement = Statement::from_sql_and_values(
+        backend,
+        sql,
+        [
+            owner.into(),
+            until.into(),
+            time.into(),
+            time.into(),
+            time.into(),
+            i64::try_from(limit).unwrap_or(i64::MAX).into(),
+        ],
+    );
+    let rows = db.gated(db.conn().query_all_raw(statement)).await?;
+    let mut claimed = rows
+        .iter()
+        .map(|row| webhook_delivery::Model::from_query_result(row, ""))
+        .collect::<Result<Vec<_>, _>>()?;
+    claimed.sort_by_key(|row| row.id);
     Ok(claimed)
 }
 
-/// Records a delivery as applied.
+/// What became of a claimed delivery, to be recorded.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The delivery.
+    pub id: i64,
+    /// Attempts so far, this one included.
+    pub attempts: i32,
+    /// What happened.
+    pub kind: OutcomeKind,
+}
+
+/// The kinds of [`Outcome`].
+#[derive(Debug, Clone)]
+pub enum OutcomeKind {
+    /// Applied, with what it did.
+    Delivered(Vec<DeliveryAction>),
+    /// Failed for good, with why and what it did before failing.
+    Failed(String, Vec<DeliveryAction>),
+    /// Failed for now: another attempt at `at`.
+    RetryLater(String, DateTime<Utc>),
+}
+
+/// Records outcomes in the caller's transaction (releasing their leases).
 ///
 /// # Errors
 /// Database errors.
-pub async fn delivered(
-    db: &Database,
-    id: i64,
-    attempts: i32,
-    actions: &[DeliveryAction],
+pub async fn record_outcomes<C: ConnectionTrait>(
+    conn: &C,
+    outcomes: &[Outcome],
 ) -> Result<(), TrackerError> {
-    finish(db, id, attempts, DeliveryState::Delivered, "", actions).await
-}
-
-/// Records a delivery as failed for good.
-///
-/// # Errors
-/// Database errors.
-pub async fn failed(
-    db: &Database,
-    id: i64,
-    attempts: i32,
-    error: &str,
-    actions: &[DeliveryAction],
-) -> Result<(), TrackerError> {
-    finish(db, id, attempts, DeliveryState::Failed, error, actions).await
-}
-
-async fn finish(
-    db: &Database,
-    id: i64,
-    attempts: i32,
-    state: DeliveryState,
-    error: &str,
-    actions: &[DeliveryAction],
-) -> Result<(), TrackerError> {
-    webhook_delivery::Entity::update(webhook_delivery::ActiveModel {
-        id: Set(id),
-        state: Set(state.as_str().to_owned()),
-        attempts: Set(attempts),
-        last_error: Set(error.to_owned()),
-        next_attempt_at: Set(None),
-        actions: Set(serde_json::to_string(actions).unwrap_or_default()),
-        completed_at: Set(Some(now())),
-        lease_owner: Set(None),
-        lease_until: Set(None),
-        ..Default::default()
-    })
-    .exec(db.conn())
-    .await?;
-    Ok(())
-}
-
-/// Schedules another attempt after a transient failure and releases the lease.
-///
-/// # Errors
-/// Database errors.
-pub async fn retry_later(
-    db: &Database,
-    id: i64,
-    attempts: i32,
-    error: &str,
-    at: DateTime<Utc>,
-) -> Result<(), TrackerError> {
-    webhook_delivery::Entity::update(webhook_delivery::ActiveModel {
-        id: Set(id),
-        attempts: Set(attempts),
-        last_error: Set(error.to_owned()),
-        next_attempt_at: Set(Some(at)),
-        lease_owner: Set(None),
-        lease_until: Set(None),
-        ..Default::default()
-    })
-    .exec(db.conn())
-    .await?;
+    for outcome in outcomes {
+        let mut row = webhook_delivery::ActiveModel {
+            id: Set(outcome.id),
+            attempts: Set(outcome.attempts),
+            lease_owner: Set(None),
+            lease_until: Set(None),
+            ..Default::default()
+        };
+        match &outcome.kind {
+            OutcomeKind::Delivered(actions) | OutcomeKind::Failed(_, actions) => {
+                let (state, error) = match &outcome.kind {
+                    OutcomeKind::Failed(error, _) => (DeliveryState::Failed, error.as_str()),
+                    _ => (DeliveryState::Delivered, ""),
+                };
+                row.state = Set(state.as_str().to_owned());
+                row.last_error = Set(error.to_owned());
+                row.next_attempt_at = Set(None);
+                row.actions = Set(serde_json::to_string(actions).unwrap_or_default());
+                row.completed_at = Set(Some(now()));
+            }
+            OutcomeKind::RetryLater(error, at) => {
+                row.last_error = Set(error.clone());
+                row.next_attempt_at = Set(Some(*at));
+            }
+        }
+        webhook_delivery::Entity::update(row).exec(conn).await?;
+    }
     Ok(())
 }
 
@@ -339,7 +321,7 @@ pub async fn get(db: &Database, id: i64) -> Result<webhook_delivery::Model, Trac
 /// # Errors
 /// NOT_FOUND; FAILED_PRECONDITION unless it failed.
 pub async fn requeue(db: &Database, id: i64) -> Result<webhook_delivery::Model, TrackerError> {
-    let updated = webhook_delivery::Entity::update_many()
+    let requeue = webhook_delivery::Entity::update_many()
         .col_expr(
             webhook_delivery::Column::State,
             sea_orm::sea_query::Expr::value(DeliveryState::Pending.as_str()),
@@ -354,9 +336,8 @@ pub async fn requeue(db: &Database, id: i64) -> Result<webhook_delivery::Model, 
         )
         .filter(webhook_delivery::Column::Id.eq(id))
         .filter(webhook_delivery::Column::State.eq(DeliveryState::Failed.as_str()))
-        .exec(db.conn())
-        .await?
-        .rows_affected;
+        .exec(db.conn());
+    let updated = db.gated(requeue).await?.rows_affected;
     let row = get(db, id).await?;
     if updated == 0 && row.state != DeliveryState::Pending.as_str() {
         return Err(TrackerError::FailedPrecondition {
@@ -375,12 +356,11 @@ pub async fn requeue(db: &Database, id: i64) -> Result<webhook_delivery::Model, 
 /// # Errors
 /// Database errors.
 pub async fn prune_delivered(db: &Database, cutoff: DateTime<Utc>) -> Result<u64, TrackerError> {
-    Ok(webhook_delivery::Entity::delete_many()
+    let prune = webhook_delivery::Entity::delete_many()
         .filter(webhook_delivery::Column::State.eq(DeliveryState::Delivered.as_str()))
         .filter(webhook_delivery::Column::CompletedAt.lt(cutoff))
-        .exec(db.conn())
-        .await?
-        .rows_affected)
+        .exec(db.conn());
+    Ok(db.gated(prune).await?.rows_affected)
 }
 
 /// Counts of pending deliveries and the age of the oldest (for metrics).

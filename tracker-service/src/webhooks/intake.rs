@@ -26,7 +26,8 @@ use tokio::sync::Semaphore;
 
 use super::authenticity::{self, Unauthentic};
 use super::dispatcher::DispatchWaker;
-use super::inbox::{self, NewDelivery, Stored};
+use super::inbox::{NewDelivery, Stored};
+use super::inbox_writer::InboxWriter;
 use super::rate_limit::RateLimiter;
 use crate::domain::Integration;
 use crate::domain::delivery::{Classified, IssueEvent, classify};
@@ -49,6 +50,8 @@ pub struct IntakeState {
     pub db: Database,
     /// Wakes the dispatcher after a store.
     pub waker: DispatchWaker,
+    /// Commits deliveries (group commit).
+    pub inbox: InboxWriter,
     /// The largest body accepted, in bytes.
     pub body_limit: usize,
     /// Requests handled at once; one more is answered 503.
@@ -329,18 +332,17 @@ async fn accept(
         .as_ref()
         .map(ToString::to_string)
         .unwrap_or_default();
-    let stored = inbox::store(
-        &state.db,
-        NewDelivery {
+    let stored = state
+        .inbox
+        .store(NewDelivery {
             integration_id: integration.id.clone(),
             delivery_key: key.clone(),
             event,
             headers: kept,
             body: String::from_utf8_lossy(body).into_owned(),
             traceparent: trace.clone(),
-        },
-    )
-    .await;
+        })
+        .await;
     match stored {
         Ok(Stored::New(id)) => {
             state.metrics.webhook_outcome("accepted");

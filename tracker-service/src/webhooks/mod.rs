@@ -5,5 +5,6 @@ pub mod apply;
 pub mod authenticity;
 pub mod dispatcher;
 pub mod inbox;
+pub mod inbox_writer;
 pub mod intake;
 pub mod rate_limit;
