@@ -5,10 +5,12 @@
 //! - `demo`: the whole flow in one command, on a temporary database and a Jira
 //!   simulator.
 //! - `ci`: formatting, lints, tests and `buf lint`, as CI runs them.
+//! - `bench [--db sqlite|postgres] [--quick]`: the benchmarks, release build.
 //! - `fuzz [--time SECONDS]`: every fuzz target for a bounded time.
 
 #![allow(clippy::print_stdout)]
 
+mod bench;
 mod ci;
 mod demo;
 mod fuzz;
@@ -22,6 +24,7 @@ tasks:
   up      build and run both services on SQLite (Ctrl-C stops them)
   demo    create an issue, post webhooks, watch the notifications (one command)
   ci      cargo fmt --check, clippy -D warnings, the tests, buf lint
+  bench   release build, then the benchmarks (--db sqlite|postgres, --quick)
   fuzz    run every fuzz target for --time SECONDS (default 60)
 ";
 
@@ -34,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         Some("ci") => ci::run(&rest),
         Some("demo") => demo::run(&rest),
         Some("fuzz") => fuzz::run(&rest),
+        Some("bench") => bench::run(&rest),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())

@@ -1,0 +1,405 @@
+//! The test bed: the two services and the Jira simulator as processes on fresh
+//! databases, and a tenant set up through the public API.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use hmac::{Hmac, Mac as _};
+use proto::assignment::v1 as assignment;
+use proto::tracker::v1 as tracker;
+use sea_orm::ConnectionTrait as _;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::procs::{Process, Usage, free_addr};
+
+/// The integration every scenario uses.
+pub const INTEGRATION: &str = "bench-jira";
+/// Its webhook secret.
+pub const SECRET: &str = "bench-webhook-secret";
+
+/// Which database the services run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+pub enum DbKind {
+    /// A SQLite file per service.
+    Sqlite,
+    /// A fresh PostgreSQL database per service.
+    Postgres,
+}
+
+/// Options shared by every scenario.
+#[derive(Debug, Clone)]
+pub struct BedOptions {
+    /// Where the release binaries are.
+    pub bin_dir: PathBuf,
+    /// The database kind.
+    pub db: DbKind,
+    /// The PostgreSQL server (admin database URL).
+    pub postgres_url: String,
+    /// Where logs and SQLite files go.
+    pub work_dir: PathBuf,
+}
+
+/// A running bed.
+#[derive(Debug)]
+pub struct Bed {
+    /// The assignment service.
+    pub assignment: Process,
+    /// The tracker.
+    pub tracker: Process,
+    jira: Process,
+    /// Assignment gRPC address.
+    pub assignment_grpc: SocketAddr,
+    /// Tracker gRPC address.
+    pub tracker_grpc: SocketAddr,
+    /// Tracker HTTP address (webhooks).
+    pub tracker_http: SocketAddr,
+    /// The simulator's base URL.
+    pub jira_url: String,
+    databases: Vec<String>,
+    options: BedOptions,
+}
+
+/// A lazily connected channel.
+pub fn channel(addr: SocketAddr) -> anyhow::Result<Channel> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
+/// Creates (or re-creates) database `name`; returns its URL.
+pub async fn create_database(admin: &str, name: &str) -> anyhow::Result<String> {
+    let conn = sea_orm::Database::connect(admin).await?;
+    conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await?;
+    conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await?;
+    conn.close().await?;
+    let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
+    Ok(format!("{base}/{name}"))
+}
+
+/// Drops database `name`.
+pub async fn drop_database(admin: &str, name: &str) -> anyhow::Result<()> {
+    let conn = sea_orm::Database::connect(admin).await?;
+    conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await?;
+    conn.close().await?;
+    Ok(())
+}
+
+impl Bed {
+    /// Starts everything; `label` names this bed's logs and databases.
+    pub async fn start(
+        options: &BedOptions,
+        label: &str,
+        extra_assignment: &[&str],
+    ) -> anyhow::Result<Self> {
+        let dir = options.work_dir.join(label);
+        std::fs::create_dir_all(&dir)?;
+        let mut databases = Vec::new();
+        let (assignment_db, tracker_db) = match options.db {
+            DbKind::Sqlite => (
+                format!("sqlite://{}?mode=rwc", dir.join("assignment.db").display()),
+                format!("sqlite://{}?mode=rwc", dir.join("tracker.db").display()),
+            ),
+            DbKind::Postgres => {
+                let a = format!("bench_{label}_assignment").replace('-', "_");
+                let t = format!("bench_{label}_tracker").replace('-', "_");
+                let urls = (
+                    create_database(&options.postgres_url, &a).await?,
+                    create_database(&options.postgres_url, &t).await?,
+                );
+                databases = vec![a, t];
+                urls
+            }
+        };
+        let jira_addr = free_addr()?;
+        let jira = Process::spawn(
+            "jira-sim",
+            &options.bin_dir.join("jira-sim"),
+            &["--addr".into(), jira_addr.to_string()],
+            &dir.join("jira.log"),
+            None,
+        )
+        .await?;
+        let (assignment_grpc, assignment_http) = (free_addr()?, free_addr()?);
+        let mut args: Vec<String> = vec![
+            "--grpc-addr".into(),
+            assignment_grpc.to_string(),
+            "--http-addr".into(),
+            assignment_http.to_string(),
+            "--database-url".into(),
+            assignment_db,
+            "--max-in-flight".into(),
+            "100000".into(),
+        ];
+        args.extend(extra_assignment.iter().map(|s| (*s).to_owned()));
+        let assignment = Process::spawn(
+            "assignment-service",
+            &options.bin_dir.join("assignment-service"),
+            &args,
+            &dir.join("assignment.log"),
+            Some(format!("http://{assignment_http}/healthz")),
+        )
+        .await?;
+        let (tracker_grpc, tracker_http) = (free_addr()?, free_addr()?);
+        let tracker = Process::spawn(
+            "tracker-service",
+            &options.bin_dir.join("tracker-service"),
+            &[
+                "--grpc-addr".into(),
+                tracker_grpc.to_string(),
+                "--http-addr".into(),
+                tracker_http.to_string(),
+                "--database-url".into(),
+                tracker_db,
+                "--assignment-url".into(),
+                format!("http://{assignment_grpc}"),
+                "--webhook-rate".into(),
+                "1000000".into(),
+                "--webhook-burst".into(),
+                "1000000".into(),
+                "--webhook-max-in-flight".into(),
+                "4096".into(),
+                "--max-in-flight".into(),
+                "100000".into(),
+            ],
+            &dir.join("tracker.log"),
+            Some(format!("http://{tracker_http}/healthz")),
+        )
+        .await?;
+        Ok(Self {
+            assignment,
+            tracker,
+            jira,
+            assignment_grpc,
+            tracker_grpc,
+            tracker_http,
+            jira_url: format!("http://{jira_addr}"),
+            databases,
+            options: options.clone(),
+        })
+    }
+
+    /// CPU and memory of (assignment, tracker).
+    pub fn usage(&self) -> (Usage, Usage) {
+        (self.assignment.usage(), self.tracker.usage())
+    }
+
+    /// Stops everything and drops the PostgreSQL databases.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.tracker.stop().await;
+        self.assignment.stop().await;
+        self.jira.stop().await;
+        for name in &self.databases {
+            drop_database(&self.options.postgres_url, name).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A tenant: `issues` Jira issues, each linked to its own group (or all to one
+/// issue for fan-out), and `users` users who may be assigned.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    /// Group id of each issue, by issue index.
+    pub groups: Vec<i64>,
+    /// User ids, by index (e-mail `u{i}@bench.example`).
+    pub users: Vec<i64>,
+}
+
+/// The e-mail of user `i`.
+pub fn email(i: usize) -> String {
+    format!("u{i}@bench.example")
+}
+
+/// The key and Jira id of issue `i`.
+pub fn issue(i: usize) -> (String, String) {
+    (format!("BENCH-{}", i + 1), format!("{}", 50_000 + i))
+}
+
+async fn chunked<T, F, Fut>(count: usize, make: F) -> anyhow::Result<Vec<T>>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let mut out = Vec::with_capacity(count);
+    let mut start = 0;
+    while start < count {
+        let end = (start + 32).min(count);
+        let batch = futures_util::future::join_all((start..end).map(&make)).await;
+        for item in batch {
+            out.push(item?);
+        }
+        start = end;
+    }
+    Ok(out)
+}
+
+impl Tenant {
+    /// Creates the tenant. With `groups_per_issue` > 1 there is a single issue
+    /// linked to that many groups.
+    pub async fn create(
+        bed: &Bed,
+        issues: usize,
+        groups_per_issue: usize,
+        users: usize,
+    ) -> anyhow::Result<Self> {
+        let channel = channel(bed.assignment_grpc)?;
+        let directory =
+            assignment::directory_service_client::DirectoryServiceClient::new(channel.clone());
+        let groups_client =
+            assignment::group_service_client::GroupServiceClient::new(channel.clone());
+        let links =
+            assignment::external_issue_service_client::ExternalIssueServiceClient::new(channel);
+        let org = directory
+            .clone()
+            .create_organization(assignment::CreateOrganizationRequest {
+                slug: "bench".into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .organization
+            .context("org")?
+            .id;
+        let project = directory
+            .clone()
+            .create_project(assignment::CreateProjectRequest {
+                organization_id: org,
+                slug: "web".into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .project
+            .context("project")?
+            .id;
+        directory
+            .clone()
+            .install_integration(assignment::InstallIntegrationRequest {
+                organization_id: org,
+                integration_id: INTEGRATION.into(),
+                sync_settings: Some(assignment::SyncSettings {
+                    sync_reverse_assignment: true,
+                    sync_status_reverse: true,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await?;
+        let user_ids = chunked(users, |i| {
+            let mut directory = directory.clone();
+            async move {
+                let id = directory
+                    .create_user(assignment::CreateUserRequest {
+                        display_name: format!("User {i}"),
+                        emails: vec![assignment::UserEmail {
+                            email: email(i),
+                            verified: true,
+                        }],
+                        ..Default::default()
+                    })
+                    .await?
+                    .into_inner()
+                    .user
+                    .context("user")?
+                    .id;
+                directory
+                    .grant_project_access(assignment::GrantProjectAccessRequest {
+                        project_id: project,
+                        user_id: id,
+                        ..Default::default()
+                    })
+                    .await?;
+                anyhow::Ok(id)
+            }
+        })
+        .await?;
+        let group_count = issues * groups_per_issue;
+        let group_ids = chunked(group_count, |i| {
+            let mut groups = groups_client.clone();
+            async move {
+                anyhow::Ok(
+                    groups
+                        .create_group(assignment::CreateGroupRequest {
+                            project_id: project,
+                            title: format!("TypeError in handler {i}"),
+                            ..Default::default()
+                        })
+                        .await?
+                        .into_inner()
+                        .group
+                        .context("group")?
+                        .id,
+                )
+            }
+        })
+        .await?;
+        let group_chunks: Vec<Vec<i64>> = group_ids
+            .chunks(groups_per_issue)
+            .map(<[i64]>::to_vec)
+            .collect();
+        chunked(issues, |i| {
+            let mut links = links.clone();
+            let group_ids = group_chunks[i].clone();
+            async move {
+                let (key, id) = issue(i);
+                links
+                    .link_external_issue(assignment::LinkExternalIssueRequest {
+                        organization_id: org,
+                        issue: Some(assignment::ExternalIssueRef {
+                            integration_id: INTEGRATION.into(),
+                            key,
+                            jira_issue_id: id,
+                        }),
+                        group_ids,
+                        ..Default::default()
+                    })
+                    .await?;
+                anyhow::Ok(())
+            }
+        })
+        .await?;
+        tracker::tracker_service_client::TrackerServiceClient::new(self::channel(
+            bed.tracker_grpc,
+        )?)
+        .create_integration(tracker::CreateIntegrationRequest {
+            integration_id: INTEGRATION.into(),
+            base_url: bed.jira_url.clone(),
+            credentials: Some(tracker::Credentials {
+                credential: Some(tracker::credentials::Credential::PersonalAccessToken(
+                    tracker::PersonalAccessTokenCredential {
+                        token: "bench-token-0123456789".into(),
+                    },
+                )),
+            }),
+            webhook_secret: SECRET.into(),
+            ..Default::default()
+        })
+        .await?;
+        Ok(Self {
+            groups: group_ids,
+            users: user_ids,
+        })
+    }
+}
+
+/// A signed `jira:issue_updated` assignee webhook: issue `i` assigned to user
+/// `user` at provider time `round` seconds after a fixed epoch.
+pub fn assignee_webhook(i: usize, user: usize, round: usize) -> (Vec<u8>, String) {
+    let (key, id) = issue(i);
+    let updated =
+        chrono::DateTime::from_timestamp(1_700_000_000 + i64::try_from(round).unwrap_or(0), 0)
+            .unwrap_or_default()
+            .format("%Y-%m-%dT%H:%M:%S.000+0000");
+    let body = format!(
+        r#"{{"webhookEvent":"jira:issue_updated","changelog":{{"id":"{round}","items":[{{"field":"assignee","fieldtype":"jira","from":null,"to":"acct"}}]}},"issue":{{"id":"{id}","key":"{key}","fields":{{"assignee":{{"emailAddress":"{}","accountId":"acct-{user}"}},"updated":"{updated}"}}}}}}"#,
+        email(user)
+    );
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("HMAC key");
+    mac.update(body.as_bytes());
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    (body.into_bytes(), signature)
+}

@@ -1,0 +1,161 @@
+//! The services under test, as separate processes, so each one's CPU time and
+//! peak memory can be read from `/proc`.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use tokio::process::{Child, Command};
+
+/// A free port on 127.0.0.1 (bound and released; the bench runs alone).
+pub fn free_addr() -> anyhow::Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+/// A running service process.
+#[derive(Debug)]
+pub struct Process {
+    name: String,
+    child: Child,
+    pid: u32,
+}
+
+/// CPU time and memory of a process, read from `/proc`.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Usage {
+    /// User plus system CPU seconds since the process started.
+    pub cpu_seconds: f64,
+    /// Peak resident memory (VmHWM), MiB.
+    pub peak_rss_mib: f64,
+    /// Current resident memory (VmRSS), MiB.
+    pub rss_mib: f64,
+}
+
+impl Process {
+    /// Starts `bin` with `args` (file-descriptor limit raised for many
+    /// connections), logging to `log`, and waits until `health` answers 200.
+    pub async fn spawn(
+        name: &str,
+        bin: &Path,
+        args: &[String],
+        log: &Path,
+        health: Option<String>,
+    ) -> anyhow::Result<Self> {
+        let log_file = std::fs::File::create(log)?;
+        let mut shell = format!(
+            "ulimit -n 65536 2>/dev/null || ulimit -n \"$(ulimit -Hn)\"; exec '{}'",
+            bin.display()
+        );
+        for arg in args {
+            shell.push_str(&format!(" '{arg}'"));
+        }
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(shell)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::from(log_file.try_clone()?))
+            .stderr(Stdio::from(log_file))
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let pid = child.id().context("child pid")?;
+        let mut process = Self {
+            name: name.to_owned(),
+            child,
+            pid,
+        };
+        if let Some(url) = health {
+            process.wait_healthy(&url).await?;
+        }
+        Ok(process)
+    }
+
+    async fn wait_healthy(&mut self, url: &str) -> anyhow::Result<()> {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("{} exited before it was healthy ({status})", self.name);
+            }
+            if client
+                .get(url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{} was not healthy within 60 s", self.name);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// CPU and memory so far.
+    pub fn usage(&self) -> Usage {
+        read_usage(self.pid).unwrap_or_default()
+    }
+
+    /// Stops the process (SIGTERM, then waits; SIGKILL after 10 s).
+    pub async fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .status()
+            .await;
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+fn read_usage(pid: u32) -> Option<Usage> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start after ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 here.
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Some(Usage {
+        cpu_seconds: ticks / clock_ticks(),
+        peak_rss_mib: kib("VmHWM:") / 1024.0,
+        rss_mib: kib("VmRSS:") / 1024.0,
+    })
+}
+
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Waits until something accepts connections on `addr` (60 s at most).
+pub async fn wait_listening(addr: SocketAddr) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        if Instant::now() > deadline {
+            bail!("nothing listens on {addr} after 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}

@@ -1,0 +1,458 @@
+//! The run: which scenarios, in what order, against which baselines, and the
+//! report.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use proto::assignment::v1 as assignment;
+
+use crate::bed::{Bed, BedOptions, DbKind, Tenant};
+use crate::bench_proto::WatchRequest;
+use crate::procs::{Process, free_addr};
+use crate::report::{ScenarioResult, table, write_json};
+use crate::scenarios::baselines::{self, CallRate, WriteCeilings};
+use crate::scenarios::fanout::{self, CONNECTIONS, GROUPS_PER_ISSUE, SUBSCRIBE};
+use crate::scenarios::ingest::{self, Load};
+use crate::scenarios::{Plan, peer, skim_stream, sync_rpc};
+
+/// Arguments of `run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The database the services run on.
+    #[arg(long, value_enum, default_value = "sqlite")]
+    db: DbKind,
+    /// Smaller sizes and shorter durations (under three minutes).
+    #[arg(long)]
+    quick: bool,
+    /// Where the release binaries of the services and the simulator are.
+    #[arg(long)]
+    bin_dir: PathBuf,
+    /// Where the JSON files and the table go.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+    /// The PostgreSQL server (an admin database URL) for `--db postgres`.
+    #[arg(
+        long,
+        env = "BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    postgres_url: String,
+    /// Only these scenarios (comma-separated: baselines, ingest, latency,
+    /// sync-rpc, fanout, idle, peer).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+}
+
+/// The machine, for the report.
+#[derive(Debug, serde::Serialize)]
+struct Machine {
+    cpu: String,
+    cores: usize,
+    memory_gib: f64,
+    date: String,
+    db: DbKind,
+    quick: bool,
+}
+
+fn machine(args: &RunArgs) -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    Machine {
+        cpu: cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map_or_else(|| "unknown".to_owned(), |(_, v)| v.trim().to_owned()),
+        cores: std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+        memory_gib: meminfo
+            .lines()
+            .find(|l| l.starts_with("MemTotal:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0 / 1024.0),
+        date: chrono::Utc::now().to_rfc3339(),
+        db: args.db,
+        quick: args.quick,
+    }
+}
+
+/// The baseline servers' process.
+async fn baseline_server(
+    options: &BedOptions,
+    label: &str,
+) -> anyhow::Result<(Process, std::net::SocketAddr)> {
+    let addr = free_addr()?;
+    let exe = std::env::current_exe()?;
+    let process = Process::spawn(
+        "baselines",
+        &exe,
+        &["serve-baselines".into(), "--addr".into(), addr.to_string()],
+        &options.work_dir.join(format!("{label}.log")),
+        None,
+    )
+    .await?;
+    crate::procs::wait_listening(addr).await?;
+    Ok((process, addr))
+}
+
+/// Runs the scenarios.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    service_runtime::tls::install_crypto_provider();
+    let plan = Plan::new(args.quick);
+    let wants = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
+    let work_dir = args.out.join("work");
+    let _ = std::fs::remove_dir_all(&work_dir);
+    std::fs::create_dir_all(&work_dir)?;
+    let options = BedOptions {
+        bin_dir: args.bin_dir.clone(),
+        db: args.db,
+        postgres_url: args.postgres_url.clone(),
+        work_dir: work_dir.clone(),
+    };
+    let machine = machine(&args);
+    eprintln!("bench: {machine:?}");
+    let started = Instant::now();
+    let mut results: Vec<ScenarioResult> = Vec::new();
+    let mut record = |result: ScenarioResult| -> anyhow::Result<()> {
+        eprintln!(
+            "bench: {} done at {:.0} s: {} = {:.1}",
+            result.name,
+            started.elapsed().as_secs_f64(),
+            result.headline.0,
+            result.headline.1
+        );
+        write_json(&args.out, &result)?;
+        results.push(result);
+        Ok(())
+    };
+
+    // Baselines first: the ceilings every scenario is compared with.
+    let (server, addr) = baseline_server(&options, "baselines-echo").await?;
+    let echo = baselines::echo(addr, plan.concurrency, plan.sync_for).await?;
+    server.stop().await;
+    let ceilings = write_ceilings(&options, &plan).await?;
+    if wants("baselines") {
+        let mut result = ScenarioResult::new(
+            "baseline-echo",
+            "calls/s",
+            echo.per_s,
+            "ceiling for one gRPC hop",
+        );
+        result.latency = Some(echo.latency);
+        result.figure("concurrency", plan.concurrency as f64);
+        record(result)?;
+        let mut result = ScenarioResult::new(
+            "baseline-db-writes",
+            "single-row commits/s",
+            ceilings.commits_per_s,
+            "ceiling for durable writes",
+        );
+        result.figure(
+            "rows_per_s_in_100_row_transactions",
+            ceilings.batched_rows_per_s,
+        );
+        if let Some(eight) = ceilings.commits_per_s_8 {
+            result.figure("single_row_commits_per_s_8_connections", eight);
+        }
+        record(result)?;
+    }
+
+    let min_rate = match args.db {
+        DbKind::Sqlite => 5_000.0,
+        DbKind::Postgres => 2_000.0,
+    };
+    if wants("ingest") {
+        let bed = Bed::start(&options, "ingest", &[]).await?;
+        let tenant = Tenant::create(&bed, 1_000, 1, 200).await?;
+        let outcome = ingest::run(
+            &bed,
+            &tenant,
+            Load::Closed {
+                concurrency: plan.concurrency,
+            },
+            plan.ingest_for,
+        )
+        .await?;
+        let mut result = ScenarioResult::new(
+            "ingest",
+            "applied/s",
+            outcome.applied_per_s,
+            &format!("≥ {min_rate:.0}/s accepted and applied, none lost"),
+        );
+        result.baseline = Some(("single-row commits/s".into(), ceilings.commits_per_s));
+        result
+            .figure("accepted", outcome.accepted as f64)
+            .figure("applied", outcome.applied as f64)
+            .figure(
+                "lost",
+                outcome.accepted.saturating_sub(outcome.applied) as f64,
+            )
+            .figure("accepted_per_s", outcome.accepted_per_s)
+            .figure("applied_per_s", outcome.applied_per_s)
+            .figure("refused_and_retried", outcome.refused as f64);
+        result.latency = Some(outcome.latency);
+        let (a, t) = bed.usage();
+        (result.assignment, result.tracker) = (Some(a), Some(t));
+        bed.stop().await?;
+        record(result)?;
+    }
+
+    if wants("latency") {
+        let bed = Bed::start(&options, "latency", &[]).await?;
+        let tenant = Tenant::create(&bed, 1_000, 1, 200).await?;
+        let outcome = ingest::run(
+            &bed,
+            &tenant,
+            Load::Open {
+                rate: plan.latency_rate,
+            },
+            plan.latency_for,
+        )
+        .await?;
+        let mut result = ScenarioResult::new(
+            "latency",
+            "p99 ms",
+            outcome.latency.p99_ms,
+            "p99 ≤ 10 ms at 500/s",
+        );
+        result
+            .figure("rate", plan.latency_rate)
+            .figure("accepted", outcome.accepted as f64)
+            .figure("applied", outcome.applied as f64)
+            .figure(
+                "lost",
+                outcome.accepted.saturating_sub(outcome.applied) as f64,
+            );
+        result.latency = Some(outcome.latency);
+        let (a, t) = bed.usage();
+        (result.assignment, result.tracker) = (Some(a), Some(t));
+        bed.stop().await?;
+        record(result)?;
+    }
+
+    if wants("sync-rpc") {
+        let bed = Bed::start(&options, "sync-rpc", &[]).await?;
+        let tenant = Tenant::create(&bed, 1_000, 1, 200).await?;
+        let rate: CallRate = sync_rpc::run(&bed, &tenant, plan.concurrency, plan.sync_for).await?;
+        let goal = match args.db {
+            DbKind::Sqlite => "≥ 8000 calls/s",
+            DbKind::Postgres => "–",
+        };
+        let mut result = ScenarioResult::new("sync-rpc", "calls/s", rate.per_s, goal);
+        result.baseline = Some(("echo calls/s".into(), echo.per_s));
+        result
+            .figure("concurrency", plan.concurrency as f64)
+            .figure("errors", rate.errors as f64)
+            .figure(
+                "ratio_to_single_row_commits",
+                rate.per_s / ceilings.commits_per_s,
+            );
+        result.latency = Some(rate.latency);
+        result.assignment = Some(bed.assignment.usage());
+        bed.stop().await?;
+        record(result)?;
+    }
+
+    if wants("fanout") || wants("peer") {
+        let nats = peer::reachable().await;
+        for &(subscribers, notifications) in &plan.fanout {
+            let name = format!("fanout-{subscribers}");
+            let (server, addr) = baseline_server(&options, &format!("baselines-{name}")).await?;
+            let channels = fanout::connect(addr, CONNECTIONS).await?;
+            let raw = baselines::fan_out(
+                subscribers,
+                &channels,
+                |channel| {
+                    skim_stream(
+                        channel,
+                        "/bench.v1.BroadcastService/Watch",
+                        WatchRequest {
+                            expected: u32::try_from(subscribers + 1).unwrap_or(u32::MAX),
+                            messages: u32::try_from(notifications).unwrap_or(u32::MAX),
+                        },
+                    )
+                },
+                || {
+                    let channel = channels[0].clone();
+                    async move {
+                        // The last watcher starts the round; it leaves at once.
+                        drop(
+                            skim_stream(
+                                channel,
+                                "/bench.v1.BroadcastService/Watch",
+                                WatchRequest {
+                                    expected: u32::try_from(subscribers + 1).unwrap_or(u32::MAX),
+                                    messages: u32::try_from(notifications).unwrap_or(u32::MAX),
+                                },
+                            )
+                            .await?,
+                        );
+                        Ok(notifications)
+                    }
+                },
+            )
+            .await?;
+            let raw_usage = server.usage();
+            drop(channels);
+            server.stop().await;
+
+            let bed = Bed::start(&options, &name, &[]).await?;
+            let tenant = Tenant::create(
+                &bed,
+                (notifications / GROUPS_PER_ISSUE / 20).clamp(1, 10),
+                GROUPS_PER_ISSUE,
+                200,
+            )
+            .await?;
+            let (ours, write_rate) =
+                fanout::live(&bed, &tenant, subscribers, notifications).await?;
+            let mut result = ScenarioResult::new(
+                &name,
+                "deliveries/s",
+                ours.deliveries_per_s,
+                "≥ JetStream ordered replay with as many consumers (≥ 360 k/s), ≥ 20% of raw broadcast",
+            );
+            result.baseline = Some((
+                "raw tonic broadcast deliveries/s".into(),
+                raw.deliveries_per_s,
+            ));
+            result
+                .figure("subscribers", subscribers as f64)
+                .figure("connections", CONNECTIONS as f64)
+                .figure("notifications_requested", notifications as f64)
+                .figure("notifications_written_per_s", write_rate)
+                .figure("anomalies", ours.anomalies as f64)
+                .figure("raw_anomalies", raw.anomalies as f64)
+                .figure("raw_server_cpu_seconds", raw_usage.cpu_seconds);
+            if ours.anomalies > 0 {
+                result.notes.push(format!(
+                    "{} notifications lost, duplicated or out of order",
+                    ours.anomalies
+                ));
+            }
+            if nats && wants("peer") {
+                let messages = notifications.min(plan.peer_max_deliveries / subscribers);
+                match peer::replay(subscribers, messages).await {
+                    Ok(per_s) => {
+                        result.figure("jetstream_messages", messages as f64);
+                        result.figure("jetstream_ordered_replay_deliveries_per_s", per_s);
+                        result.figure("ratio_to_jetstream", ours.deliveries_per_s / per_s);
+                    }
+                    Err(e) => result.notes.push(format!("JetStream peer failed: {e:#}")),
+                }
+            } else if !nats {
+                result.notes.push(format!(
+                    "peer skipped: no NATS server at {}",
+                    peer::NATS_URL
+                ));
+            }
+            result.assignment = Some(bed.assignment.usage());
+            bed.stop().await?;
+            record(result)?;
+        }
+    }
+
+    if wants("idle") {
+        let count = plan.idle_subscribers;
+        for per_connection in [1, 100] {
+            let bed = Bed::start(&options, &format!("idle-{per_connection}"), &[]).await?;
+            let assignment_process = &bed.assignment;
+            let ours = fanout::idle(
+                bed.assignment_grpc,
+                count,
+                per_connection,
+                || assignment_process.usage().rss_mib,
+                |channel| {
+                    skim_stream(
+                        channel,
+                        SUBSCRIBE,
+                        assignment::SubscribeRequest {
+                            start_at_head: true,
+                            ..Default::default()
+                        },
+                    )
+                },
+            )
+            .await?;
+            let usage = bed.assignment.usage();
+            bed.stop().await?;
+            let (server, addr) =
+                baseline_server(&options, &format!("baselines-idle-{per_connection}")).await?;
+            let raw = fanout::idle(
+                addr,
+                count,
+                per_connection,
+                || server.usage().rss_mib,
+                |channel| {
+                    skim_stream(
+                        channel,
+                        "/bench.v1.BroadcastService/Watch",
+                        WatchRequest {
+                            expected: u32::MAX,
+                            messages: 1,
+                        },
+                    )
+                },
+            )
+            .await?;
+            server.stop().await;
+            let goal = if per_connection == 1 {
+                "≤ 32 KiB each"
+            } else {
+                "≤ 10 KiB each"
+            };
+            let mut result = ScenarioResult::new(
+                &format!("idle-{per_connection}-per-connection"),
+                "KiB RSS per idle subscriber",
+                ours,
+                goal,
+            );
+            result.baseline = Some(("raw tonic KiB per idle watcher".into(), raw));
+            result
+                .figure("subscribers", count as f64)
+                .figure("per_connection", per_connection as f64);
+            result.assignment = Some(usage);
+            record(result)?;
+        }
+    }
+
+    let report = format!(
+        "Machine: {} ({} cores, {:.1} GiB), database {:?}, {} run, {}; total {:.0} s\n\n{}",
+        machine.cpu,
+        machine.cores,
+        machine.memory_gib,
+        machine.db,
+        if machine.quick { "quick" } else { "full" },
+        machine.date,
+        started.elapsed().as_secs_f64(),
+        table(&results)
+    );
+    println!("{report}");
+    std::fs::write(args.out.join("summary.md"), &report)?;
+    std::fs::write(
+        args.out.join("machine.json"),
+        serde_json::to_vec_pretty(&machine).context("machine")?,
+    )?;
+    Ok(())
+}
+
+/// The raw write loops on a fresh database of the run's kind.
+async fn write_ceilings(options: &BedOptions, plan: &Plan) -> anyhow::Result<WriteCeilings> {
+    match options.db {
+        DbKind::Sqlite => {
+            let path = options.work_dir.join("ceilings.db");
+            baselines::write_ceilings(
+                &format!("sqlite://{}?mode=rwc", path.display()),
+                plan.db_for,
+            )
+            .await
+        }
+        DbKind::Postgres => {
+            let url = crate::bed::create_database(&options.postgres_url, "bench_ceilings").await?;
+            let ceilings = baselines::write_ceilings(&url, plan.db_for).await;
+            crate::bed::drop_database(&options.postgres_url, "bench_ceilings").await?;
+            ceilings
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! ingest and latency: signed assignee webhooks over many issues and users,
+//! through the tracker into the assignment service, with one subscriber
+//! measuring end-to-end latency (POST to notification).
+//!
+//! Every webhook of issue `i` in round `r` assigns user `(i + r) % users`, so
+//! each one is an effective change that produces exactly one "assigned"
+//! notification; the k-th such notification of an issue's group answers the
+//! issue's k-th accepted webhook.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use proto::assignment::v1 as assignment;
+use tokio_stream::StreamExt as _;
+
+use crate::bed::{Bed, Tenant, assignee_webhook, channel};
+use crate::report::Latency;
+
+/// How webhooks are sent.
+#[derive(Debug, Clone, Copy)]
+pub enum Load {
+    /// As fast as they are accepted, by this many concurrent senders.
+    Closed {
+        /// Concurrent senders.
+        concurrency: usize,
+    },
+    /// At a fixed rate, each request at its scheduled time (latency counts from
+    /// that time, so a slow server cannot hide its queueing).
+    Open {
+        /// Requests per second.
+        rate: f64,
+    },
+}
+
+/// What a run measured.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Webhooks answered 200 "accepted".
+    pub accepted: usize,
+    /// Assignment changes committed (one "assigned" notification each).
+    pub applied: usize,
+    /// Accepted per second of sending.
+    pub accepted_per_s: f64,
+    /// Applied per second, from the first send to the last notification.
+    pub applied_per_s: f64,
+    /// POST (or scheduled send) to notification.
+    pub latency: Latency,
+    /// Requests answered 503 / 429 and sent again.
+    pub refused: usize,
+}
+
+/// When each accepted webhook was sent, per issue: (webhook number, time).
+type SendTimes = Vec<Vec<(usize, Instant)>>;
+
+/// Records notification arrival times per issue.
+struct Arrivals {
+    per_issue: Mutex<Vec<Vec<Instant>>>,
+    total: AtomicUsize,
+    last: Mutex<Option<Instant>>,
+}
+
+async fn subscribe(bed: &Bed, tenant: &Tenant) -> anyhow::Result<Arc<Arrivals>> {
+    let group_index: HashMap<i64, usize> = tenant
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (*g, i))
+        .collect();
+    let arrivals = Arc::new(Arrivals {
+        per_issue: Mutex::new(vec![Vec::new(); tenant.groups.len()]),
+        total: AtomicUsize::new(0),
+        last: Mutex::new(None),
+    });
+    let mut stream = assignment::notification_service_client::NotificationServiceClient::new(
+        channel(bed.assignment_grpc)?,
+    )
+    .max_decoding_message_size(64 * 1024 * 1024)
+    .subscribe(assignment::SubscribeRequest {
+        start_at_head: true,
+        ..Default::default()
+    })
+    .await?
+    .into_inner();
+    let sink = Arc::clone(&arrivals);
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = stream.next().await {
+            if let Some(assignment::subscribe_response::Event::Notification(n)) = message.event
+                && n.kind() == assignment::NotificationKind::Assigned
+                && let Some(&issue) = group_index.get(&n.group_id)
+            {
+                let now = Instant::now();
+                sink.per_issue.lock().unwrap_or_else(|e| e.into_inner())[issue].push(now);
+                *sink.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
+                sink.total.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    Ok(arrivals)
+}
+
+/// Sends webhook `n` until it is accepted; returns when it was (first) sent and
+/// how many refusals it met.
+async fn send(
+    client: &reqwest::Client,
+    url: &str,
+    n: usize,
+    issues: usize,
+    users: usize,
+) -> (usize, usize) {
+    let (issue, round) = (n % issues, n / issues);
+    let (body, signature) = assignee_webhook(issue, (issue + round) % users, round);
+    let mut refused = 0;
+    loop {
+        let response = client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("x-hub-signature", &signature)
+            .header("x-atlassian-webhook-identifier", format!("bench-{n}"))
+            .body(body.clone())
+            .send()
+            .await;
+        match response {
+            Ok(r) if r.status().is_success() => return (issue, refused),
+            _ => {
+                refused += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+}
+
+/// Runs the load for `duration`, then waits for everything accepted to apply.
+pub async fn run(
+    bed: &Bed,
+    tenant: &Tenant,
+    load: Load,
+    duration: Duration,
+) -> anyhow::Result<Outcome> {
+    service_runtime::tls::install_crypto_provider();
+    let issues = tenant.groups.len();
+    let users = tenant.users.len();
+    let arrivals = subscribe(bed, tenant).await?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .tcp_nodelay(true)
+        .build()?;
+    let url = format!(
+        "http://{}/webhooks/jira/{}",
+        bed.tracker_http,
+        crate::bed::INTEGRATION
+    );
+    let sends: Arc<Mutex<SendTimes>> = Arc::new(Mutex::new(vec![Vec::new(); issues]));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let end = start + duration;
+    let accepted = match load {
+        Load::Closed { concurrency } => {
+            let next = Arc::new(AtomicUsize::new(0));
+            let workers = (0..concurrency).map(|_| {
+                let (client, url, next, sends, refused) = (
+                    client.clone(),
+                    url.clone(),
+                    Arc::clone(&next),
+                    Arc::clone(&sends),
+                    Arc::clone(&refused),
+                );
+                tokio::spawn(async move {
+                    let mut accepted = 0;
+                    while Instant::now() < end {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        let sent = Instant::now();
+                        let (issue, refusals) = send(&client, &url, n, issues, users).await;
+                        refused.fetch_add(refusals, Ordering::Relaxed);
+                        sends.lock().unwrap_or_else(|e| e.into_inner())[issue].push((n, sent));
+                        accepted += 1;
+                    }
+                    accepted
+                })
+            });
+            let mut total = 0;
+            for worker in futures_util::future::join_all(workers).await {
+                total += worker?;
+            }
+            total
+        }
+        Load::Open { rate } => {
+            let count = (duration.as_secs_f64() * rate) as usize;
+            let mut tasks = Vec::with_capacity(count);
+            for n in 0..count {
+                let scheduled = start + Duration::from_secs_f64(n as f64 / rate);
+                tokio::time::sleep_until(scheduled.into()).await;
+                let (client, url, sends, refused) = (
+                    client.clone(),
+                    url.clone(),
+                    Arc::clone(&sends),
+                    Arc::clone(&refused),
+                );
+                tasks.push(tokio::spawn(async move {
+                    let (issue, refusals) = send(&client, &url, n, issues, users).await;
+                    refused.fetch_add(refusals, Ordering::Relaxed);
+                    sends.lock().unwrap_or_else(|e| e.into_inner())[issue].push((n, scheduled));
+                }));
+            }
+            for task in tasks {
+                task.await?;
+            }
+            count
+        }
+    };
+    let sent_for = start.elapsed();
+
+    // Drain: wait until every accepted webhook produced its notification.
+    let drain_deadline = Instant::now() + Duration::from_secs(180);
+    while arrivals.total.load(Ordering::Relaxed) < accepted && Instant::now() < drain_deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let applied = arrivals.total.load(Ordering::Relaxed);
+    let last = arrivals
+        .last
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .unwrap_or_else(Instant::now);
+
+    let mut latencies = Vec::with_capacity(accepted);
+    let sends = sends.lock().unwrap_or_else(|e| e.into_inner());
+    let received = arrivals.per_issue.lock().unwrap_or_else(|e| e.into_inner());
+    for (issue, sent) in sends.iter().enumerate() {
+        let mut sent = sent.clone();
+        sent.sort_by_key(|(n, _)| *n);
+        for ((_, at), got) in sent.iter().zip(received[issue].iter()) {
+            latencies.push(got.saturating_duration_since(*at));
+        }
+    }
+    Ok(Outcome {
+        accepted,
+        applied,
+        accepted_per_s: accepted as f64 / sent_for.as_secs_f64(),
+        applied_per_s: applied as f64
+            / last
+                .saturating_duration_since(start)
+                .as_secs_f64()
+                .max(1e-9),
+        latency: Latency::of(latencies),
+        refused: refused.load(Ordering::Relaxed),
+    })
+}

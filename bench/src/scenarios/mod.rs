@@ -1,0 +1,94 @@
+//! The scenarios, and how big each one is in a quick and a full run.
+
+pub mod baselines;
+pub mod fanout;
+pub mod ingest;
+pub mod peer;
+pub mod sync_rpc;
+
+use std::time::Duration;
+
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::transport::Channel;
+
+use crate::bench_proto::SkimResponse;
+
+/// Sizes of one run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// How long the closed-loop ingest sends.
+    pub ingest_for: Duration,
+    /// Concurrent senders / callers in closed-loop scenarios (and the echo baseline).
+    pub concurrency: usize,
+    /// Open-loop rate of the latency scenario.
+    pub latency_rate: f64,
+    /// How long the latency scenario sends.
+    pub latency_for: Duration,
+    /// How long sync-rpc calls.
+    pub sync_for: Duration,
+    /// How long each raw database loop runs.
+    pub db_for: Duration,
+    /// Fan-out runs: (subscribers, notifications written).
+    pub fanout: Vec<(usize, usize)>,
+    /// The most deliveries the JetStream peer replays per run (its messages are
+    /// capped to this over the consumer count, to bound the run's length).
+    pub peer_max_deliveries: usize,
+    /// Idle subscribers held open.
+    pub idle_subscribers: usize,
+}
+
+impl Plan {
+    /// The plan for `--quick` or a full run.
+    pub fn new(quick: bool) -> Self {
+        if quick {
+            Self {
+                ingest_for: Duration::from_secs(5),
+                concurrency: 64,
+                latency_rate: 500.0,
+                latency_for: Duration::from_secs(5),
+                sync_for: Duration::from_secs(4),
+                db_for: Duration::from_secs(2),
+                fanout: vec![(100, 10_000), (1000, 2_000)],
+                peer_max_deliveries: 2_000_000,
+                idle_subscribers: 2_000,
+            }
+        } else {
+            Self {
+                ingest_for: Duration::from_secs(10),
+                concurrency: 64,
+                latency_rate: 500.0,
+                latency_for: Duration::from_secs(20),
+                sync_for: Duration::from_secs(10),
+                db_for: Duration::from_secs(5),
+                fanout: vec![(100, 100_000), (1000, 100_000)],
+                peer_max_deliveries: 20_000_000,
+                idle_subscribers: 10_000,
+            }
+        }
+    }
+}
+
+/// The tonic client for server-streaming calls whose responses are decoded as
+/// [`SkimResponse`].
+pub async fn skim_stream<Req>(
+    channel: Channel,
+    path: &'static str,
+    request: Req,
+) -> Result<tonic::Streaming<SkimResponse>, tonic::Status>
+where
+    Req: prost::Message + Send + Sync + 'static,
+{
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let codec = tonic_prost::ProstCodec::<Req, SkimResponse>::default();
+    Ok(grpc
+        .server_streaming(
+            tonic::Request::new(request),
+            PathAndQuery::from_static(path),
+            codec,
+        )
+        .await?
+        .into_inner())
+}
