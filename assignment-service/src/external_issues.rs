@@ -6,7 +6,7 @@
 //! record disappears with its last link.
 
 use sea_orm::{
-    ActiveModelTrait as _, ActiveValue::Set, ColumnTrait as _, Condition, ConnectionTrait,
+    ActiveModelTrait as _, ActiveValue::Set, ColumnTrait as _, ConnectionTrait,
     DatabaseTransaction, EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
 };
 use serde::Serialize;
@@ -183,44 +183,103 @@ pub(crate) async fn lock_records(
     txn: &DatabaseTransaction,
     issue: &IssueRef,
 ) -> Result<Vec<external_issue::Model>, AssignmentError> {
-    let mut any = Condition::any();
-    if let Some(id) = &issue.jira_issue_id {
-        any = any.add(external_issue::Column::JiraIssueId.eq(id.as_str()));
+    let rows = lock_candidate_records(txn, std::slice::from_ref(issue)).await?;
+    Ok(choose_records(&rows, issue))
+}
+
+/// Every record any of `issues` may designate (same integration, same key or
+/// same Jira id), locked for update in id order.
+///
+/// The ids are found first with one indexed lookup per integration and
+/// attribute (an `OR` across attributes made SQLite scan every record of the
+/// integration), then the rows are read and locked in id order, the order every
+/// writer locks records in.
+pub(crate) async fn lock_candidate_records(
+    txn: &DatabaseTransaction,
+    issues: &[IssueRef],
+) -> Result<Vec<external_issue::Model>, AssignmentError> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut by_integration: BTreeMap<&str, (BTreeSet<&str>, BTreeSet<&str>)> = BTreeMap::new();
+    for issue in issues {
+        let (ids, keys) = by_integration
+            .entry(issue.integration_id.as_str())
+            .or_default();
+        if let Some(id) = &issue.jira_issue_id {
+            ids.insert(id.as_str());
+        }
+        if let Some(key) = &issue.key {
+            keys.insert(key.as_str());
+        }
     }
-    if let Some(key) = &issue.key {
-        any = any.add(external_issue::Column::IssueKey.eq(key.as_str()));
+    let mut found: BTreeSet<i64> = BTreeSet::new();
+    for (integration, (ids, keys)) in by_integration {
+        for (column, values) in [
+            (external_issue::Column::JiraIssueId, ids),
+            (external_issue::Column::IssueKey, keys),
+        ] {
+            if values.is_empty() {
+                continue;
+            }
+            found.extend(
+                external_issue::Entity::find()
+                    .select_only()
+                    .column(external_issue::Column::Id)
+                    .filter(external_issue::Column::IntegrationId.eq(integration))
+                    .filter(column.is_in(values))
+                    .into_tuple::<i64>()
+                    .all(txn)
+                    .await?,
+            );
+        }
     }
-    let rows = external_issue::Entity::find()
-        .filter(external_issue::Column::IntegrationId.eq(issue.integration_id.as_str()))
-        .filter(any)
+    if found.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(external_issue::Entity::find()
+        .filter(external_issue::Column::Id.is_in(found))
         .order_by_asc(external_issue::Column::Id)
         .lock_exclusive()
         .all(txn)
-        .await?;
-    let mut chosen: Vec<external_issue::Model> = Vec::new();
-    for row in rows {
-        let by_id = issue
+        .await?)
+}
+
+/// The records `issue` designates among `rows`: per organization, the one whose
+/// Jira id matches, else the one whose key matches; ordered by organization.
+pub(crate) fn choose_records<'a>(
+    rows: impl IntoIterator<Item = &'a external_issue::Model>,
+    issue: &IssueRef,
+) -> Vec<external_issue::Model> {
+    let by_id = |row: &external_issue::Model| {
+        issue
             .jira_issue_id
             .as_ref()
-            .is_some_and(|id| row.jira_issue_id.as_deref() == Some(id.as_str()));
+            .is_some_and(|id| row.jira_issue_id.as_deref() == Some(id.as_str()))
+    };
+    let by_key = |row: &external_issue::Model| {
+        issue
+            .key
+            .as_ref()
+            .is_some_and(|key| row.issue_key == key.as_str())
+    };
+    let mut chosen: Vec<external_issue::Model> = Vec::new();
+    for row in rows {
+        if row.integration_id != issue.integration_id.as_str() || !(by_id(row) || by_key(row)) {
+            continue;
+        }
         match chosen
             .iter_mut()
             .find(|c| c.organization_id == row.organization_id)
         {
             Some(existing) => {
-                let existing_by_id = issue
-                    .jira_issue_id
-                    .as_ref()
-                    .is_some_and(|id| existing.jira_issue_id.as_deref() == Some(id.as_str()));
-                if by_id && !existing_by_id {
-                    *existing = row;
+                if by_id(row) && !by_id(existing) {
+                    *existing = row.clone();
                 }
             }
-            None => chosen.push(row),
+            None => chosen.push(row.clone()),
         }
     }
     chosen.sort_by_key(|r| r.organization_id);
-    Ok(chosen)
+    chosen
 }
 
 async fn write_activity(

@@ -2,7 +2,8 @@
 //! linked groups follow (Sentry's `sync_group_assignee_inbound` and
 //! `sync_status_inbound`).
 //!
-//! For one call, in one transaction:
+//! For one call, in one transaction (assignee calls are grouped several to a
+//! transaction, with the same effect as one after another: see [`batch`]):
 //! 1. every organization's record of the issue is locked (id order), so calls for
 //!    one issue apply one after another;
 //! 2. per record, the installation decides whether this direction of sync is on
@@ -20,7 +21,6 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait as _, Query};
 use sea_orm::{
     ActiveModelTrait as _, ActiveValue::Set, ColumnTrait as _, DatabaseTransaction,
     EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
@@ -39,10 +39,14 @@ use crate::error::AssignmentError;
 use crate::external_issues::{IssueRef, lock_records};
 use crate::notification_log::{self, NotificationDraft};
 use crate::storage::entities::{
-    activity, external_issue, group, group_assignee, group_link, installation, project_member,
-    user, user_email,
+    activity, external_issue, group, group_assignee, group_link, installation,
 };
 use service_runtime::idempotency::{IdempotencyKey, idempotent_write};
+
+mod batch;
+pub mod batcher;
+
+pub use batch::{AssigneeCall, sync_assignee_many};
 
 /// Who Jira says is assigned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -86,13 +90,6 @@ pub struct StatusChange {
     pub traceparent: String,
 }
 
-/// Which direction of sync a call is, and so which setting and watermark apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Direction {
-    Assignee,
-    Status,
-}
-
 /// A locked record that sync may act on, with its linked groups.
 #[derive(Debug)]
 struct Target {
@@ -101,13 +98,13 @@ struct Target {
     verdict: Option<SyncOutcome>,
 }
 
-/// Locks the issue's records and linked groups, and decides per record whether
-/// sync applies (`verdict` is `SYNC_DISABLED` or `STALE` when it does not).
-/// Advances the watermarks of the records it applies to.
+/// Status sync: locks the issue's records and linked groups, and decides per
+/// record whether sync applies (`verdict` is `SYNC_DISABLED` or `STALE` when it
+/// does not). Advances the status watermarks of the records it applies to.
+/// (Assignee sync does the same for many calls at once: see [`batch`].)
 async fn lock_targets(
     txn: &DatabaseTransaction,
     issue: &IssueRef,
-    direction: Direction,
     provider_time: Option<DateTime<Utc>>,
 ) -> Result<Vec<Target>, AssignmentError> {
     let records = lock_records(txn, issue).await?;
@@ -156,14 +153,8 @@ async fn lock_targets(
         linked.sort_by_key(|g| g.id);
         let enabled = installations
             .get(&record.organization_id)
-            .is_some_and(|i| match direction {
-                Direction::Assignee => i.sync_reverse_assignment,
-                Direction::Status => i.sync_status_reverse,
-            });
-        let watermark = match direction {
-            Direction::Assignee => record.assignee_watermark,
-            Direction::Status => record.status_watermark,
-        };
+            .is_some_and(|i| i.sync_status_reverse);
+        let watermark = record.status_watermark;
         let verdict = if !enabled {
             Some(SyncOutcome::SyncDisabled)
         } else if matches!((provider_time, watermark), (Some(t), Some(w)) if t < w) {
@@ -185,10 +176,7 @@ async fn lock_targets(
             && watermark.is_none_or(|w| time > w)
         {
             let mut active: external_issue::ActiveModel = record.clone().into();
-            match direction {
-                Direction::Assignee => active.assignee_watermark = Set(Some(time)),
-                Direction::Status => active.status_watermark = Set(Some(time)),
-            }
+            active.status_watermark = Set(Some(time));
             record = active.update(txn).await?;
         }
         targets.push(Target {
@@ -198,50 +186,6 @@ async fn lock_targets(
         });
     }
     Ok(targets)
-}
-
-/// The active users owning a verified address equal to `email`, lowest id first.
-async fn matching_users(
-    txn: &DatabaseTransaction,
-    email: &Email,
-) -> Result<Vec<i64>, AssignmentError> {
-    let owners = Query::select()
-        .column(user_email::Column::UserId)
-        .from(user_email::Entity)
-        .and_where(Expr::col(user_email::Column::EmailNormalized).eq(email.normalized()))
-        .and_where(Expr::col(user_email::Column::Verified).eq(true))
-        .to_owned();
-    Ok(user::Entity::find()
-        .filter(user::Column::Id.in_subquery(owners))
-        .filter(user::Column::Active.eq(true))
-        .order_by_asc(user::Column::Id)
-        .all(txn)
-        .await?
-        .into_iter()
-        .map(|u| u.id)
-        .collect())
-}
-
-/// Per project: the first candidate (lowest id) with access to it.
-async fn first_member_per_project(
-    txn: &DatabaseTransaction,
-    candidates: &[i64],
-    projects: Vec<i64>,
-) -> Result<HashMap<i64, i64>, AssignmentError> {
-    if candidates.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let memberships = project_member::Entity::find()
-        .filter(project_member::Column::ProjectId.is_in(projects))
-        .filter(project_member::Column::UserId.is_in(candidates.to_vec()))
-        .order_by_asc(project_member::Column::UserId)
-        .all(txn)
-        .await?;
-    let mut chosen = HashMap::new();
-    for m in memberships {
-        chosen.entry(m.project_id).or_insert(m.user_id);
-    }
-    Ok(chosen)
 }
 
 /// One effective change to write: its activity, then notifications.
@@ -328,156 +272,23 @@ pub struct SyncResponse {
     pub results: Vec<GroupSyncResult>,
 }
 
-/// Applies an inbound assignee change.
+/// Applies an inbound assignee change (a group of one; see [`batch`]).
 ///
 /// # Errors
-/// Database errors.
+/// Database errors; `RequestIdReused`.
 pub async fn sync_assignee(
     db: &Database,
     change: AssigneeChange,
     request_id: Option<&RequestId>,
 ) -> Result<SyncResponse, AssignmentError> {
-    let key = IdempotencyKey::new("SyncAssigneeInbound", request_id, &change);
-    let request_id = request_id.cloned();
-    idempotent_write(db, key, move |txn| {
-        Box::pin(async move {
-            let targets = lock_targets(
-                txn,
-                &change.issue,
-                Direction::Assignee,
-                change.provider_time,
-            )
-            .await?;
-            let all_groups: Vec<i64> = targets
-                .iter()
-                .flat_map(|t| t.groups.iter().map(|g| g.id))
-                .collect();
-            let assignees: HashMap<i64, group_assignee::Model> = group_assignee::Entity::find()
-                .filter(group_assignee::Column::GroupId.is_in(all_groups))
-                .all(txn)
-                .await?
-                .into_iter()
-                .map(|a| (a.group_id, a))
-                .collect();
-            let chosen_per_project = match &change.target {
-                AssigneeTarget::Email(email) => {
-                    let candidates = matching_users(txn, email).await?;
-                    let projects = targets
-                        .iter()
-                        .flat_map(|t| t.groups.iter().map(|g| g.project_id))
-                        .collect();
-                    first_member_per_project(txn, &candidates, projects).await?
-                }
-                AssigneeTarget::Unassign => HashMap::new(),
-            };
-
-            let mut results = Vec::new();
-            let mut notifications = Vec::new();
-            for target in &targets {
-                let notifier = Notifier {
-                    issue_key: IssueKey::parse(&target.record.issue_key).ok(),
-                    integration_id: &change.issue.integration_id,
-                    traceparent: &change.traceparent,
-                };
-                for group in &target.groups {
-                    let current = assignees.get(&group.id).map(|a| a.user_id);
-                    if let Some(verdict) = target.verdict {
-                        results.push(result(group, verdict, current, None));
-                        continue;
-                    }
-                    let wanted = match &change.target {
-                        AssigneeTarget::Unassign => None,
-                        AssigneeTarget::Email(_) => match chosen_per_project.get(&group.project_id)
-                        {
-                            Some(user) => Some(*user),
-                            None => {
-                                results.push(result(
-                                    group,
-                                    SyncOutcome::NoMatchingUser,
-                                    current,
-                                    None,
-                                ));
-                                continue;
-                            }
-                        },
-                    };
-                    if wanted == current {
-                        results.push(result(group, SyncOutcome::Unchanged, current, None));
-                        continue;
-                    }
-                    let draft = |kind, user_id, previous_user_id| ActivityDraft {
-                        group,
-                        kind,
-                        user_id,
-                        previous_user_id,
-                        source: &change.source,
-                        issue_key: &target.record.issue_key,
-                        request_id: request_id.as_ref(),
-                    };
-                    match wanted {
-                        Some(user) => {
-                            group_assignee::Entity::delete_by_id(group.id)
-                                .exec(txn)
-                                .await?;
-                            group_assignee::ActiveModel {
-                                group_id: Set(group.id),
-                                user_id: Set(user),
-                                assigned_at: Set(now()),
-                            }
-                            .insert(txn)
-                            .await?;
-                            let activity = write_activity(
-                                txn,
-                                draft(ActivityKind::Assigned, Some(user), current),
-                            )
-                            .await?;
-                            if let Some(previous) = current {
-                                notifications.push(notifier.draft(
-                                    group,
-                                    previous,
-                                    NotificationKind::Unassigned,
-                                    activity,
-                                ));
-                            }
-                            notifications.push(notifier.draft(
-                                group,
-                                user,
-                                NotificationKind::Assigned,
-                                activity,
-                            ));
-                            results.push(result(group, SyncOutcome::Assigned, Some(user), current));
-                        }
-                        None => {
-                            let previous = current.unwrap_or_default();
-                            group_assignee::Entity::delete_by_id(group.id)
-                                .exec(txn)
-                                .await?;
-                            let activity = write_activity(
-                                txn,
-                                draft(ActivityKind::Unassigned, None, Some(previous)),
-                            )
-                            .await?;
-                            notifications.push(notifier.draft(
-                                group,
-                                previous,
-                                NotificationKind::Unassigned,
-                                activity,
-                            ));
-                            results.push(result(
-                                group,
-                                SyncOutcome::Deassigned,
-                                None,
-                                Some(previous),
-                            ));
-                        }
-                    }
-                }
-            }
-            notification_log::append(txn, notifications).await?;
-            Ok(SyncResponse { results })
-        })
-    })
-    .await
+    let call = AssigneeCall {
+        change,
+        request_id: request_id.cloned(),
+    };
+    sync_assignee_many(db, std::slice::from_ref(&call))
+        .await?
+        .pop()
+        .unwrap_or_else(|| Err(AssignmentError::Corrupt("a call got no answer".into())))
 }
 
 /// Applies an inbound status change.
@@ -493,8 +304,7 @@ pub async fn sync_status(
     let request_id = request_id.cloned();
     idempotent_write(db, key, move |txn| {
         Box::pin(async move {
-            let targets =
-                lock_targets(txn, &change.issue, Direction::Status, change.provider_time).await?;
+            let targets = lock_targets(txn, &change.issue, change.provider_time).await?;
             let all_groups: Vec<i64> = targets
                 .iter()
                 .flat_map(|t| t.groups.iter().map(|g| g.id))

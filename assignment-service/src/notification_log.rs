@@ -107,40 +107,9 @@ pub async fn append(
     }
     let created_at = now();
     // Threads first: they decide `update` and the message key.
+    let threads = open_threads(txn, &drafts, created_at).await?;
     let mut rows = Vec::with_capacity(drafts.len());
-    for draft in &drafts {
-        // Insert-if-absent, then read: two writers opening the same thread at once
-        // both end up with one thread (the second waits for the first's commit).
-        let key = thread_message_key(draft.recipient, draft.group_id);
-        let opened = notification_thread::Entity::insert(notification_thread::ActiveModel {
-            recipient_user_id: Set(draft.recipient.get()),
-            group_id: Set(draft.group_id.get()),
-            message_key: Set(key.clone()),
-            created_at: Set(created_at),
-        })
-        .on_conflict(
-            OnConflict::columns([
-                notification_thread::Column::RecipientUserId,
-                notification_thread::Column::GroupId,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
-        .exec_without_returning(txn)
-        .await?
-            == 1;
-        let (message_key, update) = if opened {
-            (key, false)
-        } else {
-            let thread = notification_thread::Entity::find_by_id((
-                draft.recipient.get(),
-                draft.group_id.get(),
-            ))
-            .one(txn)
-            .await?
-            .ok_or_else(|| AssignmentError::Corrupt("notification thread vanished".into()))?;
-            (thread.message_key, true)
-        };
+    for (draft, (message_key, update)) in drafts.iter().zip(threads) {
         let message = notification_text(&MessageFacts {
             kind: draft.kind,
             group_id: draft.group_id,
@@ -194,9 +163,12 @@ pub async fn append(
             created_at: Set(created_at),
         },
     );
-    notification::Entity::insert_many(models)
-        .exec_without_returning(txn)
-        .await?;
+    let models: Vec<notification::ActiveModel> = models.collect();
+    for chunk in models.chunks(ROWS_PER_INSERT) {
+        notification::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(txn)
+            .await?;
+    }
 
     if backend == DbBackend::Postgres {
         txn.execute_raw(Statement::from_sql_and_values(
@@ -207,6 +179,83 @@ pub async fn append(
         .await?;
     }
     Ok(Some(Sequence::from_row(last)))
+}
+
+/// Rows per multi-row insert (well under both engines' bound-parameter limits).
+const ROWS_PER_INSERT: usize = 1000;
+
+/// Each draft's thread: its message key, and whether the draft edits the
+/// thread's message (`update`) rather than opening the thread. Two statements
+/// for any number of drafts: read the threads that exist, then insert the
+/// missing ones if still absent. A thread another writer opened meanwhile is
+/// skipped by the insert (on PostgreSQL it waits for that writer's commit), so
+/// both end up with one thread and only the opener's message is not an update.
+async fn open_threads(
+    txn: &DatabaseTransaction,
+    drafts: &[NotificationDraft],
+    created_at: DateTime<Utc>,
+) -> Result<Vec<(String, bool)>, AssignmentError> {
+    use std::collections::{BTreeSet, HashMap, HashSet};
+    let pairs: BTreeSet<(i64, i64)> = drafts
+        .iter()
+        .map(|d| (d.recipient.get(), d.group_id.get()))
+        .collect();
+    let recipients: BTreeSet<i64> = pairs.iter().map(|p| p.0).collect();
+    let groups: BTreeSet<i64> = pairs.iter().map(|p| p.1).collect();
+    let existing: HashMap<(i64, i64), String> = notification_thread::Entity::find()
+        .filter(notification_thread::Column::RecipientUserId.is_in(recipients))
+        .filter(notification_thread::Column::GroupId.is_in(groups))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|t| ((t.recipient_user_id, t.group_id), t.message_key))
+        .filter(|(pair, _)| pairs.contains(pair))
+        .collect();
+    let missing: Vec<notification_thread::ActiveModel> = pairs
+        .iter()
+        .filter(|pair| !existing.contains_key(pair))
+        .map(|&(recipient, group)| notification_thread::ActiveModel {
+            recipient_user_id: Set(recipient),
+            group_id: Set(group),
+            message_key: Set(thread_message_key(
+                UserId::from_row(recipient),
+                GroupId::from_row(group),
+            )),
+            created_at: Set(created_at),
+        })
+        .collect();
+    let mut opened: HashSet<(i64, i64)> = HashSet::new();
+    for chunk in missing.chunks(ROWS_PER_INSERT) {
+        let inserted = notification_thread::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::columns([
+                    notification_thread::Column::RecipientUserId,
+                    notification_thread::Column::GroupId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_with_returning(txn)
+            .await;
+        match inserted {
+            Ok(rows) => opened.extend(rows.into_iter().map(|t| (t.recipient_user_id, t.group_id))),
+            Err(sea_orm::DbErr::RecordNotInserted) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(drafts
+        .iter()
+        .map(|d| {
+            let pair = (d.recipient.get(), d.group_id.get());
+            let key = existing
+                .get(&pair)
+                .cloned()
+                .unwrap_or_else(|| thread_message_key(d.recipient, d.group_id));
+            // The first draft of a thread opened here opens it; later ones edit.
+            let update = !opened.remove(&pair);
+            (key, update)
+        })
+        .collect())
 }
 
 fn from_row(row: notification::Model) -> Result<StoredNotification, AssignmentError> {

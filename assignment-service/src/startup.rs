@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 
 use crate::api;
 use crate::config::Config;
+use crate::inbound_sync::batcher::AssigneeBatcher;
 use crate::metrics::StreamMetrics;
 use crate::notification_log::Retention;
 use crate::storage::migrations::{MIGRATION_LOCK_KEY, Migrator};
@@ -139,7 +140,9 @@ impl Application {
             pool_metrics,
             shutdown.clone(),
         ));
-        let services = api::services(&db, &hub, config.grpc.max_message_bytes);
+        let assignees = AssigneeBatcher::start(&db, &shutdown, &mut tasks);
+        let services = api::services(&db, &hub, &assignees, config.grpc.max_message_bytes);
+        drop(assignees);
         let router = ops_http::router(db.clone(), Arc::new(move || metrics.render()));
         serve_until_stopped(
             "assignment-service",

@@ -117,11 +117,12 @@ impl Database {
                     .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(30))
-                    // A larger page cache (32 MiB, allocated as used) and memory-
-                    // mapped reads: the profile showed page reads through
-                    // `pread` on every statement with the 2 MiB default.
+                    // A larger page cache (32 MiB, allocated as used): the profile
+                    // showed page reads through `pread` on every statement with
+                    // the 2 MiB default. (Memory-mapped I/O was tried and
+                    // dropped: the file grows under writes and every remap
+                    // cost an munmap and a TLB shootdown.)
                     .pragma("cache_size", "-32768")
-                    .pragma("mmap_size", "268435456")
                     .create_if_missing(true)
             });
         let conn = sea_orm::Database::connect(options).await?;

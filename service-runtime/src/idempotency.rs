@@ -157,6 +157,89 @@ pub async fn replay<T: DeserializeOwned, C: ConnectionTrait>(
         .map_err(|e| IdempotencyError::Corrupt(format!("{}: {e}", key.method)))
 }
 
+/// [`replay`] for several keys in one query (a group commit's calls): per key,
+/// `None` when there is no key or no stored response.
+///
+/// # Errors
+/// Database errors; `Reused` and unreadable responses are per key.
+pub async fn replay_many<T: DeserializeOwned, C: ConnectionTrait>(
+    conn: &C,
+    keys: &[Option<&IdempotencyKey>],
+) -> Result<Vec<Option<Result<T, IdempotencyError>>>, DbErr> {
+    use sea_orm::{ColumnTrait as _, QueryFilter as _};
+    let present: Vec<&IdempotencyKey> = keys.iter().flatten().copied().collect();
+    if present.is_empty() {
+        return Ok(keys.iter().map(|_| None).collect());
+    }
+    let methods: std::collections::BTreeSet<&str> = present.iter().map(|k| k.method).collect();
+    let stored: std::collections::HashMap<(String, String), processed_request::Model> =
+        processed_request::Entity::find()
+            .filter(processed_request::Column::Method.is_in(methods))
+            .filter(
+                processed_request::Column::RequestId
+                    .is_in(present.iter().map(|k| k.request_id.as_str())),
+            )
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|row| ((row.method.clone(), row.request_id.clone()), row))
+            .collect();
+    Ok(keys
+        .iter()
+        .map(|key| {
+            let key = (*key)?;
+            let row = stored.get(&(key.method.to_owned(), key.request_id.as_str().to_owned()))?;
+            if row.fingerprint != key.fingerprint {
+                return Some(Err(IdempotencyError::Reused(key.request_id.to_string())));
+            }
+            Some(
+                serde_json::from_slice(&row.response)
+                    .map_err(|e| IdempotencyError::Corrupt(format!("{}: {e}", key.method))),
+            )
+        })
+        .collect())
+}
+
+/// Whether two keys are the same call (same method, id and content).
+pub fn same_call(a: &IdempotencyKey, b: &IdempotencyKey) -> bool {
+    a.method == b.method && a.request_id == b.request_id && a.fingerprint == b.fingerprint
+}
+
+/// [`record`] for several calls in one statement.
+///
+/// # Errors
+/// `ConcurrentDuplicate` when a concurrent call with one of the keys committed
+/// first; database errors.
+pub async fn record_many<T: Serialize>(
+    txn: &DatabaseTransaction,
+    entries: &[(&IdempotencyKey, &T)],
+) -> Result<(), IdempotencyError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let created_at = crate::time::now();
+    let mut rows = Vec::with_capacity(entries.len());
+    for (key, response) in entries {
+        let response = serde_json::to_vec(response)
+            .map_err(|e| IdempotencyError::Corrupt(format!("{}: {e}", key.method)))?;
+        rows.push(processed_request::ActiveModel {
+            method: Set(key.method.to_owned()),
+            request_id: Set(key.request_id.as_str().to_owned()),
+            fingerprint: Set(key.fingerprint.clone()),
+            response: Set(response),
+            created_at: Set(created_at),
+        });
+    }
+    match processed_request::Entity::insert_many(rows)
+        .exec_without_returning(txn)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(err) if is_unique_violation(&err) => Err(IdempotencyError::ConcurrentDuplicate),
+        Err(err) => Err(err.into()),
+    }
+}
+
 /// Stores the response of a call, in the call's transaction.
 ///
 /// # Errors

@@ -84,7 +84,7 @@ pub struct Config {
     pub webhook_burst: f64,
 
     /// Deliveries applied at once.
-    #[arg(long, env = "TRACKER_DISPATCH_CONCURRENCY", default_value_t = 32)]
+    #[arg(long, env = "TRACKER_DISPATCH_CONCURRENCY", default_value_t = 128)]
     pub dispatch_concurrency: usize,
 
     /// How often the dispatcher looks for due deliveries when not woken.
@@ -165,7 +165,7 @@ impl Config {
             webhook_rate: 1000.0,
             webhook_burst: 2000.0,
             webhook_body_limit: 1024 * 1024,
-            dispatch_concurrency: 32,
+            dispatch_concurrency: 128,
             dispatch_poll_interval: Duration::from_millis(200),
             dispatch_lease: Duration::from_secs(30),
             dispatch_max_backoff: Duration::from_millis(500),

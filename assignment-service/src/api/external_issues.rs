@@ -15,6 +15,7 @@ use crate::error::AssignmentError;
 use crate::external_issues::{
     self, ExternalIssueFilter, IssueRef, LinkRequest, MoveRequest, UnlinkRequest,
 };
+use crate::inbound_sync::batcher::AssigneeBatcher;
 use crate::inbound_sync::{self, AssigneeChange, AssigneeTarget, StatusChange, SyncResponse};
 use crate::stream::LogWaker;
 
@@ -23,12 +24,18 @@ use crate::stream::LogWaker;
 pub struct ExternalIssueApi {
     db: Database,
     waker: LogWaker,
+    /// Applies SyncAssigneeInbound calls in groups.
+    assignees: AssigneeBatcher,
 }
 
 impl ExternalIssueApi {
     /// A handler over `db` that wakes the stream after writing notifications.
-    pub fn new(db: Database, waker: LogWaker) -> Self {
-        Self { db, waker }
+    pub fn new(db: Database, waker: LogWaker, assignees: AssigneeBatcher) -> Self {
+        Self {
+            db,
+            waker,
+            assignees,
+        }
     }
 }
 
@@ -466,7 +473,10 @@ impl pb::external_issue_service_server::ExternalIssueService for ExternalIssueAp
         let m = assignee_change(request.into_inner(), trace)?.traced();
         record_key(&m.command.issue);
         let response = retrying(|| {
-            inbound_sync::sync_assignee(&self.db, m.command.clone(), m.request_id.as_ref())
+            self.assignees.sync(inbound_sync::AssigneeCall {
+                change: m.command.clone(),
+                request_id: m.request_id.clone(),
+            })
         })
         .await?;
         self.waker.wake();

@@ -19,6 +19,7 @@ use service_runtime::pagination::PageRequest;
 use service_runtime::status::Violations;
 
 use crate::error::AssignmentError;
+use crate::inbound_sync::batcher::AssigneeBatcher;
 use crate::stream::StreamHub;
 
 /// The streaming RPC, which stays open and so does not count against the
@@ -27,7 +28,12 @@ pub const SUBSCRIBE_PATH: &str = "/assignment.v1.NotificationService/Subscribe";
 
 /// Every gRPC service of the assignment API, ready to serve; requests larger
 /// than `max_message_bytes` are refused.
-pub fn services(db: &Database, hub: &StreamHub, max_message_bytes: usize) -> GrpcServices {
+pub fn services(
+    db: &Database,
+    hub: &StreamHub,
+    assignees: &AssigneeBatcher,
+    max_message_bytes: usize,
+) -> GrpcServices {
     GrpcServices::new()
         .with(
             pb::directory_service_server::DirectoryServiceServer::new(
@@ -41,7 +47,7 @@ pub fn services(db: &Database, hub: &StreamHub, max_message_bytes: usize) -> Grp
         )
         .with(
             pb::external_issue_service_server::ExternalIssueServiceServer::new(
-                external_issues::ExternalIssueApi::new(db.clone(), hub.waker()),
+                external_issues::ExternalIssueApi::new(db.clone(), hub.waker(), assignees.clone()),
             )
             .max_decoding_message_size(max_message_bytes),
         )

@@ -623,3 +623,108 @@ async fn an_unknown_issue_affects_nothing() {
     assert!(results.is_empty());
     app.stop().await;
 }
+
+/// Concurrent calls are applied in groups (one transaction for many calls);
+/// whatever the grouping, the result must be the one of some one-by-one order:
+/// the latest provider time wins, stale calls lose only to later ones, a
+/// repeated call is applied once, a reused request id is refused, and the audit
+/// trail and notifications tell one unbroken story.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_concurrent_syncs_ends_as_some_one_by_one_order_would() {
+    let db = TestDatabase::fresh().await;
+    let app = AssignmentApp::spawn(db.url()).await;
+    let t = tenant(&app, "acme", inbound_on(), "APP-1").await;
+    let mut users = Vec::new();
+    for i in 0..10 {
+        let id = app
+            .create_user(
+                &format!("User {i}"),
+                &[(&format!("u{i}@example.com"), true)],
+            )
+            .await;
+        app.grant(t.project, id).await;
+        users.push(id);
+    }
+    let call = |i: usize, email: String, request_id: String| {
+        let mut client = app.external_issues();
+        async move {
+            client
+                .sync_assignee_inbound(pb::SyncAssigneeInboundRequest {
+                    issue: issue("APP-1"),
+                    assignee: Some(Assignee::Email(email)),
+                    provider_update_time: time(&format!("2026-11-26T10:00:{i:02}Z")),
+                    request_id,
+                    source_integration_id: String::new(),
+                })
+                .await
+                .map(|r| r.into_inner().results)
+        }
+    };
+    // Newest first, so most calls after the first are stale; call 3 twice; a
+    // different body under call 5's request id.
+    let mut calls = Vec::new();
+    for i in (0..10).rev() {
+        calls.push(call(i, format!("u{i}@example.com"), format!("burst-{i}")));
+    }
+    calls.push(call(3, "u3@example.com".into(), "burst-3".into()));
+    calls.push(call(5, "u0@example.com".into(), "burst-5".into()));
+    let results = futures_util::future::join_all(calls).await;
+
+    // The newest event decides, whatever order the calls were applied in.
+    assert_eq!(app.group(t.group).await.assignee_user_id, Some(users[9]));
+    // Call 3 and its repeat got the same answer.
+    assert_eq!(
+        results[6].as_ref().expect("call 3"),
+        results[10].as_ref().expect("repeat of call 3")
+    );
+    // Exactly one of the two bodies under "burst-5" was refused.
+    let refused: Vec<&tonic::Status> = [&results[4], &results[11]]
+        .into_iter()
+        .filter_map(|r| r.as_ref().err())
+        .collect();
+    assert_eq!(refused.len(), 1, "{results:?}");
+    assert_eq!(refused[0].code(), Code::InvalidArgument);
+    // A call is stale only if a call with a later provider time applied first;
+    // an applied call assigns its user.
+    let mut applied = Vec::new();
+    for (i, result) in results.iter().take(10).enumerate() {
+        let time_index = 9 - i;
+        let Ok(result) = result else { continue };
+        assert_eq!(result.len(), 1);
+        match result[0].outcome() {
+            pb::SyncOutcome::Stale => {}
+            pb::SyncOutcome::Assigned | pb::SyncOutcome::Unchanged => {
+                assert_eq!(result[0].user_id, Some(users[time_index]));
+                applied.push(time_index);
+            }
+            other => panic!("call at {time_index}: unexpected {other:?}"),
+        }
+    }
+    assert!(applied.contains(&9));
+    // The audit trail is one chain, and the notifications follow it, gapless.
+    let assignments: Vec<pb::Activity> = app
+        .activities(t.group)
+        .await
+        .into_iter()
+        .filter(|a| a.kind() == pb::ActivityKind::Assigned)
+        .collect();
+    assert_eq!(assignments[0].previous_user_id, None);
+    for pair in assignments.windows(2) {
+        assert_eq!(pair[1].previous_user_id, pair[0].user_id);
+    }
+    assert_eq!(assignments.last().and_then(|a| a.user_id), Some(users[9]));
+    let notifications = app.all_notifications().await;
+    assert!(
+        notifications
+            .windows(2)
+            .all(|w| w[1].sequence == w[0].sequence + 1)
+    );
+    let assigned: Vec<i64> = notifications
+        .iter()
+        .filter(|n| n.kind() == pb::NotificationKind::Assigned)
+        .map(|n| n.recipient_user_id)
+        .collect();
+    let chain: Vec<i64> = assignments.iter().filter_map(|a| a.user_id).collect();
+    assert_eq!(assigned, chain);
+    app.stop().await;
+}

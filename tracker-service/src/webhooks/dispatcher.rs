@@ -40,7 +40,7 @@ pub struct DispatchSettings {
 impl Default for DispatchSettings {
     fn default() -> Self {
         Self {
-            concurrency: 32,
+            concurrency: 128,
             poll_interval: Duration::from_secs(1),
             lease: Duration::from_secs(60),
             max_backoff: Duration::from_secs(60),
@@ -188,7 +188,7 @@ async fn dispatch_one(
 }
 
 /// Deliveries claimed by one statement when the dispatcher is busy.
-const CLAIM_BATCH: usize = 8;
+const CLAIM_BATCH: usize = 32;
 
 /// How often a delivery's outcome is written again before the lease is left to
 /// expire.
