@@ -226,13 +226,24 @@ pub enum OutcomeKind {
 
 /// Records outcomes in the caller's transaction (releasing their leases).
 ///
+/// Deliveries applied successfully (nearly all of them) are recorded with one
+/// statement however many there are: a row-by-row update made the inbox writer,
+/// which new webhooks also wait for, as slow as the database's round trip times
+/// the group's size. Failures and retries are rare and written one by one.
+///
 /// # Errors
 /// Database errors.
 pub async fn record_outcomes<C: ConnectionTrait>(
     conn: &C,
     outcomes: &[Outcome],
 ) -> Result<(), TrackerError> {
-    for outcome in outcomes {
+    let (delivered, others): (Vec<&Outcome>, Vec<&Outcome>) = outcomes
+        .iter()
+        .partition(|o| matches!(o.kind, OutcomeKind::Delivered(_)));
+    for chunk in delivered.chunks(RECORDS_PER_STATEMENT) {
+        record_delivered(conn, chunk).await?;
+    }
+    for outcome in others {
         let mut row = webhook_delivery::ActiveModel {
             id: Set(outcome.id),
             attempts: Set(outcome.attempts),
@@ -241,13 +252,9 @@ pub async fn record_outcomes<C: ConnectionTrait>(
             ..Default::default()
         };
         match &outcome.kind {
-            OutcomeKind::Delivered(actions) | OutcomeKind::Failed(_, actions) => {
-                let (state, error) = match &outcome.kind {
-                    OutcomeKind::Failed(error, _) => (DeliveryState::Failed, error.as_str()),
-                    _ => (DeliveryState::Delivered, ""),
-                };
-                row.state = Set(state.as_str().to_owned());
-                row.last_error = Set(error.to_owned());
+            OutcomeKind::Failed(error, actions) => {
+                row.state = Set(DeliveryState::Failed.as_str().to_owned());
+                row.last_error = Set(error.clone());
                 row.next_attempt_at = Set(None);
                 row.actions = Set(serde_json::to_string(actions).unwrap_or_default());
                 row.completed_at = Set(Some(now()));
@@ -256,9 +263,57 @@ pub async fn record_outcomes<C: ConnectionTrait>(
                 row.last_error = Set(error.clone());
                 row.next_attempt_at = Set(Some(*at));
             }
+            OutcomeKind::Delivered(_) => continue,
         }
         webhook_delivery::Entity::update(row).exec(conn).await?;
     }
+    Ok(())
+}
+
+/// Outcomes recorded by one statement at most.
+const RECORDS_PER_STATEMENT: usize = 256;
+
+/// Marks `outcomes` (all `Delivered`) delivered in one statement; attempts and
+/// actions differ per row, through `CASE id`.
+async fn record_delivered<C: ConnectionTrait>(
+    conn: &C,
+    outcomes: &[&Outcome],
+) -> Result<(), TrackerError> {
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    let backend = conn.get_database_backend();
+    let mut values: Vec<sea_orm::Value> =
+        vec![DeliveryState::Delivered.as_str().into(), now().into()];
+    let mut attempts = String::from("CASE id");
+    let mut actions = String::from("CASE id");
+    for outcome in outcomes {
+        attempts.push_str(" WHEN ? THEN ?");
+        values.push(outcome.id.into());
+        values.push(outcome.attempts.into());
+    }
+    for outcome in outcomes {
+        let OutcomeKind::Delivered(done) = &outcome.kind else {
+            continue;
+        };
+        actions.push_str(" WHEN ? THEN ?");
+        values.push(outcome.id.into());
+        values.push(serde_json::to_string(done).unwrap_or_default().into());
+    }
+    attempts.push_str(" END");
+    actions.push_str(" END");
+    let ids = vec!["?"; outcomes.len()].join(", ");
+    values.extend(outcomes.iter().map(|o| sea_orm::Value::from(o.id)));
+    let sql = placeholders(
+        backend,
+        &format!(
+            "UPDATE webhook_deliveries SET state = ?, completed_at = ?, last_error = '', \
+             next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL, \
+             attempts = {attempts}, actions = {actions} WHERE id IN ({ids})"
+        ),
+    );
+    conn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
     Ok(())
 }
 
