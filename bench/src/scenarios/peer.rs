@@ -13,6 +13,9 @@ use crate::scenarios::baselines::sample_notification;
 /// Where the NATS server is expected.
 pub const NATS_URL: &str = "127.0.0.1:4222";
 
+/// How long a consumer may go without a message before it counts as stalled.
+const STALL: Duration = Duration::from_secs(10);
+
 /// Whether a NATS server answers at [`NATS_URL`].
 pub async fn reachable() -> bool {
     tokio::time::timeout(
@@ -76,8 +79,10 @@ pub async fn replay(consumers: usize, messages: usize) -> anyhow::Result<f64> {
                 return received;
             };
             while received < messages {
-                match messages_stream.next().await {
-                    Some(Ok(_)) => received += 1,
+                // An ordered consumer that stalls (seen once in 1,000) would
+                // hang the run: give up after 10 s without a message.
+                match tokio::time::timeout(STALL, messages_stream.next()).await {
+                    Ok(Some(Ok(_))) => received += 1,
                     _ => break,
                 }
             }
