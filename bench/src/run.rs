@@ -334,10 +334,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             if nats && wants("peer") {
                 let messages = notifications.min(plan.peer_max_deliveries / subscribers);
                 match peer::replay(subscribers, messages).await {
-                    Ok(per_s) => {
+                    Ok(replay) => {
                         result.figure("jetstream_messages", messages as f64);
-                        result.figure("jetstream_ordered_replay_deliveries_per_s", per_s);
-                        result.figure("ratio_to_jetstream", ours.deliveries_per_s / per_s);
+                        result.figure("jetstream_ordered_replay_deliveries_per_s", replay.per_s);
+                        result.figure("ratio_to_jetstream", ours.deliveries_per_s / replay.per_s);
+                        if replay.delivered < replay.expected {
+                            result.notes.push(format!(
+                                "JetStream: {} of {} delivered; some ordered consumers stalled (rate counted up to the last delivery)",
+                                replay.delivered, replay.expected
+                            ));
+                        }
                     }
                     Err(e) => result.notes.push(format!("JetStream peer failed: {e:#}")),
                 }
