@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
 use super::apply::{Applier, ApplyError};
-use super::inbox::{self, Outcome, OutcomeKind};
+use super::inbox::{self, ClaimScope, Outcome, OutcomeKind};
 use super::inbox_writer::InboxWriter;
 use crate::metrics::Metrics;
 
@@ -82,6 +82,10 @@ pub async fn run_dispatcher(
     shutdown: Shutdown,
 ) {
     let mut running: JoinSet<()> = JoinSet::new();
+    // When the whole backlog may be searched again (see `ClaimScope`): at once
+    // while such searches find work, else once per poll interval, so an idle
+    // dispatcher does not pay for two statements per wake-up.
+    let mut backlog_scan_at = tokio::time::Instant::now();
     loop {
         let free = settings.concurrency.saturating_sub(running.len());
         // Claim in batches: one statement for several deliveries, unless little
@@ -89,7 +93,20 @@ pub async fn run_dispatcher(
         let worth_claiming =
             free >= CLAIM_BATCH.min(settings.concurrency) || running.len() < CLAIM_BATCH;
         if free > 0 && worth_claiming && !shutdown.is_triggered() {
-            match inbox::claim_ready(&db, &owner, settings.lease, free as u64).await {
+            let limit = free as u64;
+            let mut claimed =
+                inbox::claim_ready(&db, &owner, settings.lease, limit, ClaimScope::Oldest).await;
+            if claimed.as_ref().is_ok_and(Vec::is_empty)
+                && tokio::time::Instant::now() >= backlog_scan_at
+            {
+                claimed =
+                    inbox::claim_ready(&db, &owner, settings.lease, limit, ClaimScope::Backlog)
+                        .await;
+                if claimed.as_ref().is_ok_and(Vec::is_empty) {
+                    backlog_scan_at = tokio::time::Instant::now() + settings.poll_interval;
+                }
+            }
+            match claimed {
                 Ok(claimed) => {
                     for row in claimed {
                         let inbox_writer = inbox_writer.clone();

@@ -152,12 +152,8 @@ fn placeholders(backend: DbBackend, sql: &str) -> String {
 /// for `owner`, for `lease`, in one statement. Returns them in arrival order.
 ///
 /// The update re-checks the lease, so when replicas race for a delivery one
-/// statement takes it and the other's skips it. Candidates are looked for among
-/// the oldest [`CLAIM_WINDOW`] pending deliveries first: with a large backlog,
-/// PostgreSQL otherwise planned a scan of every pending row per claim (27 ms
-/// with 5,000 pending). Only when that window holds nothing claimable (every
-/// one waits behind an earlier delivery of its issue, or for its retry time) is
-/// the whole backlog searched, so a stuck issue cannot starve the others.
+/// statement takes it and the other's skips it. `scope` says where candidates
+/// are looked for; see [`ClaimScope`].
 ///
 /// # Errors
 /// Database errors.
@@ -166,16 +162,32 @@ pub async fn claim_ready(
     owner: &str,
     lease: Duration,
     limit: u64,
+    scope: ClaimScope,
 ) -> Result<Vec<webhook_delivery::Model>, TrackerError> {
-    let claimed = claim_in(db, owner, lease, limit, Some(CLAIM_WINDOW)).await?;
-    if !claimed.is_empty() {
-        return Ok(claimed);
-    }
-    claim_in(db, owner, lease, limit, None).await
+    let window = match scope {
+        ClaimScope::Oldest => Some(CLAIM_WINDOW),
+        ClaimScope::Backlog => None,
+    };
+    claim_in(db, owner, lease, limit, window).await
+}
+
+/// Which pending deliveries a claim considers.
+///
+/// With a large backlog, PostgreSQL planned a scan of every pending row for an
+/// unrestricted claim (27 ms per claim with 5,000 pending), so the dispatcher
+/// claims among the oldest first, and searches the whole backlog only when
+/// those hold nothing claimable (each waits behind an earlier delivery of its
+/// issue, or for its retry time), so that a stuck issue cannot starve the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimScope {
+    /// The oldest [`CLAIM_WINDOW`] pending deliveries.
+    Oldest,
+    /// Every pending delivery.
+    Backlog,
 }
 
 /// How many of the oldest pending deliveries a claim looks at first.
-const CLAIM_WINDOW: u64 = 2048;
+pub const CLAIM_WINDOW: u64 = 2048;
 
 async fn claim_in(
     db: &Database,
