@@ -61,7 +61,7 @@ impl Plan {
                 sync_for: Duration::from_secs(10),
                 db_for: Duration::from_secs(5),
                 fanout: vec![(100, 100_000), (1000, 100_000)],
-                peer_max_deliveries: 20_000_000,
+                peer_max_deliveries: 10_000_000,
                 idle_subscribers: 10_000,
             }
         }
