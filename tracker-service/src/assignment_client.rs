@@ -31,10 +31,19 @@ impl From<Status> for CallError {
             | Code::Aborted
             | Code::Cancelled
             | Code::Unknown => Self::Transient(status),
+            // tonic reports a connection torn down mid-call (the service
+            // stopping, a proxy resetting the stream) as INTERNAL "h2 protocol
+            // error: …", though the service never answered. Every call carries a
+            // request id, so repeating it is safe; failing the delivery for good
+            // would drop a webhook Jira will not send again.
+            Code::Internal if status.message().starts_with(H2_ERROR) => Self::Transient(status),
             _ => Self::Permanent(status),
         }
     }
 }
+
+/// How tonic's messages for HTTP/2 transport failures begin.
+const H2_ERROR: &str = "h2 protocol error";
 
 /// A lazily connected client with per-call deadlines.
 #[derive(Debug, Clone)]
@@ -175,5 +184,20 @@ impl AssignmentClient {
             .move_external_issue(request)
             .await?
             .into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_torn_down_mid_call_is_retried_but_a_real_internal_error_is_not() {
+        let torn = Status::internal("h2 protocol error: http2 error");
+        assert!(matches!(CallError::from(torn), CallError::Transient(_)));
+        let answered = Status::internal("stored state is corrupt");
+        assert!(matches!(CallError::from(answered), CallError::Permanent(_)));
+        let refused = Status::invalid_argument("issue: empty");
+        assert!(matches!(CallError::from(refused), CallError::Permanent(_)));
     }
 }
