@@ -203,7 +203,13 @@ async fn write_activity(
     txn: &DatabaseTransaction,
     draft: ActivityDraft<'_>,
 ) -> Result<ActivityId, AssignmentError> {
-    let row = activity::ActiveModel {
+    let row = activity_row(draft).insert(txn).await?;
+    Ok(ActivityId::from_row(row.id))
+}
+
+/// The row `draft` describes, not yet written.
+fn activity_row(draft: ActivityDraft<'_>) -> activity::ActiveModel {
+    activity::ActiveModel {
         organization_id: Set(draft.group.organization_id),
         group_id: Set(draft.group.id),
         kind: Set(draft.kind.as_str().to_owned()),
@@ -215,9 +221,6 @@ async fn write_activity(
         created_at: Set(now()),
         ..Default::default()
     }
-    .insert(txn)
-    .await?;
-    Ok(ActivityId::from_row(row.id))
 }
 
 fn result(

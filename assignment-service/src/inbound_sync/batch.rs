@@ -7,8 +7,8 @@
 //! of statements: everything the calls read is read once for the whole group
 //! (records, installations, links, groups, assignees, users, memberships,
 //! stored responses), the decisions are taken in memory, and the writes go out
-//! as multi-row statements; only each effective change's activity is its own
-//! insert (its id is part of the notification). On SQLite every statement is a
+//! as multi-row statements, activities included (see [`insert_activities`] for
+//! how their ids are matched to the notifications). On SQLite every statement is a
 //! round trip to the connection's thread, so this, not the work, decided the
 //! throughput (see docs/BENCHMARKS.md).
 //!
@@ -28,15 +28,15 @@ use service_runtime::idempotency::{self, IdempotencyKey};
 use service_runtime::ids::{IssueKey, RequestId};
 
 use super::{
-    ActivityDraft, AssigneeChange, AssigneeTarget, Notifier, SyncResponse, result, write_activity,
+    ActivityDraft, AssigneeChange, AssigneeTarget, Notifier, SyncResponse, activity_row, result,
 };
-use crate::domain::{ActivityKind, NotificationKind, SyncOutcome};
+use crate::domain::{ActivityId, ActivityKind, NotificationKind, SyncOutcome};
 use crate::error::AssignmentError;
 use crate::external_issues::{choose_records, lock_candidate_records};
 use crate::notification_log::{self, NotificationDraft};
 use crate::storage::entities::{
-    external_issue, group, group_assignee, group_link, installation, project_member, user,
-    user_email,
+    activity, external_issue, group, group_assignee, group_link, installation, project_member,
+    user, user_email,
 };
 
 /// The method name under which responses are stored.
@@ -44,6 +44,12 @@ const METHOD: &str = "SyncAssigneeInbound";
 
 /// Rows per multi-row statement.
 const ROWS_PER_STATEMENT: usize = 500;
+
+/// Stands in for a queued notification's activity id until its activity is
+/// inserted; [`Effects::notifications`] keeps which activity it will be.
+fn pending_activity() -> ActivityId {
+    ActivityId::from_row(0)
+}
 
 /// One call.
 #[derive(Debug, Clone)]
@@ -120,9 +126,9 @@ pub async fn sync_assignee_many(
         .collect();
 
     let mut snapshot = load(txn, calls, &to_apply).await?;
-    let mut notifications = Vec::new();
+    let mut effects = Effects::default();
     for &i in &to_apply {
-        let response = apply(txn, &calls[i], &mut snapshot, &mut notifications).await?;
+        let response = apply(&calls[i], &mut snapshot, &mut effects)?;
         answers[i] = Some(Ok(response));
     }
     for (repeat, first) in repeats {
@@ -151,6 +157,17 @@ pub async fn sync_assignee_many(
     }
 
     store(txn, &snapshot).await?;
+    let activity_ids = insert_activities(txn, effects.activities).await?;
+    let notifications = effects
+        .notifications
+        .into_iter()
+        .map(|(mut draft, activity)| {
+            draft.activity_id = *activity_ids.get(activity).ok_or_else(|| {
+                AssignmentError::Corrupt("a notification lost its activity".into())
+            })?;
+            Ok(draft)
+        })
+        .collect::<Result<Vec<_>, AssignmentError>>()?;
     notification_log::append(txn, notifications).await?;
     let recorded: Vec<(&IdempotencyKey, &SyncResponse)> = to_apply
         .iter()
@@ -309,13 +326,68 @@ async fn load(
     })
 }
 
-/// Applies one call to the snapshot: its decisions, its activities (written
-/// now, for their ids) and its notification drafts.
-async fn apply(
+/// What the group's calls write besides the snapshot, in call order.
+#[derive(Default)]
+struct Effects {
+    /// Activity rows to insert.
+    activities: Vec<activity::ActiveModel>,
+    /// Notification drafts, each with the index in `activities` of the activity
+    /// that caused it (its id is known only once the activities are inserted).
+    notifications: Vec<(NotificationDraft, usize)>,
+}
+
+impl Effects {
+    /// Queues an activity; returns its index.
+    fn activity(&mut self, row: activity::ActiveModel) -> usize {
+        self.activities.push(row);
+        self.activities.len() - 1
+    }
+
+    /// Queues a notification caused by the activity at `activity`.
+    fn notify(&mut self, draft: NotificationDraft, activity: usize) {
+        self.notifications.push((draft, activity));
+    }
+}
+
+/// Inserts activity rows with multi-row statements; returns their ids in the
+/// rows' order.
+///
+/// The ids come back through `RETURNING`, whose row order neither SQLite nor
+/// PostgreSQL promises. What both do promise is that one `INSERT … VALUES`
+/// gives its rows ids in the order of the VALUES list: SQLite allocates each
+/// rowid above the largest so far as it inserts the rows in order, and
+/// PostgreSQL evaluates the id column's `nextval` per row in order, so a
+/// statement's ids increase along its list even when other sessions take
+/// numbers in between. So each statement's ids are sorted, not trusted in the
+/// order returned.
+async fn insert_activities(
     txn: &DatabaseTransaction,
+    rows: Vec<activity::ActiveModel>,
+) -> Result<Vec<ActivityId>, AssignmentError> {
+    let mut ids = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut chunk_ids: Vec<i64> = activity::Entity::insert_many(chunk.to_vec())
+            .exec_with_returning_keys(txn)
+            .await?;
+        if chunk_ids.len() != chunk.len() {
+            return Err(AssignmentError::Corrupt(format!(
+                "{} activities inserted, {} ids returned",
+                chunk.len(),
+                chunk_ids.len()
+            )));
+        }
+        chunk_ids.sort_unstable();
+        ids.extend(chunk_ids.into_iter().map(ActivityId::from_row));
+    }
+    Ok(ids)
+}
+
+/// Applies one call to the snapshot: its decisions, and the activities and
+/// notifications they cause (queued in `effects`, written with the group).
+fn apply(
     call: &AssigneeCall,
     snapshot: &mut Snapshot,
-    notifications: &mut Vec<NotificationDraft>,
+    effects: &mut Effects,
 ) -> Result<SyncResponse, AssignmentError> {
     let change = &call.change;
     let chosen = choose_records(&snapshot.records, &change.issue);
@@ -412,37 +484,50 @@ async fn apply(
             match wanted {
                 Some(user) => {
                     snapshot.assignees.insert(group.id, user);
-                    let activity =
-                        write_activity(txn, draft(ActivityKind::Assigned, Some(user), current))
-                            .await?;
+                    let activity = effects.activity(activity_row(draft(
+                        ActivityKind::Assigned,
+                        Some(user),
+                        current,
+                    )));
                     if let Some(previous) = current {
-                        notifications.push(notifier.draft(
-                            &group,
-                            previous,
-                            NotificationKind::Unassigned,
+                        effects.notify(
+                            notifier.draft(
+                                &group,
+                                previous,
+                                NotificationKind::Unassigned,
+                                pending_activity(),
+                            ),
                             activity,
-                        ));
+                        );
                     }
-                    notifications.push(notifier.draft(
-                        &group,
-                        user,
-                        NotificationKind::Assigned,
+                    effects.notify(
+                        notifier.draft(
+                            &group,
+                            user,
+                            NotificationKind::Assigned,
+                            pending_activity(),
+                        ),
                         activity,
-                    ));
+                    );
                     results.push(result(&group, SyncOutcome::Assigned, Some(user), current));
                 }
                 None => {
                     let previous = current.unwrap_or_default();
                     snapshot.assignees.remove(&group.id);
-                    let activity =
-                        write_activity(txn, draft(ActivityKind::Unassigned, None, Some(previous)))
-                            .await?;
-                    notifications.push(notifier.draft(
-                        &group,
-                        previous,
-                        NotificationKind::Unassigned,
+                    let activity = effects.activity(activity_row(draft(
+                        ActivityKind::Unassigned,
+                        None,
+                        Some(previous),
+                    )));
+                    effects.notify(
+                        notifier.draft(
+                            &group,
+                            previous,
+                            NotificationKind::Unassigned,
+                            pending_activity(),
+                        ),
                         activity,
-                    ));
+                    );
                     results.push(result(
                         &group,
                         SyncOutcome::Deassigned,

@@ -728,3 +728,69 @@ async fn a_burst_of_concurrent_syncs_ends_as_some_one_by_one_order_would() {
     assert_eq!(assigned, chain);
     app.stop().await;
 }
+
+/// One call that changes several groups writes their activities together; each
+/// notification still names the activity that caused it, in its own group.
+#[tokio::test]
+async fn each_notification_names_the_activity_that_caused_it() {
+    let db = TestDatabase::fresh().await;
+    let app = AssignmentApp::spawn(db.url()).await;
+    let org = app.create_org("acme").await;
+    let project = app.create_project(org, "web").await;
+    let mut groups = Vec::new();
+    for i in 0..5 {
+        groups.push(app.create_group(project, &format!("Error {i}")).await);
+    }
+    app.install(org, JIRA, inbound_on()).await;
+    app.link(org, JIRA, "APP-1", "", &groups).await;
+    let ann = app.create_user("Ann", &[("ann@example.com", true)]).await;
+    let bob = app.create_user("Bob", &[("bob@example.com", true)]).await;
+    app.grant(project, ann).await;
+    app.grant(project, bob).await;
+
+    assign(
+        &app,
+        "APP-1",
+        "ann@example.com",
+        Some("2026-11-26T10:00:00Z"),
+        "r-1",
+    )
+    .await;
+    assign(
+        &app,
+        "APP-1",
+        "bob@example.com",
+        Some("2026-11-26T10:00:01Z"),
+        "r-2",
+    )
+    .await;
+
+    // Five "assigned" to Ann, then five "unassigned" to Ann and five "assigned"
+    // to Bob.
+    let notifications = app.all_notifications().await;
+    assert_eq!(notifications.len(), 15);
+    for n in &notifications {
+        let activities = app.activities(n.group_id).await;
+        let cause = activities
+            .iter()
+            .find(|a| a.id == n.activity_id)
+            .unwrap_or_else(|| {
+                panic!(
+                    "notification {} names activity {}, not one of group {}",
+                    n.sequence, n.activity_id, n.group_id
+                )
+            });
+        assert_eq!(cause.kind(), pb::ActivityKind::Assigned);
+        let told = match n.kind() {
+            pb::NotificationKind::Assigned => cause.user_id,
+            _ => cause.previous_user_id,
+        };
+        assert_eq!(
+            told,
+            Some(n.recipient_user_id),
+            "notification {}",
+            n.sequence
+        );
+    }
+    app.stop().await;
+}
