@@ -45,12 +45,6 @@ const METHOD: &str = "SyncAssigneeInbound";
 /// Rows per multi-row statement.
 const ROWS_PER_STATEMENT: usize = 500;
 
-/// Stands in for a queued notification's activity id until its activity is
-/// inserted; [`Effects::notifications`] keeps which activity it will be.
-fn pending_activity() -> ActivityId {
-    ActivityId::from_row(0)
-}
-
 /// One call.
 #[derive(Debug, Clone)]
 pub struct AssigneeCall {
@@ -343,8 +337,18 @@ impl Effects {
         self.activities.len() - 1
     }
 
-    /// Queues a notification caused by the activity at `activity`.
-    fn notify(&mut self, draft: NotificationDraft, activity: usize) {
+    /// Queues a notification to `recipient` about `group`, caused by the
+    /// activity at index `activity`. Its activity id is a stand-in until the
+    /// activities are inserted.
+    fn notify(
+        &mut self,
+        notifier: &Notifier<'_>,
+        group: &group::Model,
+        recipient: i64,
+        kind: NotificationKind,
+        activity: usize,
+    ) {
+        let draft = notifier.draft(group, recipient, kind, ActivityId::from_row(0));
         self.notifications.push((draft, activity));
     }
 }
@@ -491,22 +495,18 @@ fn apply(
                     )));
                     if let Some(previous) = current {
                         effects.notify(
-                            notifier.draft(
-                                &group,
-                                previous,
-                                NotificationKind::Unassigned,
-                                pending_activity(),
-                            ),
+                            &notifier,
+                            &group,
+                            previous,
+                            NotificationKind::Unassigned,
                             activity,
                         );
                     }
                     effects.notify(
-                        notifier.draft(
-                            &group,
-                            user,
-                            NotificationKind::Assigned,
-                            pending_activity(),
-                        ),
+                        &notifier,
+                        &group,
+                        user,
+                        NotificationKind::Assigned,
                         activity,
                     );
                     results.push(result(&group, SyncOutcome::Assigned, Some(user), current));
@@ -520,12 +520,10 @@ fn apply(
                         Some(previous),
                     )));
                     effects.notify(
-                        notifier.draft(
-                            &group,
-                            previous,
-                            NotificationKind::Unassigned,
-                            pending_activity(),
-                        ),
+                        &notifier,
+                        &group,
+                        previous,
+                        NotificationKind::Unassigned,
                         activity,
                     );
                     results.push(result(

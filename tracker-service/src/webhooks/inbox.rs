@@ -164,47 +164,16 @@ pub async fn claim_ready(
     limit: u64,
     scope: ClaimScope,
 ) -> Result<Vec<webhook_delivery::Model>, TrackerError> {
-    let window = match scope {
-        ClaimScope::Oldest => Some(CLAIM_WINDOW),
-        ClaimScope::Backlog => None,
-    };
-    claim_in(db, owner, lease, limit, window).await
-}
-
-/// Which pending deliveries a claim considers.
-///
-/// With a large backlog, PostgreSQL planned a scan of every pending row for an
-/// unrestricted claim (27 ms per claim with 5,000 pending), so the dispatcher
-/// claims among the oldest first, and searches the whole backlog only when
-/// those hold nothing claimable (each waits behind an earlier delivery of its
-/// issue, or for its retry time), so that a stuck issue cannot starve the rest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClaimScope {
-    /// The oldest [`CLAIM_WINDOW`] pending deliveries.
-    Oldest,
-    /// Every pending delivery.
-    Backlog,
-}
-
-/// How many of the oldest pending deliveries a claim looks at first.
-pub const CLAIM_WINDOW: u64 = 2048;
-
-async fn claim_in(
-    db: &Database,
-    owner: &str,
-    lease: Duration,
-    limit: u64,
-    window: Option<u64>,
-) -> Result<Vec<webhook_delivery::Model>, TrackerError> {
     let backend = db.backend();
     let time = now();
     let until = time + chrono::Duration::from_std(lease).unwrap_or_default();
-    let window = window.map_or_else(String::new, |rows| {
-        format!(
+    let window = match scope {
+        ClaimScope::Oldest => format!(
             "AND d.id IN (SELECT w.id FROM webhook_deliveries w \
-             WHERE w.state = 'pending' ORDER BY w.id LIMIT {rows}) "
-        )
-    });
+             WHERE w.state = 'pending' ORDER BY w.id LIMIT {CLAIM_WINDOW}) "
+        ),
+        ClaimScope::Backlog => String::new(),
+    };
     let sql = placeholders(
         backend,
         &format!(
@@ -243,6 +212,24 @@ async fn claim_in(
     claimed.sort_by_key(|row| row.id);
     Ok(claimed)
 }
+
+/// Which pending deliveries a claim considers.
+///
+/// With a large backlog, PostgreSQL planned a scan of every pending row for an
+/// unrestricted claim (27 ms per claim with 5,000 pending), so the dispatcher
+/// claims among the oldest first, and searches the whole backlog only when
+/// those hold nothing claimable (each waits behind an earlier delivery of its
+/// issue, or for its retry time), so that a stuck issue cannot starve the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimScope {
+    /// The oldest [`CLAIM_WINDOW`] pending deliveries.
+    Oldest,
+    /// Every pending delivery.
+    Backlog,
+}
+
+/// How many of the oldest pending deliveries a claim looks at first.
+pub const CLAIM_WINDOW: u64 = 2048;
 
 /// What became of a claimed delivery, to be recorded.
 #[derive(Debug, Clone)]
