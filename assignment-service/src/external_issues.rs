@@ -5,6 +5,7 @@
 //! moves to another project. A group is linked to a record at most once; the
 //! record disappears with its last link.
 
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait as _, ActiveValue::Set, ColumnTrait as _, ConnectionTrait,
     DatabaseTransaction, EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
@@ -16,9 +17,10 @@ use service_runtime::pagination::PageRequest;
 use service_runtime::time::now;
 
 use crate::domain::records::{ExternalIssue, Page};
-use crate::domain::{ActivityKind, ExternalIssueId, GroupId, OrganizationId};
-use crate::error::AssignmentError;
-use crate::storage::entities::{activity, external_issue, group, group_link, installation};
+use crate::domain::{ExternalIssueId, GroupId, OrganizationId};
+use crate::error::{AssignmentError, Reason};
+use crate::groups::effects::{Change, Effects, GroupFacts, Origin};
+use crate::storage::entities::{external_issue, group, group_link, installation};
 use service_runtime::idempotency::{IdempotencyKey, idempotent_write};
 
 /// Identifies an external issue within an integration: by Jira id, key, or both.
@@ -71,6 +73,15 @@ pub struct Linked {
     pub newly_linked: Vec<GroupId>,
 }
 
+/// Which groups an unlink removes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum UnlinkScope {
+    /// Every group linked to the issue.
+    All,
+    /// These groups (at least one).
+    Groups(Vec<GroupId>),
+}
+
 /// Unlinks groups from an issue.
 #[derive(Debug, Clone, Serialize)]
 pub struct UnlinkRequest {
@@ -78,8 +89,8 @@ pub struct UnlinkRequest {
     pub organization_id: OrganizationId,
     /// The issue.
     pub issue: IssueRef,
-    /// The groups; empty means all.
-    pub group_ids: Vec<GroupId>,
+    /// The groups.
+    pub scope: UnlinkScope,
 }
 
 /// The result of an unlink.
@@ -94,12 +105,8 @@ pub struct Unlinked {
 /// Records a key change.
 #[derive(Debug, Clone, Serialize)]
 pub struct MoveRequest {
-    /// The integration.
-    pub integration_id: IntegrationId,
-    /// Jira's issue id, when known.
-    pub jira_issue_id: Option<JiraIssueId>,
-    /// The key before the move, when known.
-    pub previous_key: Option<IssueKey>,
+    /// The issue before the move: its Jira id and/or its previous key.
+    pub issue: IssueRef,
     /// The key after the move.
     pub new_key: IssueKey,
 }
@@ -117,8 +124,47 @@ fn corrupt(what: &str) -> AssignmentError {
     AssignmentError::Corrupt(what.to_owned())
 }
 
-/// Turns a record row into the domain record, with its linked groups.
-pub(crate) async fn record_with_groups<C: ConnectionTrait>(
+/// One organization's record of an external issue, as inbound sync reads and
+/// advances it (the linked groups are read separately).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueRecord {
+    /// The record.
+    pub id: ExternalIssueId,
+    /// Its organization.
+    pub organization_id: OrganizationId,
+    /// The integration the issue lives in.
+    pub integration_id: IntegrationId,
+    /// The current key.
+    pub key: IssueKey,
+    /// Jira's stable id, once known.
+    pub jira_issue_id: Option<JiraIssueId>,
+    /// Provider time of the newest assignee event applied.
+    pub assignee_watermark: Option<DateTime<Utc>>,
+    /// Provider time of the newest status event applied.
+    pub status_watermark: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<external_issue::Model> for IssueRecord {
+    type Error = AssignmentError;
+    fn try_from(row: external_issue::Model) -> Result<Self, Self::Error> {
+        Ok(Self {
+            id: ExternalIssueId::from_row(row.id),
+            organization_id: OrganizationId::from_row(row.organization_id),
+            integration_id: IntegrationId::parse(&row.integration_id)
+                .map_err(|_| corrupt("external issue integration id"))?,
+            key: IssueKey::parse(&row.issue_key).map_err(|_| corrupt("external issue key"))?,
+            jira_issue_id: row
+                .jira_issue_id
+                .map(|id| JiraIssueId::parse(&id).map_err(|_| corrupt("jira issue id")))
+                .transpose()?,
+            assignee_watermark: row.assignee_watermark,
+            status_watermark: row.status_watermark,
+        })
+    }
+}
+
+/// Turns a record row into the API's record, with its linked groups.
+async fn record_with_groups<C: ConnectionTrait>(
     conn: &C,
     row: external_issue::Model,
 ) -> Result<ExternalIssue, AssignmentError> {
@@ -130,27 +176,27 @@ pub(crate) async fn record_with_groups<C: ConnectionTrait>(
         .into_iter()
         .map(|l| GroupId::from_row(l.group_id))
         .collect();
+    let title = row.title.clone();
+    let url = row.url.clone();
+    let created_at = row.created_at;
+    let record = IssueRecord::try_from(row)?;
     Ok(ExternalIssue {
-        id: ExternalIssueId::from_row(row.id),
-        organization_id: OrganizationId::from_row(row.organization_id),
-        integration_id: IntegrationId::parse(&row.integration_id)
-            .map_err(|_| corrupt("external issue integration id"))?,
-        key: IssueKey::parse(&row.issue_key).map_err(|_| corrupt("external issue key"))?,
-        jira_issue_id: row
-            .jira_issue_id
-            .map(|id| JiraIssueId::parse(&id).map_err(|_| corrupt("jira issue id")))
-            .transpose()?,
-        title: row.title,
-        url: row.url,
+        id: record.id,
+        organization_id: record.organization_id,
+        integration_id: record.integration_id,
+        key: record.key,
+        jira_issue_id: record.jira_issue_id,
+        title,
+        url,
         group_ids,
-        assignee_watermark: row.assignee_watermark,
-        status_watermark: row.status_watermark,
-        created_at: row.created_at,
+        assignee_watermark: record.assignee_watermark,
+        status_watermark: record.status_watermark,
+        created_at,
     })
 }
 
 /// Finds one organization's record of `issue`: by Jira id first, then by key.
-pub(crate) async fn find_record<C: ConnectionTrait>(
+async fn find_record<C: ConnectionTrait>(
     conn: &C,
     organization_id: OrganizationId,
     issue: &IssueRef,
@@ -177,14 +223,15 @@ pub(crate) async fn find_record<C: ConnectionTrait>(
 }
 
 /// Every organization's record of `issue`, one per organization (the one matching
-/// the Jira id wins over one matching only the key), locked for update and in id
-/// order so concurrent syncs of one issue serialise without deadlocks.
+/// the Jira id wins over one matching only the key), ordered by organization,
+/// locked for update (in id order, so concurrent syncs of one issue serialise
+/// without deadlocks).
 pub(crate) async fn lock_records(
     txn: &DatabaseTransaction,
     issue: &IssueRef,
-) -> Result<Vec<external_issue::Model>, AssignmentError> {
-    let rows = lock_candidate_records(txn, std::slice::from_ref(issue)).await?;
-    Ok(choose_records(&rows, issue))
+) -> Result<Vec<IssueRecord>, AssignmentError> {
+    let records = lock_candidate_records(txn, std::slice::from_ref(issue)).await?;
+    Ok(choose_records(&records, issue))
 }
 
 /// Every record any of `issues` may designate (same integration, same key or
@@ -197,7 +244,7 @@ pub(crate) async fn lock_records(
 pub(crate) async fn lock_candidate_records(
     txn: &DatabaseTransaction,
     issues: &[IssueRef],
-) -> Result<Vec<external_issue::Model>, AssignmentError> {
+) -> Result<Vec<IssueRecord>, AssignmentError> {
     use std::collections::{BTreeMap, BTreeSet};
     let mut by_integration: BTreeMap<&str, (BTreeSet<&str>, BTreeSet<&str>)> = BTreeMap::new();
     for issue in issues {
@@ -235,76 +282,130 @@ pub(crate) async fn lock_candidate_records(
     if found.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(external_issue::Entity::find()
+    external_issue::Entity::find()
         .filter(external_issue::Column::Id.is_in(found))
         .order_by_asc(external_issue::Column::Id)
         .lock_exclusive()
         .all(txn)
-        .await?)
+        .await?
+        .into_iter()
+        .map(IssueRecord::try_from)
+        .collect()
 }
 
-/// The records `issue` designates among `rows`: per organization, the one whose
-/// Jira id matches, else the one whose key matches; ordered by organization.
+/// Whether `issue` may designate `record`: same integration, and the same Jira
+/// id or the same key.
+fn designates(issue: &IssueRef, record: &IssueRecord) -> bool {
+    record.integration_id == issue.integration_id
+        && (matches_id(issue, record) || issue.key.as_ref() == Some(&record.key))
+}
+
+fn matches_id(issue: &IssueRef, record: &IssueRecord) -> bool {
+    issue
+        .jira_issue_id
+        .as_ref()
+        .is_some_and(|id| record.jira_issue_id.as_ref() == Some(id))
+}
+
+/// The records `issue` designates among `records`: per organization, the one
+/// whose Jira id matches, else the one whose key matches; ordered by
+/// organization.
 pub(crate) fn choose_records<'a>(
-    rows: impl IntoIterator<Item = &'a external_issue::Model>,
+    records: impl IntoIterator<Item = &'a IssueRecord>,
     issue: &IssueRef,
-) -> Vec<external_issue::Model> {
-    let by_id = |row: &external_issue::Model| {
-        issue
-            .jira_issue_id
-            .as_ref()
-            .is_some_and(|id| row.jira_issue_id.as_deref() == Some(id.as_str()))
-    };
-    let by_key = |row: &external_issue::Model| {
-        issue
-            .key
-            .as_ref()
-            .is_some_and(|key| row.issue_key == key.as_str())
-    };
-    let mut chosen: Vec<external_issue::Model> = Vec::new();
-    for row in rows {
-        if row.integration_id != issue.integration_id.as_str() || !(by_id(row) || by_key(row)) {
+) -> Vec<IssueRecord> {
+    let mut chosen: Vec<IssueRecord> = Vec::new();
+    for record in records {
+        if !designates(issue, record) {
             continue;
         }
         match chosen
             .iter_mut()
-            .find(|c| c.organization_id == row.organization_id)
+            .find(|c| c.organization_id == record.organization_id)
         {
             Some(existing) => {
-                if by_id(row) && !by_id(existing) {
-                    *existing = row.clone();
+                if matches_id(issue, record) && !matches_id(issue, existing) {
+                    *existing = record.clone();
                 }
             }
-            None => chosen.push(row.clone()),
+            None => chosen.push(record.clone()),
         }
     }
     chosen.sort_by_key(|r| r.organization_id);
     chosen
 }
 
-async fn write_activity(
+/// Writes back what sync changed in `records` (Jira's issue id, the
+/// watermarks), with one statement per few hundred records.
+pub(crate) async fn store_sync_state(
     txn: &DatabaseTransaction,
-    kind: ActivityKind,
-    group: &group::Model,
-    integration_id: &IntegrationId,
-    key: &IssueKey,
-    request_id: Option<&RequestId>,
+    records: &[IssueRecord],
 ) -> Result<(), AssignmentError> {
-    activity::ActiveModel {
-        organization_id: Set(group.organization_id),
-        group_id: Set(group.id),
-        kind: Set(kind.as_str().to_owned()),
-        user_id: Set(None),
-        previous_user_id: Set(None),
-        source_integration_id: Set(Some(integration_id.as_str().to_owned())),
-        external_issue_key: Set(Some(key.as_str().to_owned())),
-        request_id: Set(request_id.map(|r| r.as_str().to_owned())),
-        created_at: Set(now()),
-        ..Default::default()
+    use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
+    let backend = txn.get_database_backend();
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        // One `CASE id WHEN … THEN …` per column; the values go in the order
+        // the placeholders appear: column by column, then the ids.
+        let case = format!("CASE id{} END", " WHEN ? THEN ?".repeat(chunk.len()));
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 7);
+        let columns: [fn(&IssueRecord) -> sea_orm::Value; 3] = [
+            |r| {
+                r.jira_issue_id
+                    .as_ref()
+                    .map(|j| j.as_str().to_owned())
+                    .into()
+            },
+            |r| r.assignee_watermark.into(),
+            |r| r.status_watermark.into(),
+        ];
+        for column in columns {
+            for record in chunk {
+                values.push(record.id.get().into());
+                values.push(column(record));
+            }
+        }
+        values.extend(chunk.iter().map(|r| sea_orm::Value::from(r.id.get())));
+        let ids = vec!["?"; chunk.len()].join(", ");
+        let sql = format!(
+            "UPDATE external_issues SET jira_issue_id = {case}, \
+             assignee_watermark = {case}, status_watermark = {case} WHERE id IN ({ids})"
+        );
+        let sql = if backend == DbBackend::Postgres {
+            numbered(&sql)
+        } else {
+            sql
+        };
+        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
     }
-    .insert(txn)
-    .await?;
     Ok(())
+}
+
+/// Records per multi-row statement (well under both engines' parameter limits).
+const ROWS_PER_STATEMENT: usize = 300;
+
+/// `?` placeholders numbered `$1`, `$2`, ... for PostgreSQL.
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// What notifications and activities say of a group row.
+fn facts(group: &group::Model) -> GroupFacts<'_> {
+    GroupFacts {
+        id: GroupId::from_row(group.id),
+        organization_id: OrganizationId::from_row(group.organization_id),
+        title: &group.title,
+    }
 }
 
 /// Links groups of one organization to an issue.
@@ -327,13 +428,13 @@ pub async fn link(
                 .one(txn)
                 .await?;
             if installed.is_none() {
-                return Err(AssignmentError::FailedPrecondition {
-                    reason: "INTEGRATION_NOT_INSTALLED",
-                    message: format!(
+                return Err(AssignmentError::refused(
+                    Reason::IntegrationNotInstalled,
+                    format!(
                         "organization {} has not installed integration {}; install it first (DirectoryService.InstallIntegration)",
                         request.organization_id, request.integration_id
                     ),
-                });
+                ));
             }
             let mut groups = Vec::with_capacity(request.group_ids.len());
             for group_id in &request.group_ids {
@@ -393,6 +494,14 @@ pub async fn link(
                 }
             };
 
+            let origin = Origin {
+                source_integration_id: Some(request.integration_id.clone()),
+                integration_id: Some(request.integration_id.clone()),
+                issue_key: Some(request.key.clone()),
+                request_id: request_id.clone(),
+                traceparent: String::new(),
+            };
+            let mut effects = Effects::default();
             let mut newly_linked = Vec::new();
             for group in &groups {
                 let existing = group_link::Entity::find()
@@ -411,17 +520,10 @@ pub async fn link(
                 }
                 .insert(txn)
                 .await?;
-                write_activity(
-                    txn,
-                    ActivityKind::Linked,
-                    group,
-                    &request.integration_id,
-                    &request.key,
-                    request_id.as_ref(),
-                )
-                .await?;
+                effects.record(facts(group), Change::Linked, &origin);
                 newly_linked.push(GroupId::from_row(group.id));
             }
+            effects.write(txn).await?;
             Ok(Linked {
                 external_issue: record_with_groups(txn, record).await?,
                 newly_linked,
@@ -462,26 +564,29 @@ pub async fn unlink(
                 .order_by_asc(group_link::Column::GroupId)
                 .all(txn)
                 .await?;
+            let origin = Origin {
+                source_integration_id: Some(request.issue.integration_id.clone()),
+                integration_id: Some(request.issue.integration_id.clone()),
+                issue_key: Some(issue_key),
+                request_id: request_id.clone(),
+                traceparent: String::new(),
+            };
+            let mut effects = Effects::default();
             let mut unlinked = Vec::new();
             for link in &links {
                 let group_id = GroupId::from_row(link.group_id);
-                if !request.group_ids.is_empty() && !request.group_ids.contains(&group_id) {
+                if let UnlinkScope::Groups(ids) = &request.scope
+                    && !ids.contains(&group_id)
+                {
                     continue;
                 }
                 group_link::Entity::delete_by_id(link.id).exec(txn).await?;
                 if let Some(group) = group::Entity::find_by_id(link.group_id).one(txn).await? {
-                    write_activity(
-                        txn,
-                        ActivityKind::Unlinked,
-                        &group,
-                        &request.issue.integration_id,
-                        &issue_key,
-                        request_id.as_ref(),
-                    )
-                    .await?;
+                    effects.record(facts(&group), Change::Unlinked, &origin);
                 }
                 unlinked.push(group_id);
             }
+            effects.write(txn).await?;
             let external_issue = if unlinked.len() == links.len() {
                 external_issue::Entity::delete_by_id(record.id)
                     .exec(txn)
@@ -565,36 +670,36 @@ pub async fn move_issue(
     let key = IdempotencyKey::new("MoveExternalIssue", request_id, &request);
     idempotent_write(db, key, move |txn| {
         Box::pin(async move {
-            let issue = IssueRef {
-                integration_id: request.integration_id.clone(),
-                key: request.previous_key.clone(),
-                jira_issue_id: request.jira_issue_id.clone(),
-            };
-            let records = lock_records(txn, &issue).await?;
+            let records = lock_records(txn, &request.issue).await?;
             let mut moved = Vec::with_capacity(records.len());
-            for row in records {
+            for record in records {
                 let taken = external_issue::Entity::find()
-                    .filter(external_issue::Column::OrganizationId.eq(row.organization_id))
+                    .filter(external_issue::Column::OrganizationId.eq(record.organization_id.get()))
                     .filter(
-                        external_issue::Column::IntegrationId.eq(request.integration_id.as_str()),
+                        external_issue::Column::IntegrationId
+                            .eq(request.issue.integration_id.as_str()),
                     )
                     .filter(external_issue::Column::IssueKey.eq(request.new_key.as_str()))
-                    .filter(external_issue::Column::Id.ne(row.id))
+                    .filter(external_issue::Column::Id.ne(record.id.get()))
                     .one(txn)
                     .await?;
                 if taken.is_some() {
-                    return Err(AssignmentError::FailedPrecondition {
-                        reason: "ISSUE_KEY_TAKEN",
-                        message: format!(
+                    return Err(AssignmentError::refused(
+                        Reason::IssueKeyTaken,
+                        format!(
                             "organization {} already has another record of {}; unlink it first",
-                            row.organization_id, request.new_key
+                            record.organization_id, request.new_key
                         ),
-                    });
+                    ));
                 }
-                let mut active: external_issue::ActiveModel = row.clone().into();
+                let row = external_issue::Entity::find_by_id(record.id.get())
+                    .one(txn)
+                    .await?
+                    .ok_or_else(|| corrupt("a locked record vanished"))?;
+                let mut active: external_issue::ActiveModel = row.into();
                 active.issue_key = Set(request.new_key.as_str().to_owned());
-                if row.jira_issue_id.is_none()
-                    && let Some(id) = &request.jira_issue_id
+                if record.jira_issue_id.is_none()
+                    && let Some(id) = &request.issue.jira_issue_id
                 {
                     active.jira_issue_id = Set(Some(id.as_str().to_owned()));
                 }

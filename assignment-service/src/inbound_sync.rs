@@ -6,47 +6,44 @@
 //! transaction, with the same effect as one after another: see [`batch`]):
 //! 1. every organization's record of the issue is locked (id order), so calls for
 //!    one issue apply one after another;
-//! 2. per record, the installation decides whether this direction of sync is on
-//!    (else every linked group is `SYNC_DISABLED`), and the record's watermark
-//!    whether the event is current (older: `STALE`; equal: applied again; the
-//!    watermark only moves forward);
+//! 2. per record, [`rule`] decides whether the event reaches the record's groups
+//!    (sync enabled, not stale) and moves the record's watermark;
 //! 3. the linked groups are locked (id order) and changed: each effective change
-//!    writes an activity and its notifications; a change to the state a group is
-//!    already in writes nothing (`UNCHANGED`).
+//!    writes an activity and its notifications ([`crate::groups::effects`]); a
+//!    change to the state a group is already in writes nothing (`UNCHANGED`).
 //!
 //! Assignment picks, per group, the lowest-id user who is active, owns a
 //! verified address equal (ignoring case) to Jira's, and has access to the group's
 //! project. No such user: `NO_MATCHING_USER`, the group is untouched.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait as _, ActiveValue::Set, ColumnTrait as _, DatabaseTransaction,
-    EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
+    ActiveModelTrait as _, ActiveValue::Set, ColumnTrait as _, EntityTrait as _, QueryFilter as _,
+    QueryOrder as _, QuerySelect as _,
 };
 use serde::Serialize;
 use service_runtime::database::Database;
-use service_runtime::ids::{IntegrationId, IssueKey, RequestId};
-use service_runtime::time::now;
+use service_runtime::idempotency::{IdempotencyKey, idempotent_write};
+use service_runtime::ids::{IntegrationId, RequestId};
 
 use crate::domain::records::GroupSyncResult;
 use crate::domain::{
-    ActivityId, ActivityKind, Email, GroupId, GroupStatus, NotificationKind, OrganizationId,
-    StatusAction, SyncOutcome, UserId,
+    Email, GroupId, GroupStatus, OrganizationId, StatusAction, SyncOutcome, UserId,
 };
 use crate::error::AssignmentError;
-use crate::external_issues::{IssueRef, lock_records};
-use crate::notification_log::{self, NotificationDraft};
-use crate::storage::entities::{
-    activity, external_issue, group, group_assignee, group_link, installation,
-};
-use service_runtime::idempotency::{IdempotencyKey, idempotent_write};
+use crate::external_issues::{IssueRecord, IssueRef, lock_records, store_sync_state};
+use crate::groups::effects::{Change, Effects, GroupFacts, Origin};
+use crate::storage::entities::{group, group_assignee, group_link, installation};
 
 mod batch;
 pub mod batcher;
+mod rule;
 
 pub use batch::{AssigneeCall, sync_assignee_many};
+
+use rule::{Direction, Event, admit};
 
 /// Who Jira says is assigned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -90,189 +87,44 @@ pub struct StatusChange {
     pub traceparent: String,
 }
 
-/// A locked record that sync may act on, with its linked groups.
-#[derive(Debug)]
-struct Target {
-    record: external_issue::Model,
-    groups: Vec<group::Model>,
-    verdict: Option<SyncOutcome>,
-}
-
-/// Status sync: locks the issue's records and linked groups, and decides per
-/// record whether sync applies (`verdict` is `SYNC_DISABLED` or `STALE` when it
-/// does not). Advances the status watermarks of the records it applies to.
-/// (Assignee sync does the same for many calls at once: see [`batch`].)
-async fn lock_targets(
-    txn: &DatabaseTransaction,
-    issue: &IssueRef,
-    provider_time: Option<DateTime<Utc>>,
-) -> Result<Vec<Target>, AssignmentError> {
-    let records = lock_records(txn, issue).await?;
-    if records.is_empty() {
-        return Ok(Vec::new());
-    }
-    let installations: HashMap<i64, installation::Model> = installation::Entity::find()
-        .filter(installation::Column::IntegrationId.eq(issue.integration_id.as_str()))
-        .filter(
-            installation::Column::OrganizationId.is_in(
-                records
-                    .iter()
-                    .map(|r| r.organization_id)
-                    .collect::<Vec<_>>(),
-            ),
-        )
-        .all(txn)
-        .await?
-        .into_iter()
-        .map(|i| (i.organization_id, i))
-        .collect();
-    let links = group_link::Entity::find()
-        .filter(
-            group_link::Column::ExternalIssueId
-                .is_in(records.iter().map(|r| r.id).collect::<Vec<_>>()),
-        )
-        .all(txn)
-        .await?;
-    let groups: HashMap<i64, group::Model> = group::Entity::find()
-        .filter(group::Column::Id.is_in(links.iter().map(|l| l.group_id).collect::<Vec<_>>()))
-        .order_by_asc(group::Column::Id)
-        .lock_exclusive()
-        .all(txn)
-        .await?
-        .into_iter()
-        .map(|g| (g.id, g))
-        .collect();
-
-    let mut targets = Vec::with_capacity(records.len());
-    for record in records {
-        let mut linked: Vec<group::Model> = links
-            .iter()
-            .filter(|l| l.external_issue_id == record.id)
-            .filter_map(|l| groups.get(&l.group_id).cloned())
-            .collect();
-        linked.sort_by_key(|g| g.id);
-        let enabled = installations
-            .get(&record.organization_id)
-            .is_some_and(|i| i.sync_status_reverse);
-        let watermark = record.status_watermark;
-        let verdict = if !enabled {
-            Some(SyncOutcome::SyncDisabled)
-        } else if matches!((provider_time, watermark), (Some(t), Some(w)) if t < w) {
-            Some(SyncOutcome::Stale)
-        } else {
-            None
-        };
-        let mut record = record;
-        // Learn the Jira id from the call when the record lacks it.
-        if record.jira_issue_id.is_none()
-            && let Some(id) = &issue.jira_issue_id
-        {
-            let mut active: external_issue::ActiveModel = record.clone().into();
-            active.jira_issue_id = Set(Some(id.as_str().to_owned()));
-            record = active.update(txn).await?;
-        }
-        if verdict.is_none()
-            && let Some(time) = provider_time
-            && watermark.is_none_or(|w| time > w)
-        {
-            let mut active: external_issue::ActiveModel = record.clone().into();
-            active.status_watermark = Set(Some(time));
-            record = active.update(txn).await?;
-        }
-        targets.push(Target {
-            record,
-            groups: linked,
-            verdict,
-        });
-    }
-    Ok(targets)
-}
-
-/// One effective change to write: its activity, then notifications.
-struct ActivityDraft<'a> {
-    group: &'a group::Model,
-    kind: ActivityKind,
-    user_id: Option<i64>,
-    previous_user_id: Option<i64>,
-    source: &'a IntegrationId,
-    issue_key: &'a str,
-    request_id: Option<&'a RequestId>,
-}
-
-async fn write_activity(
-    txn: &DatabaseTransaction,
-    draft: ActivityDraft<'_>,
-) -> Result<ActivityId, AssignmentError> {
-    let row = activity_row(draft).insert(txn).await?;
-    Ok(ActivityId::from_row(row.id))
-}
-
-/// The row `draft` describes, not yet written.
-fn activity_row(draft: ActivityDraft<'_>) -> activity::ActiveModel {
-    activity::ActiveModel {
-        organization_id: Set(draft.group.organization_id),
-        group_id: Set(draft.group.id),
-        kind: Set(draft.kind.as_str().to_owned()),
-        user_id: Set(draft.user_id),
-        previous_user_id: Set(draft.previous_user_id),
-        source_integration_id: Set(Some(draft.source.as_str().to_owned())),
-        external_issue_key: Set(Some(draft.issue_key.to_owned())),
-        request_id: Set(draft.request_id.map(|r| r.as_str().to_owned())),
-        created_at: Set(now()),
-        ..Default::default()
-    }
-}
-
-fn result(
-    group: &group::Model,
-    outcome: SyncOutcome,
-    user_id: Option<i64>,
-    previous_user_id: Option<i64>,
-) -> GroupSyncResult {
-    GroupSyncResult {
-        organization_id: OrganizationId::from_row(group.organization_id),
-        group_id: GroupId::from_row(group.id),
-        outcome,
-        user_id: user_id.map(UserId::from_row),
-        previous_user_id: previous_user_id.map(UserId::from_row),
-    }
-}
-
-/// The notification drafts' common part for one group.
-struct Notifier<'a> {
-    issue_key: Option<IssueKey>,
-    integration_id: &'a IntegrationId,
-    traceparent: &'a str,
-}
-
-impl Notifier<'_> {
-    fn draft(
-        &self,
-        group: &group::Model,
-        recipient: i64,
-        kind: NotificationKind,
-        activity_id: ActivityId,
-    ) -> NotificationDraft {
-        NotificationDraft {
-            recipient: UserId::from_row(recipient),
-            organization_id: OrganizationId::from_row(group.organization_id),
-            group_id: GroupId::from_row(group.id),
-            group_title: group.title.clone(),
-            issue_key: self.issue_key.clone(),
-            integration_id: Some(self.integration_id.clone()),
-            kind,
-            activity_id,
-            traceparent: self.traceparent.to_owned(),
-        }
-    }
-}
-
-/// The outcome of a sync call, plus the last notification sequence it wrote (to
-/// wake the stream).
+/// The outcome of a sync call: one result per linked group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SyncResponse {
     /// One result per linked group, by organization then group.
     pub results: Vec<GroupSyncResult>,
+}
+
+fn result(
+    organization_id: OrganizationId,
+    group_id: GroupId,
+    outcome: SyncOutcome,
+    user_id: Option<UserId>,
+    previous_user_id: Option<UserId>,
+) -> GroupSyncResult {
+    GroupSyncResult {
+        organization_id,
+        group_id,
+        outcome,
+        user_id,
+        previous_user_id,
+    }
+}
+
+/// Where a change applied to `record` came from.
+fn origin(
+    record: &IssueRecord,
+    issue: &IssueRef,
+    source: &IntegrationId,
+    request_id: Option<&RequestId>,
+    traceparent: &str,
+) -> Origin {
+    Origin {
+        source_integration_id: Some(source.clone()),
+        integration_id: Some(issue.integration_id.clone()),
+        issue_key: Some(record.key.clone()),
+        request_id: request_id.cloned(),
+        traceparent: traceparent.to_owned(),
+    }
 }
 
 /// Applies an inbound assignee change (a group of one; see [`batch`]).
@@ -307,78 +159,120 @@ pub async fn sync_status(
     let request_id = request_id.cloned();
     idempotent_write(db, key, move |txn| {
         Box::pin(async move {
-            let targets = lock_targets(txn, &change.issue, change.provider_time).await?;
-            let all_groups: Vec<i64> = targets
-                .iter()
-                .flat_map(|t| t.groups.iter().map(|g| g.id))
-                .collect();
-            let assignees: HashMap<i64, i64> = group_assignee::Entity::find()
-                .filter(group_assignee::Column::GroupId.is_in(all_groups))
+            let mut records = lock_records(txn, &change.issue).await?;
+            if records.is_empty() {
+                return Ok(SyncResponse {
+                    results: Vec::new(),
+                });
+            }
+            let enabled: HashSet<i64> = installation::Entity::find()
+                .filter(
+                    installation::Column::IntegrationId.eq(change.issue.integration_id.as_str()),
+                )
+                .filter(
+                    installation::Column::OrganizationId
+                        .is_in(records.iter().map(|r| r.organization_id.get())),
+                )
+                .filter(installation::Column::SyncStatusReverse.eq(true))
                 .all(txn)
                 .await?
                 .into_iter()
-                .map(|a| (a.group_id, a.user_id))
+                .map(|i| i.organization_id)
+                .collect();
+            let event = Event {
+                direction: Direction::Status,
+                provider_time: change.provider_time,
+                jira_issue_id: change.issue.jira_issue_id.as_ref(),
+            };
+            let mut verdicts = Vec::with_capacity(records.len());
+            let mut changed = Vec::new();
+            for record in &mut records {
+                let admission = admit(
+                    record,
+                    enabled.contains(&record.organization_id.get()),
+                    &event,
+                );
+                if admission.changed {
+                    changed.push(record.clone());
+                }
+                verdicts.push(admission.verdict);
+            }
+            store_sync_state(txn, &changed).await?;
+
+            let links = group_link::Entity::find()
+                .filter(
+                    group_link::Column::ExternalIssueId.is_in(records.iter().map(|r| r.id.get())),
+                )
+                .all(txn)
+                .await?;
+            let groups: HashMap<i64, group::Model> = group::Entity::find()
+                .filter(group::Column::Id.is_in(links.iter().map(|l| l.group_id)))
+                .order_by_asc(group::Column::Id)
+                .lock_exclusive()
+                .all(txn)
+                .await?
+                .into_iter()
+                .map(|g| (g.id, g))
+                .collect();
+            let assignees: HashMap<i64, UserId> = group_assignee::Entity::find()
+                .filter(group_assignee::Column::GroupId.is_in(groups.keys().copied()))
+                .all(txn)
+                .await?
+                .into_iter()
+                .map(|a| (a.group_id, UserId::from_row(a.user_id)))
                 .collect();
             let wanted = change.action.target_status();
-            let (activity_kind, notification_kind, outcome) = match change.action {
-                StatusAction::Resolve => (
-                    ActivityKind::Resolved,
-                    NotificationKind::Resolved,
-                    SyncOutcome::Resolved,
-                ),
-                StatusAction::Unresolve => (
-                    ActivityKind::Unresolved,
-                    NotificationKind::Unresolved,
-                    SyncOutcome::Unresolved,
-                ),
-            };
 
             let mut results = Vec::new();
-            let mut notifications = Vec::new();
-            for target in &targets {
-                let notifier = Notifier {
-                    issue_key: IssueKey::parse(&target.record.issue_key).ok(),
-                    integration_id: &change.issue.integration_id,
-                    traceparent: &change.traceparent,
-                };
-                for group in &target.groups {
+            let mut effects = Effects::default();
+            for (record, verdict) in records.iter().zip(verdicts) {
+                let origin = origin(
+                    record,
+                    &change.issue,
+                    &change.source,
+                    request_id.as_ref(),
+                    &change.traceparent,
+                );
+                let mut linked: Vec<&group::Model> = links
+                    .iter()
+                    .filter(|l| l.external_issue_id == record.id.get())
+                    .filter_map(|l| groups.get(&l.group_id))
+                    .collect();
+                linked.sort_by_key(|g| g.id);
+                for group in linked {
+                    let group_id = GroupId::from_row(group.id);
+                    let organization_id = OrganizationId::from_row(group.organization_id);
                     let assignee = assignees.get(&group.id).copied();
-                    if let Some(verdict) = target.verdict {
-                        results.push(result(group, verdict, assignee, None));
-                        continue;
-                    }
-                    if GroupStatus::from_stored(&group.status) == Some(wanted) {
-                        results.push(result(group, SyncOutcome::Unchanged, assignee, None));
-                        continue;
-                    }
-                    let mut active: group::ActiveModel = group.clone().into();
-                    active.status = Set(wanted.as_str().to_owned());
-                    active.update(txn).await?;
-                    let activity = write_activity(
-                        txn,
-                        ActivityDraft {
-                            group,
-                            kind: activity_kind,
-                            user_id: assignee,
-                            previous_user_id: None,
-                            source: &change.source,
-                            issue_key: &target.record.issue_key,
-                            request_id: request_id.as_ref(),
-                        },
-                    )
-                    .await?;
-                    if let Some(user) = assignee {
-                        notifications.push(notifier.draft(
-                            group,
-                            user,
-                            notification_kind,
-                            activity,
-                        ));
-                    }
-                    results.push(result(group, outcome, assignee, None));
+                    let outcome = match verdict {
+                        Some(verdict) => verdict,
+                        None if GroupStatus::from_stored(&group.status) == Some(wanted) => {
+                            SyncOutcome::Unchanged
+                        }
+                        None => {
+                            let mut active: group::ActiveModel = group.clone().into();
+                            active.status = Set(wanted.as_str().to_owned());
+                            active.update(txn).await?;
+                            let (change, outcome) = match change.action {
+                                StatusAction::Resolve => {
+                                    (Change::Resolved { assignee }, SyncOutcome::Resolved)
+                                }
+                                StatusAction::Unresolve => {
+                                    (Change::Unresolved { assignee }, SyncOutcome::Unresolved)
+                                }
+                            };
+                            let facts = GroupFacts {
+                                id: group_id,
+                                organization_id,
+                                title: &group.title,
+                            };
+                            effects.record(facts, change, &origin);
+                            outcome
+                        }
+                    };
+                    results.push(result(organization_id, group_id, outcome, assignee, None));
                 }
             }
-            notification_log::append(txn, notifications).await?;
+            effects.write(txn).await?;
             Ok(SyncResponse { results })
         })
     })

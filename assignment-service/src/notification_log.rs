@@ -32,7 +32,7 @@ use service_runtime::time::now;
 
 use crate::domain::messages::{MessageFacts, notification_text, thread_message_key};
 use crate::domain::{ActivityId, GroupId, NotificationKind, OrganizationId, Sequence, UserId};
-use crate::error::AssignmentError;
+use crate::error::{AssignmentError, Reason, Refusal};
 use crate::storage::entities::{notification, notification_log, notification_thread};
 
 /// The PostgreSQL channel on which commits of notifications are announced.
@@ -311,6 +311,28 @@ impl LogBounds {
     /// The oldest sequence still available (it may not exist yet).
     pub fn oldest_available(self) -> Sequence {
         self.pruned_through.next()
+    }
+
+    /// OUT_OF_RANGE for a cursor behind retention, with the bounds in the
+    /// metadata.
+    pub fn behind_retention(self, message: String) -> AssignmentError {
+        self.refusal(Reason::CursorOutOfRange, message)
+    }
+
+    /// OUT_OF_RANGE for a sequence beyond the head, with the bounds in the
+    /// metadata.
+    pub fn beyond_head(self, message: String) -> AssignmentError {
+        self.refusal(Reason::CursorBeyondHead, message)
+    }
+
+    fn refusal(self, reason: Reason, message: String) -> AssignmentError {
+        Refusal::new(reason, message)
+            .with(
+                "oldest_available_sequence",
+                self.oldest_available().get().to_string(),
+            )
+            .with("head_sequence", self.head.get().to_string())
+            .into()
     }
 }
 

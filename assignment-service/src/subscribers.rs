@@ -109,14 +109,10 @@ pub async fn acknowledge(
     let txn = &*write;
     let bounds = notification_log::bounds(txn).await?;
     if sequence > bounds.head {
-        return Err(AssignmentError::OutOfRange {
-            message: format!(
-                "sequence {sequence} is beyond the head {}; acknowledge only what you received",
-                bounds.head
-            ),
-            oldest_available: bounds.oldest_available().get(),
-            head: bounds.head.get(),
-        });
+        return Err(bounds.beyond_head(format!(
+            "sequence {sequence} is beyond the head {}; acknowledge only what you received",
+            bounds.head
+        )));
     }
     let time = now();
     subscriber::Entity::insert(subscriber::ActiveModel {

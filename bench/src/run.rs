@@ -374,7 +374,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                         channel,
                         SUBSCRIBE,
                         assignment::SubscribeRequest {
-                            start_at_head: true,
+                            start: Some(
+                                proto::assignment::v1::subscribe_request::Start::StartAtHead(true),
+                            ),
                             ..Default::default()
                         },
                     )

@@ -9,6 +9,7 @@
 //! domain types (`TryFrom`) before doing anything with them.
 
 pub mod codec;
+pub mod reason;
 
 /// `assignment.v1`: directory, groups, external issues with inbound sync, and the
 /// notification stream.

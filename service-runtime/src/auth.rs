@@ -7,7 +7,7 @@ use std::fmt;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// Why a token configuration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -25,8 +25,9 @@ use tonic::codegen::Bytes;
 use tower::{Layer, Service};
 
 use crate::auth::AuthTokens;
-use crate::config::Secret;
+use crate::error::Reason;
 use crate::metrics::RpcMetrics;
+use crate::secret::Secret;
 use crate::status::error_status;
 
 /// How the gate treats calls.
@@ -131,11 +132,17 @@ where
         let started = Instant::now();
         let path = request.uri().path().to_owned();
         let shared = Arc::clone(&self.shared);
-        let reject = |code: Code, reason: &str, message: String| {
+        let reject = |reason: Reason, message: String| {
             if let Some(metrics) = &shared.metrics {
-                metrics.record(&path, code, started.elapsed().as_secs_f64());
+                metrics.record(&path, reason.code(), started.elapsed().as_secs_f64());
             }
-            let status = error_status(code, message, &domain(&path), reason, HashMap::new());
+            let status = error_status(
+                reason.code(),
+                message,
+                &domain(&path),
+                reason.as_str(),
+                HashMap::new(),
+            );
             let response = status.into_http::<Body>();
             Box::pin(async move { Ok(response) }) as Self::Future
         };
@@ -146,8 +153,7 @@ where
             match bearer(request.headers()) {
                 None => {
                     return reject(
-                        Code::Unauthenticated,
-                        "MISSING_TOKEN",
+                        Reason::MissingToken,
                         "this server needs authorization: Bearer <token>".into(),
                     );
                 }
@@ -157,8 +163,7 @@ where
                     }
                     None => {
                         return reject(
-                            Code::Unauthenticated,
-                            "INVALID_TOKEN",
+                            Reason::InvalidToken,
                             "the bearer token is not valid for this server".into(),
                         );
                     }
@@ -172,8 +177,7 @@ where
                     Ok(permit) => Some(permit),
                     Err(_) => {
                         return reject(
-                            Code::ResourceExhausted,
-                            "OVERLOADED",
+                            Reason::Overloaded,
                             "the server is at its concurrency limit; retry with backoff".into(),
                         );
                     }

@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod config;
 pub mod database;
+pub mod error;
 pub mod grpc;
 pub mod grpc_gate;
 pub mod idempotency;
@@ -17,6 +18,7 @@ pub mod ids;
 pub mod metrics;
 pub mod ops_http;
 pub mod pagination;
+pub mod secret;
 pub mod serve;
 pub mod shutdown;
 pub mod status;

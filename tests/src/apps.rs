@@ -44,6 +44,7 @@ impl AssignmentApp {
 
     /// Starts an assignment service with `config`.
     pub async fn spawn_with(config: assignment_service::Config) -> Self {
+        crate::init_test_logs();
         let app = assignment_service::Application::build(config)
             .await
             .expect("assignment service builds");
@@ -133,6 +134,7 @@ impl TrackerApp {
 
     /// Starts a tracker with `config`.
     pub async fn spawn_with(config: tracker_service::Config) -> Self {
+        crate::init_test_logs();
         let app = tracker_service::Application::build(config)
             .await
             .expect("tracker service builds");

@@ -207,10 +207,8 @@ impl AssignmentApp {
         let mut stream = self
             .notifications()
             .subscribe(pb::SubscribeRequest {
-                after_sequence: None,
-                start_at_head: false,
+                start: None,
                 filter: Some(filter),
-                subscriber_name: String::new(),
             })
             .await
             .unwrap()

@@ -18,6 +18,18 @@ pub use database::TestDatabase;
 pub use jira_sim::JiraSim;
 pub use pair::Pair;
 
+/// Installs a log subscriber when `TEST_LOG` is set (its value is the filter,
+/// e.g. `TEST_LOG=info`), so a failing test can be rerun with the services'
+/// logs. Called by every app start; later calls do nothing.
+pub fn init_test_logs() {
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// An HTTP client for tests (installs the TLS provider reqwest needs).
 pub fn http_client() -> reqwest::Client {
     service_runtime::tls::install_crypto_provider();

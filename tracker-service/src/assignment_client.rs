@@ -1,15 +1,23 @@
 //! The tracker's client of the assignment service: the calls it makes, each with
 //! a deadline, and a classification of failures into "retry later" and "will not
-//! succeed as is".
+//! succeed as is". It takes and returns the tracker's domain values
+//! ([`crate::domain::sync`]) and converts to and from `assignment.v1` inside
+//! itself.
 
 use std::time::Duration;
 
 use proto::assignment::v1 as pb;
 use proto::assignment::v1::external_issue_service_client::ExternalIssueServiceClient;
-use service_runtime::config::Secret;
+use service_runtime::secret::Secret;
+use service_runtime::time::to_timestamp;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
+
+use crate::domain::sync::{
+    AssigneeSync, AssigneeTarget, GroupEffect, IssueRef, LinkRequest, MoveSync, StatusAction,
+    StatusSync, SyncOutcome,
+};
 
 /// A failed call to the assignment service.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -114,77 +122,161 @@ impl AssignmentClient {
         request
     }
 
-    /// `LinkExternalIssue`.
+    /// Links groups to a Jira issue (`LinkExternalIssue`).
     ///
     /// # Errors
     /// The classified failure.
-    pub async fn link(
-        &self,
-        message: pb::LinkExternalIssueRequest,
-        context: &CallContext,
-    ) -> Result<pb::LinkExternalIssueResponse, CallError> {
+    pub async fn link(&self, link: &LinkRequest, context: &CallContext) -> Result<(), CallError> {
+        let message = pb::LinkExternalIssueRequest {
+            organization_id: link.organization_id,
+            issue: Some(pb::ExternalIssueRef {
+                integration_id: link.integration_id.to_string(),
+                key: link.key.to_string(),
+                jira_issue_id: text(link.jira_issue_id.as_ref()),
+            }),
+            title: link.title.clone(),
+            url: link.url.clone(),
+            group_ids: link.group_ids.clone(),
+            request_id: link.request_id.to_string(),
+        };
         let request = self.request(message, context);
-        Ok(self
-            .external_issues
+        self.external_issues
             .clone()
             .link_external_issue(request)
-            .await?
-            .into_inner())
+            .await?;
+        Ok(())
     }
 
-    /// `SyncAssigneeInbound`.
+    /// Applies an assignee change (`SyncAssigneeInbound`); one effect per
+    /// linked group.
     ///
     /// # Errors
     /// The classified failure.
     pub async fn sync_assignee(
         &self,
-        message: pb::SyncAssigneeInboundRequest,
+        sync: &AssigneeSync,
         context: &CallContext,
-    ) -> Result<pb::SyncAssigneeInboundResponse, CallError> {
+    ) -> Result<Vec<GroupEffect>, CallError> {
+        use pb::sync_assignee_inbound_request::Assignee;
+        let message = pb::SyncAssigneeInboundRequest {
+            issue: Some(issue_ref(&sync.issue)),
+            assignee: Some(match &sync.target {
+                AssigneeTarget::Email(email) => Assignee::Email(email.clone()),
+                AssigneeTarget::Unassign => Assignee::Unassign(true),
+            }),
+            provider_update_time: sync.provider_time.map(to_timestamp),
+            request_id: sync.request_id.to_string(),
+            source_integration_id: sync.issue.integration_id.to_string(),
+        };
         let request = self.request(message, context);
-        Ok(self
+        let response = self
             .external_issues
             .clone()
             .sync_assignee_inbound(request)
             .await?
-            .into_inner())
+            .into_inner();
+        effects(response.results)
     }
 
-    /// `SyncStatusInbound`.
+    /// Applies a status change (`SyncStatusInbound`); one effect per linked
+    /// group.
     ///
     /// # Errors
     /// The classified failure.
     pub async fn sync_status(
         &self,
-        message: pb::SyncStatusInboundRequest,
+        sync: &StatusSync,
         context: &CallContext,
-    ) -> Result<pb::SyncStatusInboundResponse, CallError> {
+    ) -> Result<Vec<GroupEffect>, CallError> {
+        let action = match sync.action {
+            StatusAction::Resolve => pb::StatusAction::Resolve,
+            StatusAction::Unresolve => pb::StatusAction::Unresolve,
+        };
+        let message = pb::SyncStatusInboundRequest {
+            issue: Some(issue_ref(&sync.issue)),
+            action: action.into(),
+            provider_update_time: sync.provider_time.map(to_timestamp),
+            request_id: sync.request_id.to_string(),
+            source_integration_id: sync.issue.integration_id.to_string(),
+        };
         let request = self.request(message, context);
-        Ok(self
+        let response = self
             .external_issues
             .clone()
             .sync_status_inbound(request)
             .await?
-            .into_inner())
+            .into_inner();
+        effects(response.results)
     }
 
-    /// `MoveExternalIssue`.
+    /// Records a key change (`MoveExternalIssue`); returns how many
+    /// organizations' records moved.
     ///
     /// # Errors
     /// The classified failure.
     pub async fn move_issue(
         &self,
-        message: pb::MoveExternalIssueRequest,
+        sync: &MoveSync,
         context: &CallContext,
-    ) -> Result<pb::MoveExternalIssueResponse, CallError> {
+    ) -> Result<usize, CallError> {
+        let message = pb::MoveExternalIssueRequest {
+            issue: Some(issue_ref(&sync.issue)),
+            new_key: sync.new_key.to_string(),
+            request_id: sync.request_id.to_string(),
+        };
         let request = self.request(message, context);
         Ok(self
             .external_issues
             .clone()
             .move_external_issue(request)
             .await?
-            .into_inner())
+            .into_inner()
+            .external_issues
+            .len())
     }
+}
+
+fn text<T: ToString>(value: Option<&T>) -> String {
+    value.map(ToString::to_string).unwrap_or_default()
+}
+
+fn issue_ref(issue: &IssueRef) -> pb::ExternalIssueRef {
+    pb::ExternalIssueRef {
+        integration_id: issue.integration_id.to_string(),
+        key: text(issue.key.as_ref()),
+        jira_issue_id: text(issue.jira_issue_id.as_ref()),
+    }
+}
+
+impl TryFrom<pb::GroupSyncResult> for GroupEffect {
+    type Error = CallError;
+    fn try_from(result: pb::GroupSyncResult) -> Result<Self, Self::Error> {
+        let outcome = match result.outcome() {
+            pb::SyncOutcome::Assigned => SyncOutcome::Assigned,
+            pb::SyncOutcome::Deassigned => SyncOutcome::Deassigned,
+            pb::SyncOutcome::Unchanged => SyncOutcome::Unchanged,
+            pb::SyncOutcome::NoMatchingUser => SyncOutcome::NoMatchingUser,
+            pb::SyncOutcome::Stale => SyncOutcome::Stale,
+            pb::SyncOutcome::SyncDisabled => SyncOutcome::SyncDisabled,
+            pb::SyncOutcome::Resolved => SyncOutcome::Resolved,
+            pb::SyncOutcome::Unresolved => SyncOutcome::Unresolved,
+            pb::SyncOutcome::Unspecified => {
+                return Err(CallError::Permanent(Status::internal(format!(
+                    "the assignment service sent no outcome for group {}",
+                    result.group_id
+                ))));
+            }
+        };
+        Ok(Self {
+            organization_id: result.organization_id,
+            group_id: result.group_id,
+            outcome,
+        })
+    }
+}
+
+fn effects(results: Vec<pb::GroupSyncResult>) -> Result<Vec<GroupEffect>, CallError> {
+    results.into_iter().map(GroupEffect::try_from).collect()
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use service_runtime::config::{DatabaseUrl, GrpcServerArgs, LogFormat, Secret, parse_duration};
+use service_runtime::config::{DatabaseUrl, GrpcServerArgs, LogFormat, parse_duration};
+use service_runtime::secret::Secret;
 
 /// Everything the tracker service needs to start.
 #[derive(Debug, Clone, clap::Parser)]

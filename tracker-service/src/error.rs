@@ -1,126 +1,35 @@
-//! The tracker's errors and their one mapping to `google.rpc.Status`.
+//! The tracker's error domain (`tracker.v1`) and how Jira's answers map into it.
 //!
-//! Jira's answers map as DESIGN.md says: a `400` with `errors{field: msg}` is
-//! INVALID_ARGUMENT with one `BadRequest` violation per field (named as the
-//! CreateIssue request names it); `401` is a credentials error (FAILED_PRECONDITION,
-//! the caller cannot fix it by retrying), `403` PERMISSION_DENIED; `429` and
-//! `5xx` that outlast the retry budget are RESOURCE_EXHAUSTED (with `RetryInfo`)
-//! and UNAVAILABLE. Internal causes are logged with an error id, never returned.
+//! Logic modules return [`TrackerError`], the runtime's one error type in this
+//! domain (its mapping to `google.rpc.Status` lives in
+//! [`service_runtime::error`]). What is the tracker's own is the reading of
+//! Jira's failures: a `400` with `errors{field: msg}` is INVALID_ARGUMENT
+//! (`JIRA_REJECTED`) with one `BadRequest` violation per field, named as the
+//! CreateIssue request names it; `401` is a credentials error
+//! (FAILED_PRECONDITION: the caller cannot fix it by retrying), `403`
+//! PERMISSION_DENIED; `429` and `5xx` that outlast the retry budget are
+//! RESOURCE_EXHAUSTED (with `RetryInfo`) and UNAVAILABLE.
 
-use std::collections::HashMap;
+use service_runtime::error::{Domain, Error};
+use service_runtime::status::FieldViolation;
 
-use sea_orm::DbErr;
-use service_runtime::database::{is_transient, is_unique_violation};
-use service_runtime::idempotency::{IdempotencyError, WriteError};
-use service_runtime::status::{self, FieldViolation};
-use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt as _};
+pub use service_runtime::error::{Reason, Refusal};
 
 use crate::jira::JiraError;
 
 /// The `ErrorInfo.domain` of every error this service returns.
 pub const ERROR_DOMAIN: &str = "tracker.v1";
 
+/// Marks errors of the tracker's domain.
+#[derive(Debug)]
+pub enum Tracker {}
+
+impl Domain for Tracker {
+    const NAME: &'static str = ERROR_DOMAIN;
+}
+
 /// Everything that can go wrong in the tracker.
-#[derive(Debug, thiserror::Error)]
-pub enum TrackerError {
-    /// The request is malformed; one violation per field.
-    #[error("invalid argument: {0:?}")]
-    InvalidArgument(Vec<FieldViolation>),
-    /// A referenced resource does not exist.
-    #[error("{resource} {id} not found")]
-    NotFound {
-        /// What kind of resource.
-        resource: &'static str,
-        /// Its identifier.
-        id: String,
-    },
-    /// A create would duplicate an existing resource.
-    #[error("{resource} {id} already exists")]
-    AlreadyExists {
-        /// What kind of resource.
-        resource: &'static str,
-        /// The identifier that is taken.
-        id: String,
-    },
-    /// The system is not in a state that allows the call.
-    #[error("{message}")]
-    FailedPrecondition {
-        /// Machine-readable reason.
-        reason: &'static str,
-        /// What to do about it.
-        message: String,
-    },
-    /// A request id was reused for a different request.
-    #[error("request id {request_id} was already used for a different request")]
-    RequestIdReused {
-        /// The reused id.
-        request_id: String,
-    },
-    /// A concurrent call with the same request id won; retry.
-    #[error("concurrent duplicate request")]
-    ConcurrentDuplicate,
-    /// Jira failed or refused.
-    #[error(transparent)]
-    Jira(#[from] JiraError),
-    /// An earlier attempt's outcome in Jira is not known yet; retrying later with
-    /// the same request id is safe.
-    #[error("{0}")]
-    OutcomeUnknown(String),
-    /// The database failed.
-    #[error("database: {0}")]
-    Database(#[from] DbErr),
-    /// A stored value could not be read back.
-    #[error("corrupt stored data: {0}")]
-    Corrupt(String),
-}
-
-impl TrackerError {
-    /// A single field violation.
-    pub fn invalid_field(field: impl Into<String>, description: impl Into<String>) -> Self {
-        Self::InvalidArgument(vec![FieldViolation::new(field, description)])
-    }
-
-    /// Whether retrying the whole call may succeed.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::ConcurrentDuplicate => true,
-            Self::Database(err) => is_transient(err) || is_unique_violation(err),
-            _ => false,
-        }
-    }
-}
-
-impl From<Vec<FieldViolation>> for TrackerError {
-    fn from(violations: Vec<FieldViolation>) -> Self {
-        Self::InvalidArgument(violations)
-    }
-}
-
-impl From<IdempotencyError> for TrackerError {
-    fn from(error: IdempotencyError) -> Self {
-        match error {
-            IdempotencyError::Reused(request_id) => Self::RequestIdReused { request_id },
-            IdempotencyError::ConcurrentDuplicate => Self::ConcurrentDuplicate,
-            IdempotencyError::Corrupt(what) => Self::Corrupt(what),
-            IdempotencyError::Database(err) => Self::Database(err),
-        }
-    }
-}
-
-impl WriteError for TrackerError {
-    fn is_already_exists(&self) -> bool {
-        matches!(self, Self::AlreadyExists { .. })
-    }
-}
-
-fn info(code: Code, message: String, reason: &str, metadata: &[(&str, String)]) -> Status {
-    let metadata: HashMap<String, String> = metadata
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect();
-    status::error_status(code, message, ERROR_DOMAIN, reason, metadata)
-}
+pub type TrackerError = Error<Tracker>;
 
 /// The CreateIssue request field a Jira field error is about.
 pub fn request_field(jira_key: &str) -> String {
@@ -133,130 +42,60 @@ pub fn request_field(jira_key: &str) -> String {
     }
 }
 
-fn jira_status(error: JiraError) -> Status {
-    let text = error.to_string();
-    match error {
-        JiraError::Rejected {
-            status,
-            messages,
-            field_errors,
-        } => {
-            let mut details = ErrorDetails::with_error_info(
-                "JIRA_REJECTED",
-                ERROR_DOMAIN,
-                HashMap::from([("jira_status".to_owned(), status.to_string())]),
-            );
-            for (field, message) in &field_errors {
-                details.add_bad_request_violation(request_field(field), message.clone());
+impl From<JiraError> for TrackerError {
+    fn from(error: JiraError) -> Self {
+        let text = error.to_string();
+        let refusal = match error {
+            JiraError::Rejected {
+                status,
+                messages,
+                field_errors,
+            } => {
+                let message = if messages.is_empty() {
+                    text
+                } else {
+                    format!("{text} ({})", messages.join(" "))
+                };
+                let mut refusal = Refusal::new(Reason::JiraRejected, message)
+                    .with("jira_status", status.to_string());
+                refusal.violations = field_errors
+                    .iter()
+                    .map(|(field, message)| FieldViolation::new(request_field(field), message))
+                    .collect();
+                refusal
             }
-            let summary = if messages.is_empty() {
-                text
-            } else {
-                format!("{text} ({})", messages.join(" "))
-            };
-            Status::with_error_details(Code::InvalidArgument, summary, details)
-        }
-        JiraError::Unauthorized { .. } => info(
-            Code::FailedPrecondition,
-            format!("{text}; update the integration's credentials (UpdateIntegration)"),
-            "JIRA_CREDENTIALS_REJECTED",
-            &[("jira_status", "401".into())],
-        ),
-        JiraError::Forbidden { .. } => info(
-            Code::PermissionDenied,
-            text,
-            "JIRA_PERMISSION_DENIED",
-            &[("jira_status", "403".into())],
-        ),
-        JiraError::NotFound { .. } => info(
-            Code::NotFound,
-            text,
-            "JIRA_NOT_FOUND",
-            &[("jira_status", "404".into())],
-        ),
-        JiraError::RateLimited { retry_after } => {
-            let mut details = ErrorDetails::with_error_info(
-                "JIRA_RATE_LIMITED",
-                ERROR_DOMAIN,
-                HashMap::from([("jira_status".to_owned(), "429".to_owned())]),
-            );
-            if let Some(delay) = retry_after {
-                details.set_retry_info(Some(delay));
+            JiraError::Unauthorized { .. } => Refusal::new(
+                Reason::JiraCredentialsRejected,
+                format!("{text}; update the integration's credentials (UpdateIntegration)"),
+            )
+            .with("jira_status", "401"),
+            JiraError::Forbidden { .. } => {
+                Refusal::new(Reason::JiraPermissionDenied, text).with("jira_status", "403")
             }
-            Status::with_error_details(Code::ResourceExhausted, text, details)
-        }
-        JiraError::Unavailable { status, .. } => info(
-            Code::Unavailable,
-            text,
-            "JIRA_UNAVAILABLE",
-            &[("jira_status", status.to_string())],
-        ),
-        JiraError::Timeout => info(Code::Unavailable, text, "JIRA_TIMEOUT", &[]),
-        JiraError::Connection(_) => info(Code::Unavailable, text, "JIRA_UNREACHABLE", &[]),
-        JiraError::Unexpected { status, .. } => info(
-            if (400..500).contains(&status) {
-                Code::FailedPrecondition
-            } else {
-                Code::Unavailable
-            },
-            text,
-            "JIRA_UNEXPECTED_RESPONSE",
-            &[("jira_status", status.to_string())],
-        ),
-    }
-}
-
-impl From<TrackerError> for Status {
-    fn from(error: TrackerError) -> Self {
-        match error {
-            TrackerError::InvalidArgument(violations) => {
-                status::invalid_argument(ERROR_DOMAIN, &violations)
+            JiraError::NotFound { .. } => {
+                Refusal::new(Reason::JiraNotFound, text).with("jira_status", "404")
             }
-            TrackerError::NotFound { resource, id } => info(
-                Code::NotFound,
-                format!("{resource} {id} not found"),
-                &format!("{}_NOT_FOUND", resource.to_uppercase().replace(' ', "_")),
-                &[("resource", resource.to_owned()), ("id", id)],
-            ),
-            TrackerError::AlreadyExists { resource, id } => info(
-                Code::AlreadyExists,
-                format!("{resource} {id} already exists"),
-                &format!(
-                    "{}_ALREADY_EXISTS",
-                    resource.to_uppercase().replace(' ', "_")
-                ),
-                &[("resource", resource.to_owned()), ("id", id)],
-            ),
-            TrackerError::FailedPrecondition { reason, message } => {
-                info(Code::FailedPrecondition, message, reason, &[])
+            JiraError::RateLimited { retry_after } => {
+                let mut refusal =
+                    Refusal::new(Reason::JiraRateLimited, text).with("jira_status", "429");
+                refusal.retry_after = retry_after;
+                refusal
             }
-            TrackerError::RequestIdReused { request_id } => status::invalid_argument_with_reason(
-                ERROR_DOMAIN,
-                "REQUEST_ID_REUSED",
-                &[FieldViolation::new(
-                    "request_id",
-                    format!(
-                        "{request_id:?} was already used for a different request; use a new request id"
-                    ),
-                )],
-            ),
-            TrackerError::ConcurrentDuplicate => info(
-                Code::Aborted,
-                "a concurrent request with the same request id won; retry to read its response"
-                    .to_owned(),
-                "CONCURRENT_DUPLICATE",
-                &[],
-            ),
-            TrackerError::Jira(error) => jira_status(error),
-            TrackerError::OutcomeUnknown(message) => {
-                info(Code::Unavailable, message, "CREATE_OUTCOME_UNKNOWN", &[])
+            JiraError::Unavailable { status, .. } => {
+                Refusal::new(Reason::JiraUnavailable, text).with("jira_status", status.to_string())
             }
-            TrackerError::Database(err) if is_transient(&err) => {
-                status::unavailable(ERROR_DOMAIN, "the database", &err)
+            JiraError::Timeout => Refusal::new(Reason::JiraTimeout, text),
+            JiraError::Connection(_) => Refusal::new(Reason::JiraUnreachable, text),
+            JiraError::Unexpected { status, .. } => {
+                let reason = if (400..500).contains(&status) {
+                    Reason::JiraUnexpectedResponse
+                } else {
+                    Reason::JiraUnreadableResponse
+                };
+                Refusal::new(reason, text).with("jira_status", status.to_string())
             }
-            TrackerError::Database(err) => status::internal(ERROR_DOMAIN, &err),
-            TrackerError::Corrupt(what) => status::internal(ERROR_DOMAIN, &what),
-        }
+        };
+        refusal.into()
     }
 }
 
@@ -264,11 +103,14 @@ impl From<TrackerError> for Status {
 mod tests {
     use std::collections::BTreeMap;
 
+    use tonic::{Code, Status};
+    use tonic_types::StatusExt as _;
+
     use super::*;
 
     #[test]
     fn jira_field_errors_become_violations_of_request_fields() {
-        let status = Status::from(TrackerError::Jira(JiraError::Rejected {
+        let status = Status::from(TrackerError::from(JiraError::Rejected {
             status: 400,
             messages: vec![],
             field_errors: BTreeMap::from([
@@ -289,7 +131,7 @@ mod tests {
 
     #[test]
     fn rate_limits_carry_retry_info() {
-        let status = Status::from(TrackerError::Jira(JiraError::RateLimited {
+        let status = Status::from(TrackerError::from(JiraError::RateLimited {
             retry_after: Some(std::time::Duration::from_secs(3)),
         }));
         assert_eq!(status.code(), Code::ResourceExhausted);
@@ -302,7 +144,7 @@ mod tests {
 
     #[test]
     fn credential_errors_say_what_to_do() {
-        let status = Status::from(TrackerError::Jira(JiraError::Unauthorized {
+        let status = Status::from(TrackerError::from(JiraError::Unauthorized {
             message: String::new(),
         }));
         assert_eq!(status.code(), Code::FailedPrecondition);

@@ -7,11 +7,11 @@ use sea_orm::{
     QueryFilter as _, QueryOrder as _, QuerySelect as _,
 };
 use serde::Serialize;
-use service_runtime::config::Secret;
 use service_runtime::database::Database;
 use service_runtime::idempotency::{IdempotencyKey, idempotent_write};
 use service_runtime::ids::{IntegrationId, RequestId};
 use service_runtime::pagination::PageRequest;
+use service_runtime::secret::Secret;
 use service_runtime::time::now;
 
 use crate::domain::{AuthMode, BaseUrl, Credentials, Integration, IntegrationSummary};

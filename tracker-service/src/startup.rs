@@ -29,11 +29,12 @@ use crate::jira::{JiraClient, JiraSettings};
 use crate::metrics::Metrics;
 use crate::storage::migrations::{MIGRATION_LOCK_KEY, Migrator};
 use crate::webhooks::apply::Applier;
-use crate::webhooks::dispatcher::{DispatchSettings, DispatchWaker, run_dispatcher};
+use crate::webhooks::dispatcher::{DispatchSettings, Dispatcher, run_dispatcher};
 use crate::webhooks::inbox;
 use crate::webhooks::inbox_writer::InboxWriter;
 use crate::webhooks::intake::{self, IntakeState};
 use crate::webhooks::rate_limit::RateLimiter;
+use crate::webhooks::waker::DispatchWaker;
 
 /// A built service: migrated database, bound listeners, not serving yet.
 #[derive(Debug)]
@@ -155,18 +156,20 @@ impl Application {
         let inbox_writer =
             InboxWriter::start(db.clone(), waker.clone(), shutdown.clone(), &mut tasks);
         tasks.spawn(run_dispatcher(
-            db.clone(),
-            inbox_writer.clone(),
-            applier,
-            waker.clone(),
-            DispatchSettings {
-                concurrency: config.dispatch_concurrency,
-                poll_interval: config.dispatch_poll_interval,
-                lease: config.dispatch_lease,
-                max_backoff: config.dispatch_max_backoff,
+            Dispatcher {
+                db: db.clone(),
+                inbox_writer: inbox_writer.clone(),
+                applier,
+                waker: waker.clone(),
+                settings: DispatchSettings {
+                    concurrency: config.dispatch_concurrency,
+                    poll_interval: config.dispatch_poll_interval,
+                    lease: config.dispatch_lease,
+                    max_backoff: config.dispatch_max_backoff,
+                },
+                owner,
+                metrics: metrics.clone(),
             },
-            owner,
-            metrics.clone(),
             shutdown.clone(),
         ));
         tasks.spawn(run_linker(issues.clone(), shutdown.clone()));

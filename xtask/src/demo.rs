@@ -193,7 +193,7 @@ async fn demo() -> anyhow::Result<()> {
     // The subscriber: prints every notification as it arrives.
     let mut stream = notifications
         .subscribe(assignment::SubscribeRequest {
-            start_at_head: true,
+            start: Some(proto::assignment::v1::subscribe_request::Start::StartAtHead(true)),
             ..Default::default()
         })
         .await?

@@ -14,6 +14,8 @@ mod bench;
 mod ci;
 mod demo;
 mod fuzz;
+#[cfg(test)]
+mod tidy;
 mod up;
 mod workspace;
 

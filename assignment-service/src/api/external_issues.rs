@@ -13,7 +13,7 @@ use crate::domain::records::{ExternalIssue, GroupSyncResult};
 use crate::domain::{Email, GroupId, OrganizationId, StatusAction, SyncOutcome};
 use crate::error::AssignmentError;
 use crate::external_issues::{
-    self, ExternalIssueFilter, IssueRef, LinkRequest, MoveRequest, UnlinkRequest,
+    self, ExternalIssueFilter, IssueRef, LinkRequest, MoveRequest, UnlinkRequest, UnlinkScope,
 };
 use crate::inbound_sync::batcher::AssigneeBatcher;
 use crate::inbound_sync::{self, AssigneeChange, AssigneeTarget, StatusChange, SyncResponse};
@@ -171,13 +171,28 @@ impl TryFrom<pb::UnlinkExternalIssueRequest> for Mutation<UnlinkRequest> {
         let organization_id = v.check("organization_id", OrganizationId::parse(r.organization_id));
         let issue = issue_ref(&mut v, "issue", r.issue, false);
         let group_ids = group_ids(&mut v, &r.group_ids, false);
+        let scope = match (r.all, r.group_ids.is_empty()) {
+            (true, true) => Some(UnlinkScope::All),
+            (false, false) => Some(UnlinkScope::Groups(group_ids)),
+            (true, false) => {
+                v.add("all", "cannot be combined with group_ids; send one of them");
+                None
+            }
+            (false, true) => {
+                v.add(
+                    "group_ids",
+                    "must list at least one group (or set all to unlink every group)",
+                );
+                None
+            }
+        };
         let request_id = request_id(&mut v, &r.request_id);
         Ok(v.finish_with(|| {
             Some(Mutation {
                 command: UnlinkRequest {
                     organization_id: organization_id?,
                     issue: issue?,
-                    group_ids,
+                    scope: scope?,
                 },
                 request_id: request_id?,
             })
@@ -189,33 +204,13 @@ impl TryFrom<pb::MoveExternalIssueRequest> for Mutation<MoveRequest> {
     type Error = AssignmentError;
     fn try_from(r: pb::MoveExternalIssueRequest) -> Result<Self, Self::Error> {
         let mut v = Violations::new();
-        let integration_id = v.check("integration_id", IntegrationId::parse(&r.integration_id));
-        let jira_issue_id = if r.jira_issue_id.is_empty() {
-            Some(None)
-        } else {
-            v.check("jira_issue_id", JiraIssueId::parse(&r.jira_issue_id))
-                .map(Some)
-        };
-        let previous_key = if r.previous_key.is_empty() {
-            Some(None)
-        } else {
-            v.check("previous_key", IssueKey::parse(&r.previous_key))
-                .map(Some)
-        };
-        if r.jira_issue_id.is_empty() && r.previous_key.is_empty() {
-            v.add(
-                "jira_issue_id",
-                "either jira_issue_id or previous_key must be set",
-            );
-        }
+        let issue = issue_ref(&mut v, "issue", r.issue, false);
         let new_key = v.check("new_key", IssueKey::parse(&r.new_key));
         let request_id = request_id(&mut v, &r.request_id);
         Ok(v.finish_with(|| {
             Some(Mutation {
                 command: MoveRequest {
-                    integration_id: integration_id?,
-                    jira_issue_id: jira_issue_id?,
-                    previous_key: previous_key?,
+                    issue: issue?,
                     new_key: new_key?,
                 },
                 request_id: request_id?,

@@ -9,8 +9,6 @@ mod external_issues;
 mod groups;
 mod notifications;
 
-use std::time::Duration;
-
 use proto::assignment::v1 as pb;
 use service_runtime::database::Database;
 use service_runtime::grpc::GrpcServices;
@@ -18,7 +16,8 @@ use service_runtime::ids::RequestId;
 use service_runtime::pagination::PageRequest;
 use service_runtime::status::Violations;
 
-use crate::error::AssignmentError;
+pub(crate) use service_runtime::error::retrying;
+
 use crate::inbound_sync::batcher::AssigneeBatcher;
 use crate::stream::StreamHub;
 
@@ -79,26 +78,6 @@ impl<T> Mutation<T> {
 /// Parses a request id field.
 pub(crate) fn request_id(v: &mut Violations, raw: &str) -> Option<Option<RequestId>> {
     v.check("request_id", RequestId::parse_optional(raw))
-}
-
-/// Runs `call` again when it failed in a way a retry may fix (a lost race on a
-/// request id, a serialization failure, a dropped connection): at most 3 attempts.
-pub(crate) async fn retrying<T, F, Fut>(mut call: F) -> Result<T, AssignmentError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, AssignmentError>>,
-{
-    let mut attempt = 1;
-    loop {
-        match call().await {
-            Err(error) if error.is_retryable() && attempt < 3 => {
-                tracing::debug!(%error, attempt, "retrying");
-                tokio::time::sleep(Duration::from_millis(5 * attempt)).await;
-                attempt += 1;
-            }
-            result => return result,
-        }
-    }
 }
 
 /// Parses `page_size` and `page_token` for a list whose filters are described by

@@ -78,18 +78,22 @@ fn subscriber_name(raw: &str) -> Result<SubscriberName, AssignmentError> {
 impl TryFrom<pb::SubscribeRequest> for SubscribeRequest {
     type Error = AssignmentError;
     fn try_from(r: pb::SubscribeRequest) -> Result<Self, Self::Error> {
+        use pb::subscribe_request::Start;
         let mut v = Violations::new();
-        let start = match (r.after_sequence, r.start_at_head) {
-            (Some(_), true) => {
+        let start = match r.start {
+            None => Some(StartPosition::Oldest),
+            Some(Start::AfterSequence(after)) => Some(StartPosition::After(Sequence::new(after))),
+            Some(Start::StartAtHead(true)) => Some(StartPosition::Head),
+            Some(Start::StartAtHead(false)) => {
                 v.add(
                     "start_at_head",
-                    "cannot be combined with after_sequence; send one of them",
+                    "must be true when set (leave the start unset to begin at the oldest retained notification)",
                 );
                 None
             }
-            (Some(after), false) => Some(StartPosition::After(Sequence::new(after))),
-            (None, true) => Some(StartPosition::Head),
-            (None, false) => Some(StartPosition::Default),
+            Some(Start::SubscriberName(name)) => v
+                .check("subscriber_name", SubscriberName::parse(&name))
+                .map(StartPosition::Durable),
         };
         let filter = r.filter.unwrap_or_default();
         let recipients: Vec<UserId> = filter
@@ -127,12 +131,6 @@ impl TryFrom<pb::SubscribeRequest> for SubscribeRequest {
                 ),
             }
         }
-        let subscriber = if r.subscriber_name.is_empty() {
-            Some(None)
-        } else {
-            v.check("subscriber_name", SubscriberName::parse(&r.subscriber_name))
-                .map(Some)
-        };
         Ok(v.finish_with(|| {
             Some(SubscribeRequest {
                 start: start?,
@@ -141,7 +139,6 @@ impl TryFrom<pb::SubscribeRequest> for SubscribeRequest {
                     organizations,
                     kinds,
                 },
-                subscriber: subscriber?,
             })
         })?)
     }

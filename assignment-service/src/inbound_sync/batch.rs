@@ -6,37 +6,36 @@
 //! the same activities, notifications and responses. What changes is the number
 //! of statements: everything the calls read is read once for the whole group
 //! (records, installations, links, groups, assignees, users, memberships,
-//! stored responses), the decisions are taken in memory, and the writes go out
-//! as multi-row statements, activities included (see [`insert_activities`] for
-//! how their ids are matched to the notifications). On SQLite every statement is a
-//! round trip to the connection's thread, so this, not the work, decided the
-//! throughput (see docs/BENCHMARKS.md).
+//! stored responses) into a [`Snapshot`], the decisions are taken in memory by
+//! [`apply`] (a pure function of the snapshot and the call, tested below
+//! without a database), and the writes go out as multi-row statements. On
+//! SQLite every statement is a round trip to the connection's thread, so this,
+//! not the work, decided the throughput (see docs/BENCHMARKS.md).
 //!
 //! A call whose request id was used before gets the stored response (or
 //! ALREADY_EXISTS-like `RequestIdReused`) without being applied; two calls of
 //! the group with one request id are applied once.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
-use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ColumnTrait as _, DatabaseTransaction, EntityTrait as _, QueryFilter as _, QueryOrder as _,
     QuerySelect as _,
 };
 use service_runtime::database::Database;
 use service_runtime::idempotency::{self, IdempotencyKey};
-use service_runtime::ids::{IssueKey, RequestId};
+use service_runtime::ids::{IntegrationId, RequestId};
 
-use super::{
-    ActivityDraft, AssigneeChange, AssigneeTarget, Notifier, SyncResponse, activity_row, result,
-};
-use crate::domain::{ActivityId, ActivityKind, NotificationKind, SyncOutcome};
+use super::rule::{Direction, Event, admit};
+use super::{AssigneeChange, AssigneeTarget, SyncResponse, origin, result};
+use crate::domain::{ExternalIssueId, GroupId, OrganizationId, ProjectId, SyncOutcome, UserId};
 use crate::error::AssignmentError;
-use crate::external_issues::{choose_records, lock_candidate_records};
-use crate::notification_log::{self, NotificationDraft};
+use crate::external_issues::{
+    IssueRecord, choose_records, lock_candidate_records, store_sync_state,
+};
+use crate::groups::effects::{Change, Effects, GroupFacts};
 use crate::storage::entities::{
-    activity, external_issue, group, group_assignee, group_link, installation, project_member,
-    user, user_email,
+    group, group_assignee, group_link, installation, project_member, user, user_email,
 };
 
 /// The method name under which responses are stored.
@@ -54,27 +53,38 @@ pub struct AssigneeCall {
     pub request_id: Option<RequestId>,
 }
 
+/// A linked group, as assignee sync needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LinkedGroup {
+    id: GroupId,
+    organization_id: OrganizationId,
+    project_id: ProjectId,
+    title: String,
+}
+
 /// Everything the group's calls read, loaded once, and updated in memory as the
 /// calls apply.
+#[derive(Debug, Default)]
 struct Snapshot {
-    /// Candidate records by id (current state, watermarks included).
-    records: Vec<external_issue::Model>,
+    /// Candidate records (current state, watermarks included).
+    records: Vec<IssueRecord>,
     /// Records changed by some call (to write back).
-    dirty_records: BTreeSet<i64>,
-    /// Installations by (integration, organization).
-    installations: HashMap<(String, i64), installation::Model>,
-    /// Linked group ids by record id, ascending.
-    links: HashMap<i64, Vec<i64>>,
+    dirty_records: BTreeSet<ExternalIssueId>,
+    /// (integration, organization) pairs whose installation syncs assignees
+    /// inbound.
+    assignee_sync_on: HashSet<(IntegrationId, OrganizationId)>,
+    /// Linked group ids by record, ascending.
+    links: HashMap<ExternalIssueId, Vec<GroupId>>,
     /// Linked groups by id.
-    groups: HashMap<i64, group::Model>,
+    groups: HashMap<GroupId, LinkedGroup>,
     /// Current assignee by group (updated as calls apply).
-    assignees: HashMap<i64, i64>,
+    assignees: HashMap<GroupId, UserId>,
     /// Groups whose assignee some call changed.
-    dirty_groups: BTreeSet<i64>,
+    dirty_groups: BTreeSet<GroupId>,
     /// Active users owning a verified address, by normalized address, ascending.
-    users_by_email: HashMap<String, Vec<i64>>,
+    users_by_email: HashMap<String, Vec<UserId>>,
     /// Members by project.
-    members: HashMap<i64, BTreeSet<i64>>,
+    members: HashMap<ProjectId, BTreeSet<UserId>>,
 }
 
 /// Applies `calls` in one transaction; one answer per call, in order.
@@ -151,18 +161,7 @@ pub async fn sync_assignee_many(
     }
 
     store(txn, &snapshot).await?;
-    let activity_ids = insert_activities(txn, effects.activities).await?;
-    let notifications = effects
-        .notifications
-        .into_iter()
-        .map(|(mut draft, activity)| {
-            draft.activity_id = *activity_ids.get(activity).ok_or_else(|| {
-                AssignmentError::Corrupt("a notification lost its activity".into())
-            })?;
-            Ok(draft)
-        })
-        .collect::<Result<Vec<_>, AssignmentError>>()?;
-    notification_log::append(txn, notifications).await?;
+    effects.write(txn).await?;
     let recorded: Vec<(&IdempotencyKey, &SyncResponse)> = to_apply
         .iter()
         .filter_map(|&i| match (&keys[i], &answers[i]) {
@@ -191,28 +190,31 @@ async fn load(
         .iter()
         .map(|&i| calls[i].change.issue.clone())
         .collect();
-    let records = if issues.is_empty() {
-        Vec::new()
-    } else {
-        lock_candidate_records(txn, &issues).await?
-    };
-    let record_ids: Vec<i64> = records.iter().map(|r| r.id).collect();
-    let organizations: BTreeSet<i64> = records.iter().map(|r| r.organization_id).collect();
-    let integrations: BTreeSet<String> = records.iter().map(|r| r.integration_id.clone()).collect();
+    if issues.is_empty() {
+        return Ok(Snapshot::default());
+    }
+    let records = lock_candidate_records(txn, &issues).await?;
+    if records.is_empty() {
+        return Ok(Snapshot::default());
+    }
+    let organizations: BTreeSet<i64> = records.iter().map(|r| r.organization_id.get()).collect();
+    let integrations: BTreeSet<&str> = records.iter().map(|r| r.integration_id.as_str()).collect();
+    let assignee_sync_on = installation::Entity::find()
+        .filter(installation::Column::IntegrationId.is_in(integrations))
+        .filter(installation::Column::OrganizationId.is_in(organizations))
+        .filter(installation::Column::SyncReverseAssignment.eq(true))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|i| {
+            let integration = IntegrationId::parse(&i.integration_id)
+                .map_err(|_| AssignmentError::Corrupt("installation integration id".into()))?;
+            Ok((integration, OrganizationId::from_row(i.organization_id)))
+        })
+        .collect::<Result<HashSet<_>, AssignmentError>>()?;
 
-    let installations = if records.is_empty() {
-        HashMap::new()
-    } else {
-        installation::Entity::find()
-            .filter(installation::Column::IntegrationId.is_in(integrations))
-            .filter(installation::Column::OrganizationId.is_in(organizations))
-            .all(txn)
-            .await?
-            .into_iter()
-            .map(|i| ((i.integration_id.clone(), i.organization_id), i))
-            .collect()
-    };
-    let mut links: HashMap<i64, Vec<i64>> = HashMap::new();
+    let record_ids: Vec<i64> = records.iter().map(|r| r.id.get()).collect();
+    let mut links: HashMap<ExternalIssueId, Vec<GroupId>> = HashMap::new();
     let mut group_ids = BTreeSet::new();
     for chunk in record_ids.chunks(ROWS_PER_STATEMENT) {
         for link in group_link::Entity::find()
@@ -221,9 +223,9 @@ async fn load(
             .await?
         {
             links
-                .entry(link.external_issue_id)
+                .entry(ExternalIssueId::from_row(link.external_issue_id))
                 .or_default()
-                .push(link.group_id);
+                .push(GroupId::from_row(link.group_id));
             group_ids.insert(link.group_id);
         }
     }
@@ -242,7 +244,18 @@ async fn load(
                 .all(txn)
                 .await?
                 .into_iter()
-                .map(|g| (g.id, g)),
+                .map(|g| {
+                    let id = GroupId::from_row(g.id);
+                    (
+                        id,
+                        LinkedGroup {
+                            id,
+                            organization_id: OrganizationId::from_row(g.organization_id),
+                            project_id: ProjectId::from_row(g.project_id),
+                            title: g.title,
+                        },
+                    )
+                }),
         );
         assignees.extend(
             group_assignee::Entity::find()
@@ -250,7 +263,7 @@ async fn load(
                 .all(txn)
                 .await?
                 .into_iter()
-                .map(|a| (a.group_id, a.user_id)),
+                .map(|a| (GroupId::from_row(a.group_id), UserId::from_row(a.user_id))),
         );
     }
 
@@ -261,8 +274,8 @@ async fn load(
             AssigneeTarget::Unassign => None,
         })
         .collect();
-    let mut users_by_email: HashMap<String, Vec<i64>> = HashMap::new();
-    let mut members: HashMap<i64, BTreeSet<i64>> = HashMap::new();
+    let mut users_by_email: HashMap<String, Vec<UserId>> = HashMap::new();
+    let mut members: HashMap<ProjectId, BTreeSet<UserId>> = HashMap::new();
     if !emails.is_empty() && !groups.is_empty() {
         let owners = user_email::Entity::find()
             .filter(user_email::Column::EmailNormalized.is_in(emails))
@@ -284,15 +297,16 @@ async fn load(
                 users_by_email
                     .entry(owner.email_normalized)
                     .or_default()
-                    .push(owner.user_id);
+                    .push(UserId::from_row(owner.user_id));
             }
         }
         for candidates in users_by_email.values_mut() {
             candidates.sort_unstable();
             candidates.dedup();
         }
-        let projects: BTreeSet<i64> = groups.values().map(|g| g.project_id).collect();
-        let candidates: BTreeSet<i64> = users_by_email.values().flatten().copied().collect();
+        let projects: BTreeSet<i64> = groups.values().map(|g| g.project_id.get()).collect();
+        let candidates: BTreeSet<i64> =
+            users_by_email.values().flatten().map(|u| u.get()).collect();
         if !candidates.is_empty() {
             for membership in project_member::Entity::find()
                 .filter(project_member::Column::ProjectId.is_in(projects))
@@ -301,16 +315,16 @@ async fn load(
                 .await?
             {
                 members
-                    .entry(membership.project_id)
+                    .entry(ProjectId::from_row(membership.project_id))
                     .or_default()
-                    .insert(membership.user_id);
+                    .insert(UserId::from_row(membership.user_id));
             }
         }
     }
     Ok(Snapshot {
         records,
         dirty_records: BTreeSet::new(),
-        installations,
+        assignee_sync_on,
         links,
         groups,
         assignees,
@@ -320,128 +334,55 @@ async fn load(
     })
 }
 
-/// What the group's calls write besides the snapshot, in call order.
-#[derive(Default)]
-struct Effects {
-    /// Activity rows to insert.
-    activities: Vec<activity::ActiveModel>,
-    /// Notification drafts, each with the index in `activities` of the activity
-    /// that caused it (its id is known only once the activities are inserted).
-    notifications: Vec<(NotificationDraft, usize)>,
-}
-
-impl Effects {
-    /// Queues an activity; returns its index.
-    fn activity(&mut self, row: activity::ActiveModel) -> usize {
-        self.activities.push(row);
-        self.activities.len() - 1
-    }
-
-    /// Queues a notification to `recipient` about `group`, caused by the
-    /// activity at index `activity`. Its activity id is a stand-in until the
-    /// activities are inserted.
-    fn notify(
-        &mut self,
-        notifier: &Notifier<'_>,
-        group: &group::Model,
-        recipient: i64,
-        kind: NotificationKind,
-        activity: usize,
-    ) {
-        let draft = notifier.draft(group, recipient, kind, ActivityId::from_row(0));
-        self.notifications.push((draft, activity));
-    }
-}
-
-/// Inserts activity rows with multi-row statements; returns their ids in the
-/// rows' order.
-///
-/// The ids come back through `RETURNING`, whose row order neither SQLite nor
-/// PostgreSQL promises. What both do promise is that one `INSERT … VALUES`
-/// gives its rows ids in the order of the VALUES list: SQLite allocates each
-/// rowid above the largest so far as it inserts the rows in order, and
-/// PostgreSQL evaluates the id column's `nextval` per row in order, so a
-/// statement's ids increase along its list even when other sessions take
-/// numbers in between. So each statement's ids are sorted, not trusted in the
-/// order returned.
-async fn insert_activities(
-    txn: &DatabaseTransaction,
-    rows: Vec<activity::ActiveModel>,
-) -> Result<Vec<ActivityId>, AssignmentError> {
-    let mut ids = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut chunk_ids: Vec<i64> = activity::Entity::insert_many(chunk.to_vec())
-            .exec_with_returning_keys(txn)
-            .await?;
-        if chunk_ids.len() != chunk.len() {
-            return Err(AssignmentError::Corrupt(format!(
-                "{} activities inserted, {} ids returned",
-                chunk.len(),
-                chunk_ids.len()
-            )));
-        }
-        chunk_ids.sort_unstable();
-        ids.extend(chunk_ids.into_iter().map(ActivityId::from_row));
-    }
-    Ok(ids)
-}
-
-/// Applies one call to the snapshot: its decisions, and the activities and
-/// notifications they cause (queued in `effects`, written with the group).
+/// Applies one call to the snapshot: its decisions (per record the sync rule,
+/// per linked group the assignee), recording the changes they make in
+/// `effects`. Pure: no I/O.
 fn apply(
     call: &AssigneeCall,
     snapshot: &mut Snapshot,
     effects: &mut Effects,
 ) -> Result<SyncResponse, AssignmentError> {
     let change = &call.change;
-    let chosen = choose_records(&snapshot.records, &change.issue);
+    let event = Event {
+        direction: Direction::Assignee,
+        provider_time: change.provider_time,
+        jira_issue_id: change.issue.jira_issue_id.as_ref(),
+    };
+    let chosen: Vec<ExternalIssueId> = choose_records(&snapshot.records, &change.issue)
+        .iter()
+        .map(|r| r.id)
+        .collect();
     let mut results = Vec::new();
-    for chosen in chosen {
-        let enabled = snapshot
-            .installations
-            .get(&(chosen.integration_id.clone(), chosen.organization_id))
-            .is_some_and(|i| i.sync_reverse_assignment);
-        let watermark = chosen.assignee_watermark;
-        let verdict = if !enabled {
-            Some(SyncOutcome::SyncDisabled)
-        } else if matches!((change.provider_time, watermark), (Some(t), Some(w)) if t < w) {
-            Some(SyncOutcome::Stale)
-        } else {
-            None
-        };
+    for id in chosen {
         let record = snapshot
             .records
             .iter_mut()
-            .find(|r| r.id == chosen.id)
+            .find(|r| r.id == id)
             .ok_or_else(|| AssignmentError::Corrupt("a chosen record vanished".into()))?;
-        // Learn the Jira id from the call when the record lacks it.
-        if record.jira_issue_id.is_none()
-            && let Some(id) = &change.issue.jira_issue_id
-        {
-            record.jira_issue_id = Some(id.as_str().to_owned());
-            snapshot.dirty_records.insert(record.id);
+        let enabled = snapshot
+            .assignee_sync_on
+            .contains(&(record.integration_id.clone(), record.organization_id));
+        let admission = admit(record, enabled, &event);
+        if admission.changed {
+            snapshot.dirty_records.insert(id);
         }
-        if verdict.is_none()
-            && let Some(time) = change.provider_time
-            && watermark.is_none_or(|w| time > w)
-        {
-            record.assignee_watermark = Some(time);
-            snapshot.dirty_records.insert(record.id);
-        }
-        let record = record.clone();
-        let notifier = Notifier {
-            issue_key: IssueKey::parse(&record.issue_key).ok(),
-            integration_id: &change.issue.integration_id,
-            traceparent: &change.traceparent,
-        };
-        let linked = snapshot.links.get(&record.id).cloned().unwrap_or_default();
+        let origin = origin(
+            record,
+            &change.issue,
+            &change.source,
+            call.request_id.as_ref(),
+            &change.traceparent,
+        );
+        let linked = snapshot.links.get(&id).cloned().unwrap_or_default();
         for group_id in linked {
-            let Some(group) = snapshot.groups.get(&group_id).cloned() else {
+            let Some(group) = snapshot.groups.get(&group_id) else {
                 continue;
             };
-            let current = snapshot.assignees.get(&group.id).copied();
-            if let Some(verdict) = verdict {
-                results.push(result(&group, verdict, current, None));
+            let current = snapshot.assignees.get(&group_id).copied();
+            let outcome =
+                |outcome, user| result(group.organization_id, group_id, outcome, user, None);
+            if let Some(verdict) = admission.verdict {
+                results.push(outcome(verdict, current));
                 continue;
             }
             let wanted = match &change.target {
@@ -460,79 +401,46 @@ fn apply(
                     match user {
                         Some(user) => Some(user),
                         None => {
-                            results.push(result(
-                                &group,
-                                SyncOutcome::NoMatchingUser,
-                                current,
-                                None,
-                            ));
+                            results.push(outcome(SyncOutcome::NoMatchingUser, current));
                             continue;
                         }
                     }
                 }
             };
-            if wanted == current {
-                results.push(result(&group, SyncOutcome::Unchanged, current, None));
-                continue;
-            }
-            let draft = |kind, user_id, previous_user_id| ActivityDraft {
-                group: &group,
-                kind,
-                user_id,
-                previous_user_id,
-                source: &change.source,
-                issue_key: &record.issue_key,
-                request_id: call.request_id.as_ref(),
+            let facts = GroupFacts {
+                id: group_id,
+                organization_id: group.organization_id,
+                title: &group.title,
             };
-            snapshot.dirty_groups.insert(group.id);
-            match wanted {
-                Some(user) => {
-                    snapshot.assignees.insert(group.id, user);
-                    let activity = effects.activity(activity_row(draft(
-                        ActivityKind::Assigned,
-                        Some(user),
-                        current,
-                    )));
-                    if let Some(previous) = current {
-                        effects.notify(
-                            &notifier,
-                            &group,
-                            previous,
-                            NotificationKind::Unassigned,
-                            activity,
-                        );
-                    }
-                    effects.notify(
-                        &notifier,
-                        &group,
-                        user,
-                        NotificationKind::Assigned,
-                        activity,
-                    );
-                    results.push(result(&group, SyncOutcome::Assigned, Some(user), current));
+            match (wanted, current) {
+                (wanted, current) if wanted == current => {
+                    results.push(outcome(SyncOutcome::Unchanged, current));
                 }
-                None => {
-                    let previous = current.unwrap_or_default();
-                    snapshot.assignees.remove(&group.id);
-                    let activity = effects.activity(activity_row(draft(
-                        ActivityKind::Unassigned,
-                        None,
-                        Some(previous),
-                    )));
-                    effects.notify(
-                        &notifier,
-                        &group,
-                        previous,
-                        NotificationKind::Unassigned,
-                        activity,
-                    );
+                (Some(user), previous) => {
+                    effects.record(facts, Change::Assigned { user, previous }, &origin);
                     results.push(result(
-                        &group,
+                        group.organization_id,
+                        group_id,
+                        SyncOutcome::Assigned,
+                        Some(user),
+                        previous,
+                    ));
+                    snapshot.assignees.insert(group_id, user);
+                    snapshot.dirty_groups.insert(group_id);
+                }
+                (None, Some(previous)) => {
+                    effects.record(facts, Change::Unassigned { previous }, &origin);
+                    results.push(result(
+                        group.organization_id,
+                        group_id,
                         SyncOutcome::Deassigned,
                         None,
                         Some(previous),
                     ));
+                    snapshot.assignees.remove(&group_id);
+                    snapshot.dirty_groups.insert(group_id);
                 }
+                (None, None) => results.push(outcome(SyncOutcome::Unchanged, None)),
             }
         }
     }
@@ -541,31 +449,14 @@ fn apply(
 
 /// Writes back the records and assignees the calls changed.
 async fn store(txn: &DatabaseTransaction, snapshot: &Snapshot) -> Result<(), AssignmentError> {
-    let records: Vec<external_issue::ActiveModel> = snapshot
+    let records: Vec<IssueRecord> = snapshot
         .records
         .iter()
         .filter(|r| snapshot.dirty_records.contains(&r.id))
-        // Every column is set: an upsert on the id rewrites the two that change.
-        .map(|r| {
-            sea_orm::ActiveModelTrait::reset_all(sea_orm::IntoActiveModel::into_active_model(
-                r.clone(),
-            ))
-        })
+        .cloned()
         .collect();
-    for chunk in records.chunks(ROWS_PER_STATEMENT) {
-        external_issue::Entity::insert_many(chunk.to_vec())
-            .on_conflict(
-                OnConflict::column(external_issue::Column::Id)
-                    .update_columns([
-                        external_issue::Column::JiraIssueId,
-                        external_issue::Column::AssigneeWatermark,
-                    ])
-                    .to_owned(),
-            )
-            .exec_without_returning(txn)
-            .await?;
-    }
-    let dirty: Vec<i64> = snapshot.dirty_groups.iter().copied().collect();
+    store_sync_state(txn, &records).await?;
+    let dirty: Vec<i64> = snapshot.dirty_groups.iter().map(|g| g.get()).collect();
     let assigned_at = service_runtime::time::now();
     for chunk in dirty.chunks(ROWS_PER_STATEMENT) {
         group_assignee::Entity::delete_many()
@@ -574,15 +465,14 @@ async fn store(txn: &DatabaseTransaction, snapshot: &Snapshot) -> Result<(), Ass
             .await?;
         let rows: Vec<group_assignee::ActiveModel> = chunk
             .iter()
-            .filter_map(|g| {
-                snapshot
-                    .assignees
-                    .get(g)
-                    .map(|user| group_assignee::ActiveModel {
-                        group_id: sea_orm::ActiveValue::Set(*g),
-                        user_id: sea_orm::ActiveValue::Set(*user),
+            .filter_map(|&g| {
+                snapshot.assignees.get(&GroupId::from_row(g)).map(|user| {
+                    group_assignee::ActiveModel {
+                        group_id: sea_orm::ActiveValue::Set(g),
+                        user_id: sea_orm::ActiveValue::Set(user.get()),
                         assigned_at: sea_orm::ActiveValue::Set(assigned_at),
-                    })
+                    }
+                })
             })
             .collect();
         if !rows.is_empty() {
@@ -592,4 +482,226 @@ async fn store(txn: &DatabaseTransaction, snapshot: &Snapshot) -> Result<(), Ass
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! [`apply`] on a hand-built snapshot: calls in order in, outcomes and
+    //! writes out.
+
+    use chrono::{DateTime, TimeZone as _, Utc};
+    use service_runtime::ids::{IssueKey, JiraIssueId};
+
+    use super::*;
+    use crate::domain::{Email, NotificationKind};
+    use crate::external_issues::IssueRef;
+
+    fn at(minute: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, minute, 0)
+            .single()
+            .expect("valid time")
+    }
+
+    fn acme() -> IntegrationId {
+        IntegrationId::parse("acme").expect("id")
+    }
+
+    fn record(id: i64, org: i64, key: &str, jira_id: Option<&str>) -> IssueRecord {
+        IssueRecord {
+            id: ExternalIssueId::from_row(id),
+            organization_id: OrganizationId::from_row(org),
+            integration_id: acme(),
+            key: IssueKey::parse(key).expect("key"),
+            jira_issue_id: jira_id.map(|j| JiraIssueId::parse(j).expect("id")),
+            assignee_watermark: None,
+            status_watermark: None,
+        }
+    }
+
+    fn group(id: i64, org: i64, project: i64) -> (GroupId, LinkedGroup) {
+        let id = GroupId::from_row(id);
+        (
+            id,
+            LinkedGroup {
+                id,
+                organization_id: OrganizationId::from_row(org),
+                project_id: ProjectId::from_row(project),
+                title: format!("group {id}"),
+            },
+        )
+    }
+
+    fn users(ids: &[i64]) -> Vec<UserId> {
+        ids.iter().map(|&u| UserId::from_row(u)).collect()
+    }
+
+    /// Organization 1 syncs assignees and links APP-1 (Jira id 101) to groups
+    /// 100 (project 1000) and 101 (project 1001); organization 2 does not sync
+    /// and links APP-1 to group 200. Jess (1) has access to project 1000, Kate
+    /// (2) to both; user 3 shares Kate's address but has no access.
+    fn world() -> Snapshot {
+        let gid = GroupId::from_row;
+        Snapshot {
+            records: vec![
+                record(10, 1, "APP-1", Some("101")),
+                record(20, 2, "APP-1", None),
+            ],
+            assignee_sync_on: HashSet::from([(acme(), OrganizationId::from_row(1))]),
+            links: HashMap::from([
+                (ExternalIssueId::from_row(10), vec![gid(100), gid(101)]),
+                (ExternalIssueId::from_row(20), vec![gid(200)]),
+            ]),
+            groups: HashMap::from([
+                group(100, 1, 1000),
+                group(101, 1, 1001),
+                group(200, 2, 2000),
+            ]),
+            users_by_email: HashMap::from([
+                ("jess@x.io".to_owned(), users(&[1])),
+                ("kate@x.io".to_owned(), users(&[2, 3])),
+            ]),
+            members: HashMap::from([
+                (
+                    ProjectId::from_row(1000),
+                    users(&[1, 2]).into_iter().collect(),
+                ),
+                (ProjectId::from_row(1001), users(&[2]).into_iter().collect()),
+            ]),
+            ..Snapshot::default()
+        }
+    }
+
+    fn call(
+        target: Option<&str>,
+        minute: Option<u32>,
+        key: Option<&str>,
+        id: Option<&str>,
+    ) -> AssigneeCall {
+        AssigneeCall {
+            change: AssigneeChange {
+                issue: IssueRef {
+                    integration_id: acme(),
+                    key: key.map(|k| IssueKey::parse(k).expect("key")),
+                    jira_issue_id: id.map(|j| JiraIssueId::parse(j).expect("id")),
+                },
+                target: target.map_or(AssigneeTarget::Unassign, |e| {
+                    AssigneeTarget::Email(Email::parse(e).expect("email"))
+                }),
+                provider_time: minute.map(at),
+                source: acme(),
+                traceparent: String::new(),
+            },
+            request_id: None,
+        }
+    }
+
+    fn assign(email: &str, minute: u32) -> AssigneeCall {
+        call(Some(email), Some(minute), Some("APP-1"), None)
+    }
+
+    /// A step: its name, the call, the outcome per linked group, and who it
+    /// tells what.
+    type Step = (
+        &'static str,
+        AssigneeCall,
+        Vec<(i64, SyncOutcome)>,
+        Vec<(i64, NotificationKind)>,
+    );
+
+    /// Calls applied one after another on one snapshot.
+    #[test]
+    fn calls_apply_in_order() {
+        use NotificationKind as N;
+        use SyncOutcome::*;
+        let unassign = call(None, Some(8), Some("APP-1"), None);
+        #[rustfmt::skip]
+        let steps: Vec<Step> = vec![
+            ("first assign", assign("jess@x.io", 5),
+             vec![(100, Assigned), (101, NoMatchingUser), (200, SyncDisabled)], vec![(1, N::Assigned)]),
+            ("equal time, same user, other case", assign("JESS@x.io", 5),
+             vec![(100, Unchanged), (101, NoMatchingUser), (200, SyncDisabled)], vec![]),
+            ("older event", assign("kate@x.io", 4),
+             vec![(100, Stale), (101, Stale), (200, SyncDisabled)], vec![]),
+            ("reassign: lowest id with access", assign("kate@x.io", 6),
+             vec![(100, Assigned), (101, Assigned), (200, SyncDisabled)],
+             vec![(1, N::Unassigned), (2, N::Assigned), (2, N::Assigned)]),
+            ("nobody matches", assign("nobody@x.io", 7),
+             vec![(100, NoMatchingUser), (101, NoMatchingUser), (200, SyncDisabled)], vec![]),
+            ("unassign", unassign.clone(),
+             vec![(100, Deassigned), (101, Deassigned), (200, SyncDisabled)],
+             vec![(2, N::Unassigned), (2, N::Unassigned)]),
+            ("unassign again", unassign,
+             vec![(100, Unchanged), (101, Unchanged), (200, SyncDisabled)], vec![]),
+        ];
+        let mut snapshot = world();
+        let mut effects = Effects::default();
+        for (name, call, outcomes, told) in steps {
+            let before = effects.told().len();
+            let response = apply(&call, &mut snapshot, &mut effects).expect("applies");
+            let got: Vec<(i64, SyncOutcome)> = response
+                .results
+                .iter()
+                .map(|r| (r.group_id.get(), r.outcome))
+                .collect();
+            assert_eq!(got, outcomes, "{name}: outcomes");
+            assert_eq!(effects.told()[before..], told[..], "{name}: notifications");
+        }
+        // Writes: both groups of organization 1 changed and end unassigned; its
+        // record's watermark is the newest applied event's; organization 2's
+        // record was not touched.
+        assert_eq!(
+            snapshot.dirty_groups,
+            BTreeSet::from([GroupId::from_row(100), GroupId::from_row(101)])
+        );
+        assert!(snapshot.assignees.is_empty());
+        assert_eq!(snapshot.records[0].assignee_watermark, Some(at(8)));
+        assert_eq!(
+            snapshot.dirty_records,
+            BTreeSet::from([ExternalIssueId::from_row(10)])
+        );
+        use crate::domain::ActivityKind as A;
+        assert_eq!(
+            effects.recorded(),
+            vec![
+                (A::Assigned, Some(1), None),
+                (A::Assigned, Some(2), Some(1)),
+                (A::Assigned, Some(2), None),
+                (A::Unassigned, None, Some(2)),
+                (A::Unassigned, None, Some(2)),
+            ]
+        );
+    }
+
+    /// A call naming the issue by Jira id reaches a record linked by key only
+    /// once that record learned the id (from a call carrying both), and then
+    /// still finds it after the key changed.
+    #[test]
+    fn records_learn_jira_ids_and_are_found_by_them() {
+        let mut snapshot = world();
+        let mut effects = Effects::default();
+        let by_id = |minute| call(Some("jess@x.io"), Some(minute), Some("NEW-9"), Some("202"));
+        let first = apply(&by_id(1), &mut snapshot, &mut effects).expect("applies");
+        assert!(first.results.is_empty(), "nothing has learned id 202 yet");
+        let both = call(Some("jess@x.io"), Some(2), Some("APP-1"), Some("202"));
+        apply(&both, &mut snapshot, &mut effects).expect("applies");
+        assert_eq!(
+            snapshot.records[1]
+                .jira_issue_id
+                .as_ref()
+                .map(JiraIssueId::as_str),
+            Some("202"),
+            "organization 2's record learned the id although its sync is off"
+        );
+        assert_eq!(
+            snapshot.records[0]
+                .jira_issue_id
+                .as_ref()
+                .map(JiraIssueId::as_str),
+            Some("101"),
+            "a known id is kept"
+        );
+        let again = apply(&by_id(3), &mut snapshot, &mut effects).expect("applies");
+        let groups: Vec<i64> = again.results.iter().map(|r| r.group_id.get()).collect();
+        assert_eq!(groups, vec![200], "found by id under another key");
+    }
 }

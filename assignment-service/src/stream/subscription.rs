@@ -24,12 +24,15 @@ const CATCH_UP_BATCH: u64 = 1000;
 /// Where a stream starts, as the caller asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartPosition {
+    /// At the oldest retained notification.
+    Oldest,
     /// After this sequence.
     After(Sequence),
     /// At the head: only what commits from now on.
     Head,
-    /// The durable subscriber's stored cursor, else the oldest retained.
-    Default,
+    /// After this durable subscriber's acknowledged cursor, else at the oldest
+    /// retained notification.
+    Durable(SubscriberName),
 }
 
 /// A parsed Subscribe call.
@@ -39,8 +42,6 @@ pub struct SubscribeRequest {
     pub start: StartPosition,
     /// What to send.
     pub filter: NotificationFilter,
-    /// The durable subscriber, when named.
-    pub subscriber: Option<SubscriberName>,
 }
 
 /// One message of a stream.
@@ -57,15 +58,11 @@ pub enum StreamEvent {
 pub type EventReceiver = mpsc::Receiver<Result<StreamEvent, Box<AssignmentError>>>;
 
 fn out_of_range(cursor: Sequence, bounds: LogBounds) -> AssignmentError {
-    AssignmentError::OutOfRange {
-        message: format!(
-            "cursor {cursor} is behind retention: notifications up to {} were pruned; resume from {} (or start at the head) and reconcile what was missed",
-            bounds.pruned_through,
-            bounds.oldest_available().get().saturating_sub(1),
-        ),
-        oldest_available: bounds.oldest_available().get(),
-        head: bounds.head.get(),
-    }
+    bounds.behind_retention(format!(
+        "cursor {cursor} is behind retention: notifications up to {} were pruned; resume from {} (or start at the head) and reconcile what was missed",
+        bounds.pruned_through,
+        bounds.oldest_available().get().saturating_sub(1),
+    ))
 }
 
 /// Resolves the start, checks it against retention, and starts the
@@ -85,35 +82,30 @@ pub async fn subscribe(
     // can fall between the replay and the live part.
     let ring = hub.ring.subscribe();
     let bounds = notification_log::bounds(hub.db.conn()).await?;
-    let cursor = match request.start {
-        StartPosition::After(cursor) => cursor,
+    let cursor = match &request.start {
+        StartPosition::Oldest => bounds.pruned_through,
+        StartPosition::After(cursor) => *cursor,
         StartPosition::Head => bounds.head,
-        StartPosition::Default => match &request.subscriber {
-            Some(name) => subscribers::stored_cursor(hub.db.conn(), name)
-                .await?
-                .unwrap_or(bounds.pruned_through),
-            None => bounds.pruned_through,
-        },
+        StartPosition::Durable(name) => subscribers::stored_cursor(hub.db.conn(), name)
+            .await?
+            .unwrap_or(bounds.pruned_through),
     };
     if cursor < bounds.pruned_through {
         return Err(out_of_range(cursor, bounds));
     }
     if cursor > bounds.head {
-        return Err(AssignmentError::OutOfRange {
-            message: format!(
-                "cursor {cursor} is beyond the head {}; it does not come from this log",
-                bounds.head
-            ),
-            oldest_available: bounds.oldest_available().get(),
-            head: bounds.head.get(),
-        });
+        return Err(bounds.beyond_head(format!(
+            "cursor {cursor} is beyond the head {}; it does not come from this log",
+            bounds.head
+        )));
     }
     let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
     let position = Arc::new(AtomicU64::new(cursor.get()));
-    let guard = hub.register(
-        request.subscriber.as_ref().map(ToString::to_string),
-        Arc::clone(&position),
-    );
+    let name = match &request.start {
+        StartPosition::Durable(name) => Some(name.to_string()),
+        _ => None,
+    };
+    let guard = hub.register(name, Arc::clone(&position));
     let subscription = Subscription {
         hub: hub.clone(),
         filter: request.filter,

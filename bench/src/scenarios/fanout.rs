@@ -129,7 +129,7 @@ pub async fn live(
                 channel,
                 SUBSCRIBE,
                 assignment::SubscribeRequest {
-                    start_at_head: true,
+                    start: Some(proto::assignment::v1::subscribe_request::Start::StartAtHead(true)),
                     ..Default::default()
                 },
             )

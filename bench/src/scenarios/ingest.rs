@@ -78,7 +78,7 @@ async fn subscribe(bed: &Bed, tenant: &Tenant) -> anyhow::Result<Arc<Arrivals>> 
     )
     .max_decoding_message_size(64 * 1024 * 1024)
     .subscribe(assignment::SubscribeRequest {
-        start_at_head: true,
+        start: Some(proto::assignment::v1::subscribe_request::Start::StartAtHead(true)),
         ..Default::default()
     })
     .await?

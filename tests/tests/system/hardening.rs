@@ -4,7 +4,7 @@
 use proto::assignment::v1 as assignment;
 use proto::tracker::v1 as tracker;
 use serde_json::json;
-use service_runtime::config::Secret;
+use service_runtime::secret::Secret;
 use system_tests::fixtures::{assert_error, inbound_on};
 use system_tests::pair::{API_TOKEN, WEBHOOK_SECRET, signature};
 use system_tests::{AssignmentApp, JiraSim, Pair, TestDatabase, TrackerApp, wait};
@@ -510,7 +510,9 @@ async fn metrics_show_every_family_after_a_run() {
         .assignment
         .notifications()
         .subscribe(assignment::SubscribeRequest {
-            subscriber_name: "mailer".into(),
+            start: Some(assignment::subscribe_request::Start::SubscriberName(
+                "mailer".into(),
+            )),
             ..Default::default()
         })
         .await

@@ -392,6 +392,7 @@ async fn status_changes_resolve_and_reopen_and_notify_the_assignee() {
             issue: issue("APP-1"),
             group_ids: vec![unassigned_group],
             request_id: String::new(),
+            all: false,
         })
         .await
         .unwrap();

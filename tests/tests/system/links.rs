@@ -103,17 +103,41 @@ async fn a_group_is_linked_at_most_once_and_the_issue_goes_with_its_last_link() 
             issue: issue("APP-1", ""),
             group_ids: vec![g1],
             request_id: String::new(),
+            all: false,
         })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(partial.external_issue.unwrap().group_ids, vec![g2]);
+    // Unlinking every group takes an explicit `all`; no groups without it,
+    // or groups with it, are refused.
+    let nothing = links
+        .unlink_external_issue(pb::UnlinkExternalIssueRequest {
+            organization_id: org,
+            issue: issue("APP-1", ""),
+            group_ids: vec![],
+            request_id: String::new(),
+            all: false,
+        })
+        .await;
+    assert_error(nothing, Code::InvalidArgument, Some("group_ids"));
+    let both = links
+        .unlink_external_issue(pb::UnlinkExternalIssueRequest {
+            organization_id: org,
+            issue: issue("APP-1", ""),
+            group_ids: vec![g2],
+            request_id: String::new(),
+            all: true,
+        })
+        .await;
+    assert_error(both, Code::InvalidArgument, Some("all"));
     let last = links
         .unlink_external_issue(pb::UnlinkExternalIssueRequest {
             organization_id: org,
             issue: issue("APP-1", ""),
             group_ids: vec![],
             request_id: String::new(),
+            all: true,
         })
         .await
         .unwrap()
@@ -151,9 +175,7 @@ async fn a_moved_issue_is_found_by_its_jira_id_under_its_new_key() {
 
     let moved = links
         .move_external_issue(pb::MoveExternalIssueRequest {
-            integration_id: JIRA.into(),
-            jira_issue_id: "101".into(),
-            previous_key: "APP-123".into(),
+            issue: issue("APP-123", "101"),
             new_key: "PLATFORM-45".into(),
             request_id: String::new(),
         })

@@ -144,7 +144,7 @@ async fn two_replicas_deliver_every_notification_once_in_order_despite_late_comm
         async move {
             client
                 .subscribe(pb::SubscribeRequest {
-                    after_sequence: Some(0),
+                    start: Some(pb::subscribe_request::Start::AfterSequence(0)),
                     ..Default::default()
                 })
                 .await

@@ -53,7 +53,7 @@ impl Reader {
         let mut stream = app
             .notifications()
             .subscribe(assignment::SubscribeRequest {
-                after_sequence: after,
+                start: after.map(assignment::subscribe_request::Start::AfterSequence),
                 ..Default::default()
             })
             .await

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use pb::subscribe_request::Start;
 use pb::subscribe_response::Event;
 use proto::assignment::v1 as pb;
 use system_tests::fixtures::{assert_error, inbound_on};
@@ -112,7 +113,7 @@ async fn subscribe(
 
 fn from(after: u64) -> pb::SubscribeRequest {
     pb::SubscribeRequest {
-        after_sequence: Some(after),
+        start: Some(Start::AfterSequence(after)),
         ..Default::default()
     }
 }
@@ -389,7 +390,7 @@ async fn a_durable_subscriber_resumes_after_its_last_acknowledgement() {
     let mut written = busy.turn(&app, "acme").await;
     written += busy.turn(&app, "acme").await;
     let named = || pb::SubscribeRequest {
-        subscriber_name: "mailer".into(),
+        start: Some(Start::SubscriberName("mailer".into())),
         ..Default::default()
     };
 
@@ -467,7 +468,7 @@ async fn shutdown_ends_streams_with_unavailable_not_ok() {
     let mut stream = subscribe(
         &app,
         pb::SubscribeRequest {
-            start_at_head: true,
+            start: Some(Start::StartAtHead(true)),
             ..Default::default()
         },
     )
@@ -488,18 +489,25 @@ async fn shutdown_ends_streams_with_unavailable_not_ok() {
 }
 
 #[tokio::test]
-async fn conflicting_start_positions_are_refused() {
+async fn invalid_start_positions_and_filters_are_refused() {
     let db = TestDatabase::fresh().await;
     let app = AssignmentApp::spawn(db.url()).await;
-    let both = app
+    let not_at_head = app
         .notifications()
         .subscribe(pb::SubscribeRequest {
-            after_sequence: Some(0),
-            start_at_head: true,
+            start: Some(Start::StartAtHead(false)),
             ..Default::default()
         })
         .await;
-    assert_error(both, Code::InvalidArgument, Some("start_at_head"));
+    assert_error(not_at_head, Code::InvalidArgument, Some("start_at_head"));
+    let bad_name = app
+        .notifications()
+        .subscribe(pb::SubscribeRequest {
+            start: Some(Start::SubscriberName("no spaces".into())),
+            ..Default::default()
+        })
+        .await;
+    assert_error(bad_name, Code::InvalidArgument, Some("subscriber_name"));
     let bad_kind = app
         .notifications()
         .subscribe(pb::SubscribeRequest {

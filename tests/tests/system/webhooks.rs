@@ -70,11 +70,19 @@ async fn accepted(tracker: &TrackerApp, payload: &[u8], delivery: Option<&str>) 
     json["delivery_id"].as_i64().unwrap()
 }
 
+/// Each group effect's outcome, by its enum value's name without the prefix.
 fn outcomes(delivery: &pb::WebhookDelivery) -> Vec<String> {
     delivery
         .actions
         .iter()
-        .flat_map(|a| a.group_effects.iter().map(|e| e.outcome.clone()))
+        .flat_map(|a| {
+            a.group_effects.iter().map(|e| {
+                e.outcome()
+                    .as_str_name()
+                    .trim_start_matches("GROUP_OUTCOME_")
+                    .to_owned()
+            })
+        })
         .collect()
 }
 
@@ -286,7 +294,85 @@ async fn status_webhooks_resolve_and_reopen_only_across_the_done_category() {
 }
 
 #[tokio::test]
-async fn refused_and_ignored_webhooks_are_not_stored() {
+async fn ignored_webhooks_are_stored_with_their_reason_and_never_delay_their_issue() {
+    let pair = Pair::start().await;
+    pair.create_integration(JIRA, false).await;
+    let t = tenant(&pair.assignment).await;
+
+    // No changelog, and a comment event: 200 "ignored", stored with the reason.
+    let mut no_changelog = fixture_json("edit_issue_assignee_payload.json");
+    no_changelog.as_object_mut().unwrap().remove("changelog");
+    let (status, json) = pair
+        .tracker
+        .post_webhook(JIRA, &body(&no_changelog), Some("quiet-1"))
+        .await;
+    assert_eq!(
+        (status, json["status"].as_str()),
+        (200, Some("ignored")),
+        "{json}"
+    );
+    let quiet = json["delivery_id"]
+        .as_i64()
+        .expect("an ignored delivery has an id");
+    let comment =
+        json!({"webhookEvent": "comment_created", "issue": {"id": "101", "key": "APP-123"}});
+    let (_, json) = pair
+        .tracker
+        .post_webhook(JIRA, &body(&comment), Some("comment-1"))
+        .await;
+    assert_eq!(json["status"], "ignored", "{json}");
+    let chatty = json["delivery_id"].as_i64().unwrap();
+
+    // The issue's next real delivery is applied at once: ignored ones are not
+    // queued.
+    let id = accepted(
+        &pair.tracker,
+        &fixture("edit_issue_assignee_payload.json"),
+        Some("real-1"),
+    )
+    .await;
+    assert_eq!(
+        pair.tracker.settled(id).await.state(),
+        pb::DeliveryState::Delivered
+    );
+    assert_eq!(
+        pair.assignment.group(t.groups[0]).await.assignee_user_id,
+        Some(t.jess)
+    );
+
+    // Operators see what Jira sent and why nothing happened.
+    let stored = pair.tracker.delivery(quiet).await;
+    assert_eq!(stored.state(), pb::DeliveryState::Ignored);
+    assert!(stored.ignored_reason.contains("no changelog"), "{stored:?}");
+    assert!(stored.last_error.is_empty());
+    assert!(stored.complete_time.is_some());
+    assert!(stored.body.contains("APP-123"));
+    let comment = pair.tracker.delivery(chatty).await;
+    assert_eq!(comment.event_type, "comment_created");
+    assert!(comment.ignored_reason.contains("not an issue event"));
+    let listed = pair
+        .tracker
+        .tracker()
+        .list_webhook_deliveries(pb::ListWebhookDeliveriesRequest {
+            state: pb::DeliveryState::Ignored.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .deliveries;
+    let ids: Vec<i64> = listed.iter().map(|d| d.id).collect();
+    assert_eq!(ids, vec![chatty, quiet]);
+    // A redelivery of an ignored one is a duplicate like any other.
+    let (_, json) = pair
+        .tracker
+        .post_webhook(JIRA, &body(&no_changelog), Some("quiet-1"))
+        .await;
+    assert_eq!(json["status"], "duplicate");
+}
+
+#[tokio::test]
+async fn refused_webhooks_are_not_stored() {
     let pair = Pair::start().await;
     pair.create_integration(JIRA, false).await;
     let _ = tenant(&pair.assignment).await;
@@ -294,15 +380,6 @@ async fn refused_and_ignored_webhooks_are_not_stored() {
     let url = format!("{}/webhooks/jira/{JIRA}", pair.tracker.http_url());
     let signed =
         |body: &[u8]| system_tests::pair::signature(system_tests::pair::WEBHOOK_SECRET, body);
-
-    // No changelog: 2xx, nothing happens.
-    let mut no_changelog = fixture_json("edit_issue_assignee_payload.json");
-    no_changelog.as_object_mut().unwrap().remove("changelog");
-    let (status, json) = pair
-        .tracker
-        .post_webhook(JIRA, &body(&no_changelog), None)
-        .await;
-    assert_eq!((status, json["status"].as_str()), (200, Some("ignored")));
 
     // Malformed JSON: 400 with the parser's message.
     let bad = b"{\"issue\": ";
@@ -379,7 +456,6 @@ async fn refused_and_ignored_webhooks_are_not_stored() {
         .await
         .unwrap();
     for outcome in [
-        "ignored",
         "malformed",
         "unauthentic",
         "too_large",
@@ -678,11 +754,66 @@ async fn operators_can_list_inspect_and_retry_deliveries() {
         "lists leave bodies out"
     );
 
-    let retried = client
-        .retry_webhook_delivery(pb::RetryWebhookDeliveryRequest {
-            delivery_id: id,
-            request_id: String::new(),
+    // Filters by Jira's identifier (the delivery key) and by Jira issue id.
+    for (filter, expected) in [
+        (
+            pb::ListWebhookDeliveriesRequest {
+                delivery_key: "atlassian:bad-address".into(),
+                ..Default::default()
+            },
+            vec![id],
+        ),
+        (
+            pb::ListWebhookDeliveriesRequest {
+                delivery_key: "atlassian:nothing-like-it".into(),
+                ..Default::default()
+            },
+            vec![],
+        ),
+        (
+            pb::ListWebhookDeliveriesRequest {
+                jira_issue_id: "101".into(),
+                ..Default::default()
+            },
+            vec![id],
+        ),
+        (
+            pb::ListWebhookDeliveriesRequest {
+                jira_issue_id: "999".into(),
+                ..Default::default()
+            },
+            vec![],
+        ),
+    ] {
+        let ids: Vec<i64> = client
+            .list_webhook_deliveries(filter.clone())
+            .await
+            .unwrap()
+            .into_inner()
+            .deliveries
+            .iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(ids, expected, "{filter:?}");
+    }
+    let bad_filter = client
+        .list_webhook_deliveries(pb::ListWebhookDeliveriesRequest {
+            jira_issue_id: "APP-1".into(),
+            ..Default::default()
         })
+        .await;
+    system_tests::fixtures::assert_error(
+        bad_filter,
+        tonic::Code::InvalidArgument,
+        Some("jira_issue_id"),
+    );
+
+    let retry = |request_id: &str, delivery_id: i64| pb::RetryWebhookDeliveryRequest {
+        delivery_id,
+        request_id: request_id.into(),
+    };
+    let retried = client
+        .retry_webhook_delivery(retry("retry-1", id))
         .await
         .unwrap()
         .into_inner()
@@ -692,6 +823,22 @@ async fn operators_can_list_inspect_and_retry_deliveries() {
     let again = pair.tracker.settled(id).await;
     assert_eq!(again.state(), pb::DeliveryState::Failed);
     assert!(again.attempts >= 2);
+    // The same request id again returns the first answer and queues nothing.
+    let repeat = client
+        .retry_webhook_delivery(retry("retry-1", id))
+        .await
+        .unwrap()
+        .into_inner()
+        .delivery
+        .unwrap();
+    assert_eq!(repeat, retried);
+    let still = pair.tracker.delivery(id).await;
+    assert_eq!(still.state(), pb::DeliveryState::Failed);
+    assert_eq!(still.attempts, again.attempts);
+    let reused = client
+        .retry_webhook_delivery(retry("retry-1", id + 1))
+        .await;
+    system_tests::fixtures::assert_error(reused, tonic::Code::InvalidArgument, Some("request_id"));
     let good = accepted(
         &pair.tracker,
         &fixture("edit_issue_assignee_payload.json"),

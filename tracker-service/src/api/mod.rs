@@ -3,10 +3,9 @@
 
 mod convert;
 
-use std::time::Duration;
-
 use proto::tracker::v1 as pb;
 use service_runtime::database::Database;
+use service_runtime::error::retrying;
 use service_runtime::grpc::GrpcServices;
 use service_runtime::ids::{IntegrationId, RequestId};
 use service_runtime::pagination::PageRequest;
@@ -15,9 +14,11 @@ use tonic::{Request, Response, Status};
 
 use crate::error::TrackerError;
 use crate::integrations;
+use crate::integrations::{IntegrationChanges, NewIntegration};
+use crate::issues::CreateIssueCommand;
 use crate::issues::{FormRequest, IssueService};
-use crate::webhooks::dispatcher::DispatchWaker;
-use crate::webhooks::inbox::{self, DeliveryFilter};
+use crate::webhooks::inbox;
+use crate::webhooks::waker::DispatchWaker;
 
 /// Every gRPC service of the tracker API, ready to serve; requests larger than
 /// `max_message_bytes` are refused.
@@ -45,27 +46,20 @@ pub struct TrackerApi {
     waker: DispatchWaker,
 }
 
-fn record_request_id(request_id: Option<&RequestId>) {
-    if let Some(id) = request_id {
-        tracing::Span::current().record("request_id", id.as_str());
-    }
+/// A mutating command with its optional idempotency key.
+#[derive(Debug)]
+pub(crate) struct Mutation<T> {
+    pub command: T,
+    pub request_id: Option<RequestId>,
 }
 
-/// Runs `call` again when a retry may fix it: at most 3 attempts.
-async fn retrying<T, F, Fut>(mut call: F) -> Result<T, TrackerError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, TrackerError>>,
-{
-    let mut attempt = 1;
-    loop {
-        match call().await {
-            Err(error) if error.is_retryable() && attempt < 3 => {
-                tokio::time::sleep(Duration::from_millis(5 * attempt)).await;
-                attempt += 1;
-            }
-            result => return result,
+impl<T> Mutation<T> {
+    /// Records the request id on the request's span, for the logs.
+    fn traced(self) -> Self {
+        if let Some(id) = &self.request_id {
+            tracing::Span::current().record("request_id", id.as_str());
         }
+        self
     }
 }
 
@@ -79,12 +73,12 @@ impl pb::tracker_service_server::TrackerService for TrackerApi {
         &self,
         request: Request<pb::CreateIntegrationRequest>,
     ) -> Result<Response<pb::CreateIntegrationResponse>, Status> {
-        let (new, request_id) = convert::new_integration(request.into_inner())?;
-        record_request_id(request_id.as_ref());
+        let m = Mutation::<NewIntegration>::try_from(request.into_inner())?.traced();
         let summary =
-            retrying(|| integrations::create(&self.db, new.clone(), request_id.as_ref())).await?;
+            retrying(|| integrations::create(&self.db, m.command.clone(), m.request_id.as_ref()))
+                .await?;
         Ok(Response::new(pb::CreateIntegrationResponse {
-            integration: Some(convert::integration(summary)),
+            integration: Some(summary.into()),
         }))
     }
 
@@ -92,15 +86,13 @@ impl pb::tracker_service_server::TrackerService for TrackerApi {
         &self,
         request: Request<pb::UpdateIntegrationRequest>,
     ) -> Result<Response<pb::UpdateIntegrationResponse>, Status> {
-        let (changes, request_id) = convert::integration_changes(request.into_inner())?;
-        record_request_id(request_id.as_ref());
-        let id = changes.id.clone();
+        let m = Mutation::<IntegrationChanges>::try_from(request.into_inner())?.traced();
         let summary =
-            retrying(|| integrations::update(&self.db, changes.clone(), request_id.as_ref()))
+            retrying(|| integrations::update(&self.db, m.command.clone(), m.request_id.as_ref()))
                 .await?;
-        self.issues.forget_integration(&id);
+        self.issues.forget_integration(&m.command.id);
         Ok(Response::new(pb::UpdateIntegrationResponse {
-            integration: Some(convert::integration(summary)),
+            integration: Some(summary.into()),
         }))
     }
 
@@ -117,7 +109,7 @@ impl pb::tracker_service_server::TrackerService for TrackerApi {
         let id = v.finish_with(|| id).map_err(TrackerError::from)?;
         let integration = integrations::load(self.db.conn(), &id).await?;
         Ok(Response::new(pb::GetIntegrationResponse {
-            integration: Some(convert::integration(integration.summary())),
+            integration: Some(integration.summary().into()),
         }))
     }
 
@@ -130,7 +122,7 @@ impl pb::tracker_service_server::TrackerService for TrackerApi {
             .map_err(|v| TrackerError::InvalidArgument(vec![v]))?;
         let (items, next_page_token) = integrations::list(&self.db, &page).await?;
         Ok(Response::new(pb::ListIntegrationsResponse {
-            integrations: items.into_iter().map(convert::integration).collect(),
+            integrations: items.into_iter().map(Into::into).collect(),
             next_page_token,
         }))
     }
@@ -152,7 +144,7 @@ impl pb::tracker_service_server::TrackerService for TrackerApi {
             })
             .await?;
         Ok(Response::new(pb::GetCreateIssueConfigResponse {
-            fields: config.fields.into_iter().map(convert::form_field).collect(),
+            fields: config.fields.into_iter().map(Into::into).collect(),
             project_id: config.project_id,
             issue_type_id: config.issue_type_id,
         }))
@@ -162,14 +154,13 @@ impl pb::tracker_service_server::TrackerService for TrackerApi {
         &self,
         request: Request<pb::CreateIssueRequest>,
     ) -> Result<Response<pb::CreateIssueResponse>, Status> {
-        let (command, request_id) = convert::create_issue(request.into_inner())?;
-        record_request_id(request_id.as_ref());
+        let m = Mutation::<CreateIssueCommand>::try_from(request.into_inner())?.traced();
         let creation =
-            retrying(|| self.issues.create(command.clone(), request_id.as_ref())).await?;
+            retrying(|| self.issues.create(m.command.clone(), m.request_id.as_ref())).await?;
         tracing::Span::current().record("jira_key", creation.issue.key.as_str());
         Ok(Response::new(pb::CreateIssueResponse {
-            issue: Some(convert::jira_issue(&creation.issue)),
-            link_state: convert::link_state(creation.link_state).into(),
+            issue: Some((&creation.issue).into()),
+            link_state: pb::LinkState::from(creation.link_state).into(),
             link_error: creation.link_error,
         }))
     }
@@ -183,8 +174,8 @@ impl pb::tracker_service_server::TrackerService for TrackerApi {
             .map_err(|e| TrackerError::invalid_field("request_id", e.to_string()))?;
         let creation = self.issues.get(&request_id).await?;
         Ok(Response::new(pb::GetIssueCreationResponse {
-            issue: Some(convert::jira_issue(&creation.issue)),
-            link_state: convert::link_state(creation.link_state).into(),
+            issue: Some((&creation.issue).into()),
+            link_state: pb::LinkState::from(creation.link_state).into(),
             link_error: creation.link_error,
             integration_id: creation.integration_id.to_string(),
             organization_id: creation.organization_id,
@@ -196,43 +187,11 @@ impl pb::tracker_service_server::TrackerService for TrackerApi {
         &self,
         request: Request<pb::ListWebhookDeliveriesRequest>,
     ) -> Result<Response<pb::ListWebhookDeliveriesResponse>, Status> {
-        let r = request.into_inner();
-        let mut v = Violations::new();
-        let integration = if r.integration_id.is_empty() {
-            Some(None)
-        } else {
-            integration_id(&mut v, "integration_id", &r.integration_id).map(Some)
-        };
-        let state = convert::delivery_state_filter(&mut v, r.state);
-        let filters = format!(
-            "integration={};state={};issue={}",
-            r.integration_id, r.state, r.issue_key
-        );
-        let page = match PageRequest::<i64>::parse(r.page_size, &r.page_token, &filters) {
-            Ok(page) => Some(page),
-            Err(violation) => {
-                v.add(violation.field, violation.description);
-                None
-            }
-        };
-        let (filter, page) = v
-            .finish_with(|| {
-                Some((
-                    DeliveryFilter {
-                        integration_id: integration?,
-                        state: state?,
-                        issue_key: (!r.issue_key.is_empty()).then(|| r.issue_key.clone()),
-                    },
-                    page?,
-                ))
-            })
-            .map_err(TrackerError::from)?;
-        let (rows, next_page_token) = inbox::list(&self.db, &filter, &page).await?;
+        let query = convert::DeliveryQuery::try_from(request.into_inner())?;
+        let (deliveries, next_page_token) =
+            inbox::list(&self.db, &query.filter, &query.page).await?;
         Ok(Response::new(pb::ListWebhookDeliveriesResponse {
-            deliveries: rows
-                .into_iter()
-                .map(|row| convert::delivery(row, false))
-                .collect(),
+            deliveries: deliveries.into_iter().map(Into::into).collect(),
             next_page_token,
         }))
     }
@@ -245,9 +204,9 @@ impl pb::tracker_service_server::TrackerService for TrackerApi {
         if id <= 0 {
             return Err(TrackerError::invalid_field("delivery_id", "must be a positive id").into());
         }
-        let row = inbox::get(&self.db, id).await?;
+        let delivery = inbox::get(self.db.conn(), id).await?;
         Ok(Response::new(pb::GetWebhookDeliveryResponse {
-            delivery: Some(convert::delivery(row, true)),
+            delivery: Some(convert::delivery_with_body(delivery)),
         }))
     }
 
@@ -261,11 +220,20 @@ impl pb::tracker_service_server::TrackerService for TrackerApi {
             v.add("delivery_id", "must be a positive id");
         }
         let request_id = v.check("request_id", RequestId::parse_optional(&r.request_id));
-        v.finish_with(|| request_id).map_err(TrackerError::from)?;
-        let row = inbox::requeue(&self.db, r.delivery_id).await?;
+        let m = v
+            .finish_with(|| {
+                Some(Mutation {
+                    command: r.delivery_id,
+                    request_id: request_id?,
+                })
+            })
+            .map_err(TrackerError::from)?
+            .traced();
+        let delivery =
+            retrying(|| inbox::requeue(&self.db, m.command, m.request_id.as_ref())).await?;
         self.waker.wake();
         Ok(Response::new(pb::RetryWebhookDeliveryResponse {
-            delivery: Some(convert::delivery(row, false)),
+            delivery: Some(delivery.into()),
         }))
     }
 }

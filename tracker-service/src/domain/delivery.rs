@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use service_runtime::ids::{IssueKey, JiraIssueId};
+use service_runtime::ids::{IntegrationId, IssueKey, JiraIssueId};
 
 /// Why a body is not a webhook at all (answered 400, not stored).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,8 +70,22 @@ pub struct IssueEvent {
 pub enum Classified {
     /// An issue event with a changelog and an issue key or id: stored and applied.
     Actionable(IssueEvent),
-    /// Well-formed, but nothing to apply (why, in words).
-    Ignored(String),
+    /// Well-formed, but nothing to apply: stored for operators, never applied.
+    Ignored(IgnoredEvent),
+}
+
+/// A well-formed body with nothing to apply: what it says, and why it is
+/// ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IgnoredEvent {
+    /// `webhookEvent`, or empty.
+    pub event_type: String,
+    /// `issue.key`, when valid.
+    pub key: Option<IssueKey>,
+    /// `issue.id`, when valid.
+    pub jira_issue_id: Option<JiraIssueId>,
+    /// Why nothing is applied, in words.
+    pub reason: String,
 }
 
 fn text(value: Option<&Value>) -> Option<String> {
@@ -108,20 +122,29 @@ pub fn classify(body: &[u8]) -> Result<Classified, PayloadError> {
         return Err(PayloadError::NotAnObject);
     };
     let event_type = text(root.get("webhookEvent")).unwrap_or_default();
-    if !event_type.is_empty() && !event_type.starts_with("jira:issue_") {
-        return Ok(Classified::Ignored(format!(
-            "{event_type} is not an issue event"
-        )));
-    }
-    let Some(Value::Object(issue)) = root.get("issue") else {
-        return Ok(Classified::Ignored("no issue in the payload".into()));
+    let issue = root.get("issue").and_then(Value::as_object);
+    let jira_issue_id = issue
+        .and_then(|i| text(i.get("id")))
+        .and_then(|id| JiraIssueId::parse(&id).ok());
+    let key = issue
+        .and_then(|i| text(i.get("key")))
+        .and_then(|k| IssueKey::parse(&k).ok());
+    let ignored = |reason: String| {
+        Ok(Classified::Ignored(IgnoredEvent {
+            event_type: event_type.clone(),
+            key: key.clone(),
+            jira_issue_id: jira_issue_id.clone(),
+            reason,
+        }))
     };
-    let jira_issue_id = text(issue.get("id")).and_then(|id| JiraIssueId::parse(&id).ok());
-    let key = text(issue.get("key")).and_then(|k| IssueKey::parse(&k).ok());
+    if !event_type.is_empty() && !event_type.starts_with("jira:issue_") {
+        return ignored(format!("{event_type} is not an issue event"));
+    }
+    let Some(issue) = issue else {
+        return ignored("no issue in the payload".into());
+    };
     if jira_issue_id.is_none() && key.is_none() {
-        return Ok(Classified::Ignored(
-            "the issue has neither a valid id nor a valid key".into(),
-        ));
+        return ignored("the issue has neither a valid id nor a valid key".into());
     }
     let fields = issue.get("fields").and_then(Value::as_object);
     let updated = fields
@@ -137,9 +160,7 @@ pub fn classify(body: &[u8]) -> Result<Classified, PayloadError> {
     };
     let changelog = root.get("changelog").and_then(Value::as_object);
     let Some(changelog) = changelog else {
-        return Ok(Classified::Ignored(
-            "no changelog: nothing changed that sync follows".into(),
-        ));
+        return ignored("no changelog: nothing changed that sync follows".into());
     };
     let changes = changelog
         .get("items")
@@ -201,6 +222,8 @@ pub enum DeliveryState {
     Delivered,
     /// Will not be applied unless an operator retries it.
     Failed,
+    /// Nothing to apply; kept for operators, never queued.
+    Ignored,
 }
 
 impl DeliveryState {
@@ -210,6 +233,7 @@ impl DeliveryState {
             Self::Pending => "pending",
             Self::Delivered => "delivered",
             Self::Failed => "failed",
+            Self::Ignored => "ignored",
         }
     }
 
@@ -219,21 +243,52 @@ impl DeliveryState {
             "pending" => Some(Self::Pending),
             "delivered" => Some(Self::Delivered),
             "failed" => Some(Self::Failed),
+            "ignored" => Some(Self::Ignored),
             _ => None,
         }
     }
 }
 
-/// What applying a delivery did to one group.
+/// A stored delivery, as operators and the dispatcher see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GroupEffect {
-    /// The group's organization.
-    pub organization_id: i64,
-    /// The group.
-    pub group_id: i64,
-    /// The assignment service's outcome (`ASSIGNED`, `STALE`, ...).
-    pub outcome: String,
+pub struct DeliveryRecord {
+    /// Increasing in arrival order.
+    pub id: i64,
+    /// The integration it was posted for.
+    pub integration_id: IntegrationId,
+    /// The deduplication key.
+    pub delivery_key: String,
+    /// `webhookEvent`, or empty.
+    pub event_type: String,
+    /// The issue key in the payload, or empty.
+    pub issue_key: String,
+    /// Jira's issue id in the payload, or empty.
+    pub jira_issue_id: String,
+    /// When it was stored.
+    pub received_at: DateTime<Utc>,
+    /// The headers kept (authentication removed).
+    pub headers: Vec<(String, String)>,
+    /// The raw body.
+    pub body: String,
+    /// The W3C trace context it carries into the assignment service.
+    pub traceparent: String,
+    /// Where it is in the inbox.
+    pub state: DeliveryState,
+    /// Attempts to apply it so far.
+    pub attempts: i32,
+    /// The last attempt's error, or empty.
+    pub last_error: String,
+    /// When the next attempt is due, after a failed one.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// What applying it did (or attempted, on the last attempt).
+    pub actions: Vec<DeliveryAction>,
+    /// When it was applied, failed for good, or ignored.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Why nothing is applied, for an ignored delivery.
+    pub ignored_reason: String,
 }
+
+pub use super::sync::GroupEffect;
 
 /// One action taken for a delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

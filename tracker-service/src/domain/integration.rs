@@ -5,8 +5,8 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use service_runtime::config::Secret;
 use service_runtime::ids::IntegrationId;
+use service_runtime::secret::Secret;
 
 /// Why a base URL was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

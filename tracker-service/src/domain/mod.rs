@@ -4,5 +4,6 @@
 
 pub mod delivery;
 pub mod integration;
+pub mod sync;
 
 pub use integration::{AuthMode, BaseUrl, Credentials, Integration, IntegrationSummary};

@@ -22,14 +22,15 @@ use std::collections::BTreeMap;
 use sea_orm::{ActiveModelTrait as _, ActiveValue::Set, EntityTrait as _};
 use serde::Serialize;
 use service_runtime::database::is_unique_violation;
-use service_runtime::ids::{IntegrationId, RequestId};
+use service_runtime::ids::{IntegrationId, IssueKey, JiraIssueId, RequestId};
 use service_runtime::time::now;
 use sha2::{Digest as _, Sha256};
 
 use super::{CreatedIssue, IssueCreation, IssueService, LinkState};
 use crate::assignment_client::{CallContext, CallError};
+use crate::domain::sync::LinkRequest;
 use crate::domain::{AuthMode, Integration};
-use crate::error::{TrackerError, request_field};
+use crate::error::{Reason, TrackerError, request_field};
 use crate::integrations;
 use crate::jira::fields::{FormValue, IssueForm, UserIdField, transform};
 use crate::jira::model::{CreateMeta, IssueTypeMeta};
@@ -294,10 +295,13 @@ impl IssueService {
                 let mut active: issue_creation::ActiveModel = row.into();
                 active.updated_at = Set(now());
                 self.db.gated(active.update(self.db.conn())).await?;
-                Err(TrackerError::OutcomeUnknown(format!(
-                    "Jira did not confirm the create ({error}); it may still have created the issue. \
+                Err(TrackerError::refused(
+                    Reason::CreateOutcomeUnknown,
+                    format!(
+                        "Jira did not confirm the create ({error}); it may still have created the issue. \
                      Retry with the same request_id: the retry looks for that issue before creating one"
-                )))
+                    ),
+                ))
             }
             Err(error) => {
                 // Nothing was created: forget the attempt, so nothing is
@@ -336,10 +340,10 @@ impl IssueService {
         integration: &Integration,
     ) -> Result<IssueCreation, TrackerError> {
         if row.marker.is_empty() {
-            return Err(TrackerError::OutcomeUnknown(
+            return Err(TrackerError::refused(Reason::CreateOutcomeUnknown,
                 "an earlier attempt with this request_id has an unknown outcome, and this issue type's create screen has no labels field to find it by; \
                  check Jira, then retry with a new request_id if no issue was created"
-                    .into(),
+                    .to_owned(),
             ));
         }
         if let Some(hit) = self.find_marked(&row, integration).await? {
@@ -348,10 +352,13 @@ impl IssueService {
         let since = (now() - row.updated_at).to_std().unwrap_or_default();
         if since < self.settings.unknown_outcome_grace {
             let wait = self.settings.unknown_outcome_grace - since;
-            return Err(TrackerError::OutcomeUnknown(format!(
-                "an earlier attempt with this request_id may still be completing in Jira; retry in {} s",
-                wait.as_secs().max(1)
-            )));
+            return Err(TrackerError::refused(
+                Reason::CreateOutcomeUnknown,
+                format!(
+                    "an earlier attempt with this request_id may still be completing in Jira; retry in {} s",
+                    wait.as_secs().max(1)
+                ),
+            ));
         }
         let issue_type = self.issue_type_meta(integration, &command.form).await?;
         let fields = Self::shape(integration, &issue_type, &command.form, &row.marker)?;
@@ -397,22 +404,31 @@ impl IssueService {
         &self,
         row: issue_creation::Model,
     ) -> Result<issue_creation::Model, TrackerError> {
-        use proto::assignment::v1 as pb;
+        let corrupt =
+            |what: &str| TrackerError::Corrupt(format!("issue creation {}: {what}", row.id));
         let group_ids: Vec<i64> = serde_json::from_str(&row.group_ids)
-            .map_err(|e| TrackerError::Corrupt(format!("group ids: {e}")))?;
-        let request = pb::LinkExternalIssueRequest {
+            .map_err(|e| corrupt(&format!("group ids: {e}")))?;
+        let request = LinkRequest {
             organization_id: row.organization_id,
-            issue: Some(pb::ExternalIssueRef {
-                integration_id: row.integration_id.clone(),
-                key: row.jira_key.clone().unwrap_or_default(),
-                jira_issue_id: row.jira_id.clone().unwrap_or_default(),
-            }),
+            integration_id: IntegrationId::parse(&row.integration_id)
+                .map_err(|_| corrupt("integration id"))?,
+            key: IssueKey::parse(row.jira_key.as_deref().unwrap_or_default())
+                .map_err(|_| corrupt("issue key"))?,
+            jira_issue_id: row
+                .jira_id
+                .as_deref()
+                .map(JiraIssueId::parse)
+                .transpose()
+                .map_err(|_| corrupt("jira issue id"))?,
             title: row.title.clone(),
             url: row.url.clone(),
             group_ids,
-            request_id: RequestId::derived(&[&row.id, "link"]).to_string(),
+            request_id: RequestId::derived(&[&row.id, "link"]),
         };
-        let outcome = self.assignment.link(request, &CallContext::default()).await;
+        let outcome = self
+            .assignment
+            .link(&request, &CallContext::default())
+            .await;
         let attempts = row.link_attempts + 1;
         let mut active: issue_creation::ActiveModel = row.into();
         active.link_attempts = Set(attempts);

@@ -3,7 +3,7 @@
 use service_runtime::ids::IntegrationId;
 
 use super::IssueService;
-use crate::error::TrackerError;
+use crate::error::{Reason, TrackerError};
 use crate::integrations;
 use crate::jira::form::{FormField, FormInput, build};
 
@@ -42,10 +42,10 @@ impl IssueService {
         let projects = site.projects().await?.values;
         let project_id = if request.project_id.is_empty() {
             projects.first().map(|p| p.id.clone()).ok_or_else(|| {
-                TrackerError::FailedPrecondition {
-                    reason: "NO_JIRA_PROJECTS",
-                    message: "the integration's Jira account sees no project".into(),
-                }
+                TrackerError::refused(
+                    Reason::NoJiraProjects,
+                    "the integration's Jira account sees no project",
+                )
             })?
         } else {
             request.project_id.clone()

@@ -19,21 +19,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use proto::assignment::v1 as pb;
 use service_runtime::database::Database;
 use service_runtime::ids::{IntegrationId, RequestId};
 
 use crate::assignment_client::{AssignmentClient, CallContext, CallError};
 use crate::domain::Integration;
 use crate::domain::delivery::{
-    AssigneeSnapshot, Classified, DeliveryAction, GroupEffect, IssueEvent, classify,
+    AssigneeSnapshot, Classified, DeliveryAction, DeliveryRecord, IssueEvent, classify,
+};
+use crate::domain::sync::{
+    AssigneeSync, AssigneeTarget, IssueRef, MoveSync, StatusAction, StatusSync,
 };
 use crate::error::TrackerError;
 use crate::integrations;
 use crate::jira::cache::TtlCache;
 use crate::jira::model::Status;
 use crate::jira::{JiraClient, JiraError};
-use crate::storage::entities::webhook_delivery;
 
 /// Why a delivery could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,39 +78,12 @@ pub struct Applier {
     statuses: Arc<TtlCache<IntegrationId, Vec<Status>>>,
 }
 
-fn effects(results: Vec<pb::GroupSyncResult>) -> Vec<GroupEffect> {
-    results
-        .into_iter()
-        .map(|r| GroupEffect {
-            organization_id: r.organization_id,
-            group_id: r.group_id,
-            outcome: r
-                .outcome()
-                .as_str_name()
-                .trim_start_matches("SYNC_OUTCOME_")
-                .to_owned(),
-        })
-        .collect()
-}
-
-fn issue_ref(integration: &Integration, event: &IssueEvent) -> pb::ExternalIssueRef {
-    pb::ExternalIssueRef {
-        integration_id: integration.id.to_string(),
-        key: event
-            .key
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default(),
-        jira_issue_id: event
-            .jira_issue_id
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default(),
+fn issue_ref(integration: &Integration, event: &IssueEvent) -> IssueRef {
+    IssueRef {
+        integration_id: integration.id.clone(),
+        key: event.key.clone(),
+        jira_issue_id: event.jira_issue_id.clone(),
     }
-}
-
-fn timestamp(event: &IssueEvent) -> Option<prost_types::Timestamp> {
-    event.updated.map(service_runtime::time::to_timestamp)
 }
 
 impl Applier {
@@ -134,7 +108,7 @@ impl Applier {
     /// Why it could not be applied (and what was done before).
     pub async fn apply(
         &self,
-        row: &webhook_delivery::Model,
+        row: &DeliveryRecord,
     ) -> Result<Vec<DeliveryAction>, (ApplyError, Vec<DeliveryAction>)> {
         let mut actions = Vec::new();
         match self.apply_into(row, &mut actions).await {
@@ -145,17 +119,15 @@ impl Applier {
 
     async fn apply_into(
         &self,
-        row: &webhook_delivery::Model,
+        row: &DeliveryRecord,
         actions: &mut Vec<DeliveryAction>,
     ) -> Result<(), ApplyError> {
-        let integration_id = IntegrationId::parse(&row.integration_id)
-            .map_err(|e| ApplyError::Permanent(format!("stored integration id: {e}")))?;
-        let integration = integrations::load(self.db.conn(), &integration_id).await?;
+        let integration = integrations::load(self.db.conn(), &row.integration_id).await?;
         let event = match classify(row.body.as_bytes()) {
             Ok(Classified::Actionable(event)) => event,
-            Ok(Classified::Ignored(why)) => {
+            Ok(Classified::Ignored(ignored)) => {
                 actions.push(DeliveryAction {
-                    summary: format!("nothing to do: {why}"),
+                    summary: format!("nothing to do: {}", ignored.reason),
                     group_effects: Vec::new(),
                 });
                 return Ok(());
@@ -166,33 +138,27 @@ impl Applier {
             traceparent: row.traceparent.clone(),
         };
         let request_id = |action: &str| {
-            RequestId::derived(&[&row.integration_id, &row.delivery_key, action]).to_string()
+            RequestId::derived(&[row.integration_id.as_str(), &row.delivery_key, action])
         };
 
         if let (Some(previous), Some(new_key)) = (event.moved_from(), event.key.as_ref())
             && previous != new_key.as_str()
         {
-            let moved = self
-                .assignment
-                .move_issue(
-                    pb::MoveExternalIssueRequest {
-                        integration_id: integration.id.to_string(),
-                        jira_issue_id: event
-                            .jira_issue_id
-                            .as_ref()
-                            .map(ToString::to_string)
-                            .unwrap_or_default(),
-                        previous_key: previous.clone(),
-                        new_key: new_key.to_string(),
-                        request_id: request_id("move"),
-                    },
-                    &context,
-                )
-                .await?;
+            // A previous key Jira sends that is not a valid key cannot find a
+            // record; the Jira id still can.
+            let sync = MoveSync {
+                issue: IssueRef {
+                    integration_id: integration.id.clone(),
+                    key: service_runtime::ids::IssueKey::parse(&previous).ok(),
+                    jira_issue_id: event.jira_issue_id.clone(),
+                },
+                new_key: new_key.clone(),
+                request_id: request_id("move"),
+            };
+            let moved = self.assignment.move_issue(&sync, &context).await?;
             actions.push(DeliveryAction {
                 summary: format!(
-                    "moved {previous} to {new_key} ({} linked record(s) updated)",
-                    moved.external_issues.len()
+                    "moved {previous} to {new_key} ({moved} linked record(s) updated)"
                 ),
                 group_effects: Vec::new(),
             });
@@ -203,7 +169,7 @@ impl Applier {
                 &integration,
                 &event,
                 &context,
-                &request_id("assignee"),
+                request_id("assignee"),
                 actions,
             )
             .await?;
@@ -213,7 +179,7 @@ impl Applier {
                 &integration,
                 &event,
                 &context,
-                &request_id("status"),
+                request_id("status"),
                 actions,
             )
             .await?;
@@ -232,15 +198,17 @@ impl Applier {
         integration: &Integration,
         event: &IssueEvent,
         context: &CallContext,
-        request_id: &str,
+        request_id: RequestId,
         actions: &mut Vec<DeliveryAction>,
     ) -> Result<(), ApplyError> {
-        use pb::sync_assignee_inbound_request::Assignee;
-        let (assignee, summary) = match &event.assignee {
-            AssigneeSnapshot::Nobody => (Assignee::Unassign(true), "unassign".to_owned()),
+        let (target, summary) = match &event.assignee {
+            AssigneeSnapshot::Nobody => (AssigneeTarget::Unassign, "unassign".to_owned()),
             AssigneeSnapshot::Person {
                 email: Some(email), ..
-            } => (Assignee::Email(email.clone()), format!("assign to {email}")),
+            } => (
+                AssigneeTarget::Email(email.clone()),
+                format!("assign to {email}"),
+            ),
             AssigneeSnapshot::Person {
                 email: None,
                 account_id,
@@ -249,7 +217,7 @@ impl Applier {
                 .await?
             {
                 Ok(email) => (
-                    Assignee::Email(email.clone()),
+                    AssigneeTarget::Email(email.clone()),
                     format!("assign to {email} (address from the e-mail API)"),
                 ),
                 Err(why) => {
@@ -261,22 +229,16 @@ impl Applier {
                 }
             },
         };
-        let response = self
-            .assignment
-            .sync_assignee(
-                pb::SyncAssigneeInboundRequest {
-                    issue: Some(issue_ref(integration, event)),
-                    assignee: Some(assignee),
-                    provider_update_time: timestamp(event),
-                    request_id: request_id.to_owned(),
-                    source_integration_id: integration.id.to_string(),
-                },
-                context,
-            )
-            .await?;
+        let sync = AssigneeSync {
+            issue: issue_ref(integration, event),
+            target,
+            provider_time: event.updated,
+            request_id,
+        };
+        let group_effects = self.assignment.sync_assignee(&sync, context).await?;
         actions.push(DeliveryAction {
             summary,
-            group_effects: effects(response.results),
+            group_effects,
         });
         Ok(())
     }
@@ -316,7 +278,7 @@ impl Applier {
         integration: &Integration,
         event: &IssueEvent,
         context: &CallContext,
-        request_id: &str,
+        request_id: RequestId,
         actions: &mut Vec<DeliveryAction>,
     ) -> Result<(), ApplyError> {
         let Some(item) = event.change("status") else {
@@ -343,8 +305,8 @@ impl Applier {
             name(&item.to, &item.to_string)
         );
         let action = match (from_done, to_done) {
-            (false, true) => pb::StatusAction::Resolve,
-            (true, false) => pb::StatusAction::Unresolve,
+            (false, true) => StatusAction::Resolve,
+            (true, false) => StatusAction::Unresolve,
             _ => {
                 actions.push(DeliveryAction {
                     summary: format!(
@@ -355,27 +317,20 @@ impl Applier {
                 return Ok(());
             }
         };
-        let response = self
-            .assignment
-            .sync_status(
-                pb::SyncStatusInboundRequest {
-                    issue: Some(issue_ref(integration, event)),
-                    action: action.into(),
-                    provider_update_time: timestamp(event),
-                    request_id: request_id.to_owned(),
-                    source_integration_id: integration.id.to_string(),
-                },
-                context,
-            )
-            .await?;
-        let verb = if action == pb::StatusAction::Resolve {
-            "resolve"
-        } else {
-            "reopen"
+        let sync = StatusSync {
+            issue: issue_ref(integration, event),
+            action,
+            provider_time: event.updated,
+            request_id,
+        };
+        let group_effects = self.assignment.sync_status(&sync, context).await?;
+        let verb = match action {
+            StatusAction::Resolve => "resolve",
+            StatusAction::Unresolve => "reopen",
         };
         actions.push(DeliveryAction {
             summary: format!("status {change}: {verb}"),
-            group_effects: effects(response.results),
+            group_effects,
         });
         Ok(())
     }

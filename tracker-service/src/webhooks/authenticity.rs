@@ -110,8 +110,8 @@ pub fn sign_body(secret: &str, body: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::domain::BaseUrl;
-    use service_runtime::config::Secret;
     use service_runtime::ids::IntegrationId;
+    use service_runtime::secret::Secret;
 
     fn integration(credentials: Credentials, webhook_secret: Option<&str>) -> Integration {
         Integration {

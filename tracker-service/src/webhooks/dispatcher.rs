@@ -9,19 +9,19 @@
 //! the issue moves on. Deliveries survive restarts: on start, pending ones are
 //! simply claimable again.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use service_runtime::database::Database;
 use service_runtime::shutdown::Shutdown;
 use service_runtime::time::now;
-use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
 use super::apply::{Applier, ApplyError};
 use super::inbox::{self, ClaimScope, Outcome, OutcomeKind};
 use super::inbox_writer::InboxWriter;
+use super::waker::DispatchWaker;
+use crate::domain::delivery::DeliveryRecord;
 use crate::metrics::Metrics;
 
 /// Dispatcher settings.
@@ -58,29 +58,36 @@ pub fn backoff(attempts: i32, max: Duration) -> Duration {
     Duration::from_millis(rand::random_range(millis / 2..=millis))
 }
 
-/// Wakes the dispatcher after a delivery was stored.
-#[derive(Debug, Clone, Default)]
-pub struct DispatchWaker(Arc<Notify>);
-
-impl DispatchWaker {
-    /// There may be new work.
-    pub fn wake(&self) {
-        self.0.notify_one();
-    }
+/// What the dispatcher works with; it runs from start-up to shutdown.
+#[derive(Debug)]
+pub struct Dispatcher {
+    /// The tracker's database, to claim deliveries.
+    pub db: Database,
+    /// Records outcomes (group commit).
+    pub inbox_writer: InboxWriter,
+    /// Applies one delivery.
+    pub applier: Applier,
+    /// Wakes the dispatcher when work arrives.
+    pub waker: DispatchWaker,
+    /// Concurrency, poll interval, lease, backoff.
+    pub settings: DispatchSettings,
+    /// This replica's name on its leases.
+    pub owner: String,
+    /// Counters.
+    pub metrics: Metrics,
 }
 
 /// Runs the dispatcher until shutdown; in-flight deliveries finish first.
-#[allow(clippy::too_many_arguments)]
-pub async fn run_dispatcher(
-    db: Database,
-    inbox_writer: InboxWriter,
-    applier: Applier,
-    waker: DispatchWaker,
-    settings: DispatchSettings,
-    owner: String,
-    metrics: Metrics,
-    shutdown: Shutdown,
-) {
+pub async fn run_dispatcher(dispatcher: Dispatcher, shutdown: Shutdown) {
+    let Dispatcher {
+        db,
+        inbox_writer,
+        applier,
+        waker,
+        settings,
+        owner,
+        metrics,
+    } = dispatcher;
     let mut running: JoinSet<()> = JoinSet::new();
     // When the whole backlog may be searched again (see `ClaimScope`): at once
     // while such searches find work, else once per poll interval, so an idle
@@ -123,7 +130,7 @@ pub async fn run_dispatcher(
         }
         tokio::select! {
             () = shutdown.wait(), if !shutdown.is_triggered() => {}
-            () = waker.0.notified() => {}
+            () = waker.woken() => {}
             () = tokio::time::sleep(settings.poll_interval) => {}
             Some(_) = running.join_next(), if !running.is_empty() => {}
         }
@@ -139,7 +146,7 @@ pub async fn run_dispatcher(
 async fn dispatch_one(
     inbox_writer: &InboxWriter,
     applier: &Applier,
-    row: crate::storage::entities::webhook_delivery::Model,
+    row: DeliveryRecord,
     max_backoff: Duration,
     metrics: &Metrics,
 ) {

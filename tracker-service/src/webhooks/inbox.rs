@@ -17,12 +17,13 @@ use sea_orm::{
     FromQueryResult as _, QueryFilter as _, QueryOrder as _, QuerySelect as _, Statement,
 };
 use service_runtime::database::Database;
-use service_runtime::ids::IntegrationId;
+use service_runtime::idempotency::{IdempotencyKey, idempotent_write};
+use service_runtime::ids::{IntegrationId, IssueKey, JiraIssueId, RequestId};
 use service_runtime::pagination::PageRequest;
 use service_runtime::time::now;
 
-use crate::domain::delivery::{DeliveryAction, DeliveryState, IssueEvent};
-use crate::error::TrackerError;
+use crate::domain::delivery::{DeliveryAction, DeliveryRecord, DeliveryState};
+use crate::error::{Reason, TrackerError};
 use crate::storage::entities::webhook_delivery;
 
 /// A delivery about to be stored.
@@ -32,8 +33,17 @@ pub struct NewDelivery {
     pub integration_id: IntegrationId,
     /// The deduplication key.
     pub delivery_key: String,
-    /// What the payload says.
-    pub event: IssueEvent,
+    /// `webhookEvent`, or empty.
+    pub event_type: String,
+    /// The issue key, when the payload has a valid one.
+    pub issue_key: Option<IssueKey>,
+    /// Jira's issue id, when the payload has a valid one.
+    pub jira_issue_id: Option<JiraIssueId>,
+    /// The per-issue queue it waits in (see [`crate::domain::delivery::IssueEvent::ordering_key`]).
+    pub ordering_key: String,
+    /// `Some(why)` when there is nothing to apply: stored as ignored, never
+    /// queued.
+    pub ignored_reason: Option<String>,
     /// Headers kept for operators (authentication removed).
     pub headers: Vec<(String, String)>,
     /// The raw body.
@@ -52,37 +62,78 @@ pub enum Stored {
 }
 
 fn new_row(delivery: NewDelivery, received: DateTime<Utc>) -> webhook_delivery::ActiveModel {
+    let (state, completed_at) = match delivery.ignored_reason {
+        Some(_) => (DeliveryState::Ignored, Some(received)),
+        None => (DeliveryState::Pending, None),
+    };
     webhook_delivery::ActiveModel {
         integration_id: Set(delivery.integration_id.as_str().to_owned()),
         delivery_key: Set(delivery.delivery_key),
-        event_type: Set(delivery.event.event_type.clone()),
+        event_type: Set(delivery.event_type),
         issue_key: Set(delivery
-            .event
-            .key
+            .issue_key
             .as_ref()
             .map(|k| k.as_str().to_owned())
             .unwrap_or_default()),
         jira_issue_id: Set(delivery
-            .event
             .jira_issue_id
             .as_ref()
             .map(|k| k.as_str().to_owned())
             .unwrap_or_default()),
-        ordering_key: Set(delivery.event.ordering_key()),
+        ordering_key: Set(delivery.ordering_key),
         received_at: Set(received),
         headers: Set(serde_json::to_string(&delivery.headers).unwrap_or_default()),
         body: Set(delivery.body),
         traceparent: Set(delivery.traceparent),
-        state: Set(DeliveryState::Pending.as_str().to_owned()),
+        state: Set(state.as_str().to_owned()),
         attempts: Set(0),
-        last_error: Set(String::new()),
+        last_error: Set(delivery.ignored_reason.unwrap_or_default()),
         next_attempt_at: Set(None),
         actions: Set("[]".to_owned()),
-        completed_at: Set(None),
+        completed_at: Set(completed_at),
         lease_owner: Set(None),
         lease_until: Set(None),
         ..Default::default()
     }
+}
+
+/// Reads a stored row back; a row whose JSON or state cannot be read is
+/// reported as corrupt, never shown half-read.
+fn record(row: webhook_delivery::Model) -> Result<DeliveryRecord, TrackerError> {
+    let corrupt =
+        |what: &str| TrackerError::Corrupt(format!("webhook delivery {}: {what}", row.id));
+    let state = DeliveryState::from_stored(&row.state).ok_or_else(|| corrupt("state"))?;
+    let headers: Vec<(String, String)> =
+        serde_json::from_str(&row.headers).map_err(|e| corrupt(&format!("headers: {e}")))?;
+    let actions: Vec<DeliveryAction> =
+        serde_json::from_str(&row.actions).map_err(|e| corrupt(&format!("actions: {e}")))?;
+    let integration_id =
+        IntegrationId::parse(&row.integration_id).map_err(|_| corrupt("integration id"))?;
+    // An ignored delivery keeps its reason where others keep their last error.
+    let (last_error, ignored_reason) = if state == DeliveryState::Ignored {
+        (String::new(), row.last_error)
+    } else {
+        (row.last_error, String::new())
+    };
+    Ok(DeliveryRecord {
+        id: row.id,
+        integration_id,
+        delivery_key: row.delivery_key,
+        event_type: row.event_type,
+        issue_key: row.issue_key,
+        jira_issue_id: row.jira_issue_id,
+        received_at: row.received_at,
+        headers,
+        body: row.body,
+        traceparent: row.traceparent,
+        state,
+        attempts: row.attempts,
+        last_error,
+        next_attempt_at: row.next_attempt_at,
+        actions,
+        completed_at: row.completed_at,
+        ignored_reason,
+    })
 }
 
 /// Stores deliveries in one statement of the caller's transaction, deduplicated
@@ -163,7 +214,7 @@ pub async fn claim_ready(
     lease: Duration,
     limit: u64,
     scope: ClaimScope,
-) -> Result<Vec<webhook_delivery::Model>, TrackerError> {
+) -> Result<Vec<DeliveryRecord>, TrackerError> {
     let backend = db.backend();
     let time = now();
     let until = time + chrono::Duration::from_std(lease).unwrap_or_default();
@@ -207,7 +258,7 @@ pub async fn claim_ready(
     let rows = db.gated(db.conn().query_all_raw(statement)).await?;
     let mut claimed = rows
         .iter()
-        .map(|row| webhook_delivery::Model::from_query_result(row, ""))
+        .map(|row| record(webhook_delivery::Model::from_query_result(row, "")?))
         .collect::<Result<Vec<_>, _>>()?;
     claimed.sort_by_key(|row| row.id);
     Ok(claimed)
@@ -346,7 +397,7 @@ async fn record_delivered<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Filters of [`list`].
+/// Filters of [`list`]; they combine with AND.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
     /// Only this integration's.
@@ -354,7 +405,11 @@ pub struct DeliveryFilter {
     /// Only in this state.
     pub state: Option<DeliveryState>,
     /// Only about this issue key.
-    pub issue_key: Option<String>,
+    pub issue_key: Option<IssueKey>,
+    /// Only about this Jira issue id.
+    pub jira_issue_id: Option<JiraIssueId>,
+    /// Only the delivery with this deduplication key.
+    pub delivery_key: Option<String>,
 }
 
 /// Lists deliveries, newest first.
@@ -365,7 +420,7 @@ pub async fn list(
     db: &Database,
     filter: &DeliveryFilter,
     page: &PageRequest<i64>,
-) -> Result<(Vec<webhook_delivery::Model>, String), TrackerError> {
+) -> Result<(Vec<DeliveryRecord>, String), TrackerError> {
     let mut query = webhook_delivery::Entity::find()
         .order_by_desc(webhook_delivery::Column::Id)
         .limit(page.fetch_limit());
@@ -381,67 +436,91 @@ pub async fn list(
     if let Some(key) = &filter.issue_key {
         query = query.filter(webhook_delivery::Column::IssueKey.eq(key.as_str()));
     }
+    if let Some(id) = &filter.jira_issue_id {
+        query = query.filter(webhook_delivery::Column::JiraIssueId.eq(id.as_str()));
+    }
+    if let Some(key) = &filter.delivery_key {
+        query = query.filter(webhook_delivery::Column::DeliveryKey.eq(key.as_str()));
+    }
     let mut rows = query.all(db.conn()).await?;
     let next = page.finish(&mut rows, |r| r.id);
-    Ok((rows, next))
+    let records = rows.into_iter().map(record).collect::<Result<_, _>>()?;
+    Ok((records, next))
 }
 
 /// Reads one delivery.
 ///
 /// # Errors
 /// NOT_FOUND, or a database error.
-pub async fn get(db: &Database, id: i64) -> Result<webhook_delivery::Model, TrackerError> {
-    webhook_delivery::Entity::find_by_id(id)
-        .one(db.conn())
+pub async fn get<C: ConnectionTrait>(conn: &C, id: i64) -> Result<DeliveryRecord, TrackerError> {
+    let row = webhook_delivery::Entity::find_by_id(id)
+        .one(conn)
         .await?
         .ok_or_else(|| TrackerError::NotFound {
             resource: "webhook delivery",
             id: id.to_string(),
-        })
+        })?;
+    record(row)
 }
 
-/// Queues a failed delivery again (RetryWebhookDelivery).
+/// Queues a failed delivery again (RetryWebhookDelivery), idempotently: a
+/// repeat with the same request id returns the first answer.
 ///
 /// # Errors
-/// NOT_FOUND; FAILED_PRECONDITION unless it failed.
-pub async fn requeue(db: &Database, id: i64) -> Result<webhook_delivery::Model, TrackerError> {
-    let requeue = webhook_delivery::Entity::update_many()
-        .col_expr(
-            webhook_delivery::Column::State,
-            sea_orm::sea_query::Expr::value(DeliveryState::Pending.as_str()),
-        )
-        .col_expr(
-            webhook_delivery::Column::NextAttemptAt,
-            sea_orm::sea_query::Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(
-            webhook_delivery::Column::CompletedAt,
-            sea_orm::sea_query::Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .filter(webhook_delivery::Column::Id.eq(id))
-        .filter(webhook_delivery::Column::State.eq(DeliveryState::Failed.as_str()))
-        .exec(db.conn());
-    let updated = db.gated(requeue).await?.rows_affected;
-    let row = get(db, id).await?;
-    if updated == 0 && row.state != DeliveryState::Pending.as_str() {
-        return Err(TrackerError::FailedPrecondition {
-            reason: "DELIVERY_NOT_FAILED",
-            message: format!(
-                "webhook delivery {id} is {}; only failed deliveries can be retried",
-                row.state
-            ),
-        });
-    }
-    Ok(row)
+/// NOT_FOUND; FAILED_PRECONDITION unless it failed (or is pending already).
+pub async fn requeue(
+    db: &Database,
+    id: i64,
+    request_id: Option<&RequestId>,
+) -> Result<DeliveryRecord, TrackerError> {
+    let key = IdempotencyKey::new("RetryWebhookDelivery", request_id, &id);
+    idempotent_write(db, key, move |txn| {
+        Box::pin(async move {
+            let updated = webhook_delivery::Entity::update_many()
+                .col_expr(
+                    webhook_delivery::Column::State,
+                    sea_orm::sea_query::Expr::value(DeliveryState::Pending.as_str()),
+                )
+                .col_expr(
+                    webhook_delivery::Column::NextAttemptAt,
+                    sea_orm::sea_query::Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .col_expr(
+                    webhook_delivery::Column::CompletedAt,
+                    sea_orm::sea_query::Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .filter(webhook_delivery::Column::Id.eq(id))
+                .filter(webhook_delivery::Column::State.eq(DeliveryState::Failed.as_str()))
+                .exec(txn)
+                .await?
+                .rows_affected;
+            let delivery = get(txn, id).await?;
+            if updated == 0 && delivery.state != DeliveryState::Pending {
+                return Err(TrackerError::refused(
+                    Reason::DeliveryNotFailed,
+                    format!(
+                        "webhook delivery {id} is {}; only failed deliveries can be retried",
+                        delivery.state.as_str()
+                    ),
+                ));
+            }
+            Ok(delivery)
+        })
+    })
+    .await
 }
 
-/// Deletes delivered entries completed before `cutoff`; returns how many.
+/// Deletes delivered and ignored entries completed before `cutoff`; returns
+/// how many.
 ///
 /// # Errors
 /// Database errors.
 pub async fn prune_delivered(db: &Database, cutoff: DateTime<Utc>) -> Result<u64, TrackerError> {
     let prune = webhook_delivery::Entity::delete_many()
-        .filter(webhook_delivery::Column::State.eq(DeliveryState::Delivered.as_str()))
+        .filter(webhook_delivery::Column::State.is_in([
+            DeliveryState::Delivered.as_str(),
+            DeliveryState::Ignored.as_str(),
+        ]))
         .filter(webhook_delivery::Column::CompletedAt.lt(cutoff))
         .exec(db.conn());
     Ok(db.gated(prune).await?.rows_affected)

@@ -22,8 +22,8 @@ use service_runtime::database::Database;
 use service_runtime::shutdown::Shutdown;
 use tokio::sync::{mpsc, oneshot};
 
-use super::dispatcher::DispatchWaker;
 use super::inbox::{self, NewDelivery, Outcome, Stored};
+use super::waker::DispatchWaker;
 use crate::error::TrackerError;
 
 /// The most writes committed in one transaction.

@@ -4,10 +4,11 @@
 //!
 //! In order, and nothing is stored unless every step passes:
 //! unknown integration → 404; body over the limit → 413; not authentic → 401 (not
-//! 409, which Jira retries); not JSON → 400 with the parser's message;
-//! well-formed but nothing to apply (not an issue event, no changelog) → 200,
-//! counted and logged, not stored. Otherwise the delivery is committed to the
-//! inbox, deduplicated, and only then answered 200. A database that cannot
+//! 409, which Jira retries); not JSON → 400 with the parser's message.
+//! Otherwise the delivery is committed to the inbox, deduplicated, and only then
+//! answered 200: `accepted` (queued for its issue), `ignored` (well-formed but
+//! nothing to apply, such as a comment event or a body without changelog:
+//! stored for operators, never queued) or `duplicate`. A database that cannot
 //! commit → 503, so Jira delivers again.
 
 use std::sync::Arc;
@@ -20,17 +21,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
 use service_runtime::database::Database;
-use service_runtime::ids::IntegrationId;
+use service_runtime::ids::{IntegrationId, IssueKey, JiraIssueId};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::Semaphore;
 
 use super::authenticity::{self, Unauthentic};
-use super::dispatcher::DispatchWaker;
 use super::inbox::{NewDelivery, Stored};
 use super::inbox_writer::InboxWriter;
 use super::rate_limit::RateLimiter;
+use super::waker::DispatchWaker;
 use crate::domain::Integration;
-use crate::domain::delivery::{Classified, IssueEvent, classify};
+use crate::domain::delivery::{Classified, classify};
 use crate::error::TrackerError;
 use crate::integrations;
 use crate::metrics::Metrics;
@@ -223,7 +224,13 @@ fn unavailable(state: &IntakeState, error: &TrackerError) -> Response {
 
 /// The delivery's deduplication key: Jira's stable webhook identifier, else one
 /// derived from the issue, the changelog and the body.
-fn delivery_key(headers: &HeaderMap, event: &IssueEvent, body: &[u8]) -> String {
+fn delivery_key(
+    headers: &HeaderMap,
+    jira_issue_id: Option<&JiraIssueId>,
+    key: Option<&IssueKey>,
+    changelog_id: Option<&str>,
+    body: &[u8],
+) -> String {
     if let Some(id) = headers
         .get("x-atlassian-webhook-identifier")
         .and_then(|v| v.to_str().ok())
@@ -235,13 +242,11 @@ fn delivery_key(headers: &HeaderMap, event: &IssueEvent, body: &[u8]) -> String 
     let digest = Sha256::digest(body);
     format!(
         "derived:{}:{}:{}",
-        event
-            .jira_issue_id
-            .as_ref()
+        jira_issue_id
             .map(ToString::to_string)
-            .or_else(|| event.key.as_ref().map(ToString::to_string))
+            .or_else(|| key.map(ToString::to_string))
             .unwrap_or_default(),
-        event.changelog_id.clone().unwrap_or_default(),
+        changelog_id.unwrap_or_default(),
         hex::encode(&digest[..12])
     )
 }
@@ -301,16 +306,49 @@ async fn accept(
             why.to_string(),
         );
     }
-    let event = match classify(body) {
-        Ok(Classified::Actionable(event)) => event,
-        Ok(Classified::Ignored(why)) => {
-            state.metrics.webhook_outcome("ignored");
-            tracing::info!(integration = %integration.id, reason = %why, "webhook ignored");
-            return answer(
-                StatusCode::OK,
-                json!({ "status": "ignored", "reason": why }),
-            );
-        }
+    let trace = traceparent(headers);
+    let kept: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(name, _)| !SECRET_HEADERS.contains(&name.as_str()))
+        .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
+        .collect();
+    let delivery = match classify(body) {
+        Ok(Classified::Actionable(event)) => NewDelivery {
+            integration_id: integration.id.clone(),
+            delivery_key: delivery_key(
+                headers,
+                event.jira_issue_id.as_ref(),
+                event.key.as_ref(),
+                event.changelog_id.as_deref(),
+                body,
+            ),
+            event_type: event.event_type.clone(),
+            ordering_key: event.ordering_key(),
+            issue_key: event.key,
+            jira_issue_id: event.jira_issue_id,
+            ignored_reason: None,
+            headers: kept,
+            body: String::from_utf8_lossy(body).into_owned(),
+            traceparent: trace.clone(),
+        },
+        Ok(Classified::Ignored(ignored)) => NewDelivery {
+            integration_id: integration.id.clone(),
+            delivery_key: delivery_key(
+                headers,
+                ignored.jira_issue_id.as_ref(),
+                ignored.key.as_ref(),
+                None,
+                body,
+            ),
+            event_type: ignored.event_type,
+            ordering_key: String::new(),
+            issue_key: ignored.key,
+            jira_issue_id: ignored.jira_issue_id,
+            ignored_reason: Some(ignored.reason),
+            headers: kept,
+            body: String::from_utf8_lossy(body).into_owned(),
+            traceparent: trace.clone(),
+        },
         Err(error) => {
             return refuse(
                 state,
@@ -320,39 +358,34 @@ async fn accept(
             );
         }
     };
-    let key = delivery_key(headers, &event, body);
-    let trace = traceparent(headers);
-    let kept: Vec<(String, String)> = headers
-        .iter()
-        .filter(|(name, _)| !SECRET_HEADERS.contains(&name.as_str()))
-        .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
-        .collect();
-    let issue_key = event
-        .key
+    let key = delivery.delivery_key.clone();
+    let issue_key = delivery
+        .issue_key
         .as_ref()
         .map(ToString::to_string)
         .unwrap_or_default();
-    let stored = state
-        .inbox
-        .store(NewDelivery {
-            integration_id: integration.id.clone(),
-            delivery_key: key.clone(),
-            event,
-            headers: kept,
-            body: String::from_utf8_lossy(body).into_owned(),
-            traceparent: trace.clone(),
-        })
-        .await;
+    let ignored = delivery.ignored_reason.clone();
+    let stored = state.inbox.store(delivery).await;
     match stored {
-        Ok(Stored::New(id)) => {
-            state.metrics.webhook_outcome("accepted");
-            tracing::info!(delivery_id = id, delivery_key = %key, jira_key = %issue_key, traceparent = %trace, "webhook stored");
-            state.waker.wake();
-            answer(
-                StatusCode::OK,
-                json!({ "status": "accepted", "delivery_id": id }),
-            )
-        }
+        Ok(Stored::New(id)) => match ignored {
+            None => {
+                state.metrics.webhook_outcome("accepted");
+                tracing::info!(delivery_id = id, delivery_key = %key, jira_key = %issue_key, traceparent = %trace, "webhook stored");
+                state.waker.wake();
+                answer(
+                    StatusCode::OK,
+                    json!({ "status": "accepted", "delivery_id": id }),
+                )
+            }
+            Some(reason) => {
+                state.metrics.webhook_outcome("ignored");
+                tracing::info!(delivery_id = id, delivery_key = %key, %reason, "webhook stored as ignored");
+                answer(
+                    StatusCode::OK,
+                    json!({ "status": "ignored", "reason": reason, "delivery_id": id }),
+                )
+            }
+        },
         Ok(Stored::Duplicate) => {
             state.metrics.webhook_outcome("duplicate");
             answer(StatusCode::OK, json!({ "status": "duplicate" }))

@@ -8,3 +8,4 @@ pub mod inbox;
 pub mod inbox_writer;
 pub mod intake;
 pub mod rate_limit;
+pub mod waker;

@@ -25,6 +25,8 @@ use crate::domain::{
 };
 use crate::error::AssignmentError;
 use crate::storage::entities::{activity, external_issue, group, group_assignee, group_link};
+
+pub mod effects;
 use service_runtime::idempotency::{IdempotencyKey, idempotent_write};
 
 /// A new group.
