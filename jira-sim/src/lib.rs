@@ -6,7 +6,7 @@
 //! socket. The tests, `cargo xtask demo` and the benchmarks use it; the
 //! `jira-sim` binary runs it on its own (for the Python client check in CI).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used)]
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

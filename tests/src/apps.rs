@@ -1,13 +1,139 @@
 //! The services, started in-process on port 0, with typed clients.
 
 use std::net::SocketAddr;
+use std::ops::Deref;
 
 use proto::assignment::v1 as assignment;
 use proto::tracker::v1 as tracker;
 use service_runtime::config::DatabaseUrl;
 use service_runtime::shutdown::Shutdown;
 use tokio::task::JoinHandle;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
+
+/// Adds `authorization: Bearer <token>` to every call, when it has a token.
+#[derive(Debug, Clone, Default)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Bearer {
+    /// Presents `token` (or nothing).
+    pub fn new(token: Option<&str>) -> Self {
+        Self(token.map(|t| format!("Bearer {t}").parse().unwrap()))
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A channel whose calls carry the caller's token.
+pub type Authed = InterceptedService<Channel, Bearer>;
+
+/// A caller of the assignment service: a channel and the token it presents (the
+/// fixture helpers in [`crate::fixtures`] are defined on it, so a set-up can run
+/// as any caller).
+#[derive(Debug, Clone)]
+pub struct AssignmentApi {
+    channel: Channel,
+    bearer: Bearer,
+}
+
+impl AssignmentApi {
+    /// A caller over `channel` presenting `token`.
+    pub fn new(channel: Channel, token: Option<&str>) -> Self {
+        Self {
+            channel,
+            bearer: Bearer::new(token),
+        }
+    }
+
+    /// The same channel, presenting `token` instead.
+    pub fn as_token(&self, token: &str) -> Self {
+        Self::new(self.channel.clone(), Some(token))
+    }
+
+    /// The channel, without a token.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    fn authed(&self) -> Authed {
+        InterceptedService::new(self.channel.clone(), self.bearer.clone())
+    }
+
+    /// `assignment.v1.DirectoryService`.
+    pub fn directory(
+        &self,
+    ) -> assignment::directory_service_client::DirectoryServiceClient<Authed> {
+        assignment::directory_service_client::DirectoryServiceClient::new(self.authed())
+    }
+
+    /// `assignment.v1.GroupService`.
+    pub fn groups(&self) -> assignment::group_service_client::GroupServiceClient<Authed> {
+        assignment::group_service_client::GroupServiceClient::new(self.authed())
+    }
+
+    /// `assignment.v1.ExternalIssueService`.
+    pub fn external_issues(
+        &self,
+    ) -> assignment::external_issue_service_client::ExternalIssueServiceClient<Authed> {
+        assignment::external_issue_service_client::ExternalIssueServiceClient::new(self.authed())
+    }
+
+    /// `assignment.v1.NotificationService`.
+    pub fn notifications(
+        &self,
+    ) -> assignment::notification_service_client::NotificationServiceClient<Authed> {
+        assignment::notification_service_client::NotificationServiceClient::new(self.authed())
+    }
+}
+
+/// A caller of the tracker's API: a channel and the token it presents.
+#[derive(Debug, Clone)]
+pub struct TrackerApi {
+    channel: Channel,
+    bearer: Bearer,
+}
+
+impl TrackerApi {
+    /// A caller over `channel` presenting `token`.
+    pub fn new(channel: Channel, token: Option<&str>) -> Self {
+        Self {
+            channel,
+            bearer: Bearer::new(token),
+        }
+    }
+
+    /// The same channel, presenting `token` instead.
+    pub fn as_token(&self, token: &str) -> Self {
+        Self::new(self.channel.clone(), Some(token))
+    }
+
+    /// The channel, without a token.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// `tracker.v1.TrackerService`.
+    pub fn tracker(&self) -> tracker::tracker_service_client::TrackerServiceClient<Authed> {
+        tracker::tracker_service_client::TrackerServiceClient::new(InterceptedService::new(
+            self.channel.clone(),
+            self.bearer.clone(),
+        ))
+    }
+}
 
 /// A running assignment service.
 #[derive(Debug)]
@@ -16,9 +142,17 @@ pub struct AssignmentApp {
     pub grpc_addr: SocketAddr,
     /// Where `/healthz` and `/metrics` listen.
     pub http_addr: SocketAddr,
-    channel: Channel,
+    api: AssignmentApi,
     shutdown: Shutdown,
     task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// The app's API, without a token (`app.as_token(…)` for another caller).
+impl Deref for AssignmentApp {
+    type Target = AssignmentApi;
+    fn deref(&self) -> &AssignmentApi {
+        &self.api
+    }
 }
 
 /// Connects lazily to a gRPC address.
@@ -55,41 +189,10 @@ impl AssignmentApp {
         Self {
             grpc_addr,
             http_addr,
-            channel: channel_to(grpc_addr),
+            api: AssignmentApi::new(channel_to(grpc_addr), None),
             shutdown,
             task,
         }
-    }
-
-    /// A channel to the gRPC API.
-    pub fn channel(&self) -> Channel {
-        self.channel.clone()
-    }
-
-    /// `assignment.v1.DirectoryService`.
-    pub fn directory(
-        &self,
-    ) -> assignment::directory_service_client::DirectoryServiceClient<Channel> {
-        assignment::directory_service_client::DirectoryServiceClient::new(self.channel())
-    }
-
-    /// `assignment.v1.GroupService`.
-    pub fn groups(&self) -> assignment::group_service_client::GroupServiceClient<Channel> {
-        assignment::group_service_client::GroupServiceClient::new(self.channel())
-    }
-
-    /// `assignment.v1.ExternalIssueService`.
-    pub fn external_issues(
-        &self,
-    ) -> assignment::external_issue_service_client::ExternalIssueServiceClient<Channel> {
-        assignment::external_issue_service_client::ExternalIssueServiceClient::new(self.channel())
-    }
-
-    /// `assignment.v1.NotificationService`.
-    pub fn notifications(
-        &self,
-    ) -> assignment::notification_service_client::NotificationServiceClient<Channel> {
-        assignment::notification_service_client::NotificationServiceClient::new(self.channel())
     }
 
     /// Stops the service (as SIGTERM would) and waits until it exited.
@@ -116,9 +219,17 @@ pub struct TrackerApp {
     pub grpc_addr: SocketAddr,
     /// Where webhooks, `/healthz` and `/metrics` listen.
     pub http_addr: SocketAddr,
-    channel: Channel,
+    api: TrackerApi,
     shutdown: Shutdown,
     task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// The app's API, without a token (`app.as_token(…)` for another caller).
+impl Deref for TrackerApp {
+    type Target = TrackerApi;
+    fn deref(&self) -> &TrackerApi {
+        &self.api
+    }
 }
 
 impl TrackerApp {
@@ -145,20 +256,10 @@ impl TrackerApp {
         Self {
             grpc_addr,
             http_addr,
-            channel: channel_to(grpc_addr),
+            api: TrackerApi::new(channel_to(grpc_addr), None),
             shutdown,
             task,
         }
-    }
-
-    /// A channel to the gRPC API.
-    pub fn channel(&self) -> Channel {
-        self.channel.clone()
-    }
-
-    /// `tracker.v1.TrackerService`.
-    pub fn tracker(&self) -> tracker::tracker_service_client::TrackerServiceClient<Channel> {
-        tracker::tracker_service_client::TrackerServiceClient::new(self.channel())
     }
 
     /// The base URL of the HTTP endpoint.

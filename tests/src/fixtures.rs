@@ -4,7 +4,7 @@ use proto::assignment::v1 as pb;
 use tokio_stream::StreamExt as _;
 use tonic::Code;
 
-use crate::apps::AssignmentApp;
+use crate::apps::AssignmentApi;
 
 /// Sync settings with everything inbound on (outbound off).
 pub fn inbound_on() -> pb::SyncSettings {
@@ -21,7 +21,7 @@ pub fn all_off() -> pb::SyncSettings {
     pb::SyncSettings::default()
 }
 
-impl AssignmentApp {
+impl AssignmentApi {
     /// Creates an organization; returns its id.
     pub async fn create_org(&self, slug: &str) -> i64 {
         self.directory()

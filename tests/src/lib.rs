@@ -13,7 +13,7 @@ pub mod pair;
 pub mod proxy;
 pub mod wait;
 
-pub use apps::{AssignmentApp, TrackerApp};
+pub use apps::{AssignmentApi, AssignmentApp, TrackerApi, TrackerApp};
 pub use database::TestDatabase;
 pub use jira_sim::JiraSim;
 pub use pair::Pair;

@@ -120,7 +120,9 @@ impl TrackerApp {
         let json = response.json().await.unwrap_or(serde_json::Value::Null);
         (status, json)
     }
+}
 
+impl crate::apps::TrackerApi {
     /// Every stored delivery, newest first.
     pub async fn deliveries(&self) -> Vec<tracker::WebhookDelivery> {
         let mut all = Vec::new();

@@ -51,9 +51,9 @@ stored_enum!(
         Assigned => "assigned",
         /// Assignee removed.
         Unassigned => "unassigned",
-        /// Resolved.
+        /// Marked resolved.
         Resolved => "resolved",
-        /// Reopened.
+        /// Reopened (unresolved again).
         Unresolved => "unresolved",
         /// Linked to an external issue.
         Linked => "linked",
@@ -101,9 +101,9 @@ stored_enum!(
         Stale => "stale",
         /// The organization has this direction of sync off; untouched.
         SyncDisabled => "sync_disabled",
-        /// Resolved.
+        /// The group was marked resolved.
         Resolved => "resolved",
-        /// Reopened.
+        /// The group was reopened.
         Unresolved => "unresolved",
     }
 );

@@ -7,7 +7,9 @@ use serde_json::json;
 use service_runtime::secret::Secret;
 use system_tests::fixtures::{assert_error, inbound_on};
 use system_tests::pair::{API_TOKEN, WEBHOOK_SECRET, signature};
-use system_tests::{AssignmentApp, JiraSim, Pair, TestDatabase, TrackerApp, wait};
+use system_tests::{
+    AssignmentApi, AssignmentApp, JiraSim, Pair, TestDatabase, TrackerApi, TrackerApp, wait,
+};
 use tonic::Code;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
@@ -30,124 +32,19 @@ fn token_args(entries: &[(&str, &str)]) -> Vec<Secret<String>> {
         .collect()
 }
 
-fn maybe_authed<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
-    match token {
-        Some(token) => authed(message, token),
-        None => tonic::Request::new(message),
-    }
-}
-
-/// Sets a tenant up through the API (with a token when the server wants one):
-/// two groups linked to APP-123, Jess with access. Returns (org, groups, Jess).
-async fn tenant(assignment: &AssignmentApp, token: Option<&str>) -> (i64, Vec<i64>, i64) {
-    let mut directory = assignment.directory();
-    let org = directory
-        .create_organization(maybe_authed(
-            assignment::CreateOrganizationRequest {
-                slug: "acme".into(),
-                ..Default::default()
-            },
-            token,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .organization
-        .unwrap()
-        .id;
-    let project = directory
-        .create_project(maybe_authed(
-            assignment::CreateProjectRequest {
-                organization_id: org,
-                slug: "web".into(),
-                ..Default::default()
-            },
-            token,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .project
-        .unwrap()
-        .id;
-    let user = directory
-        .create_user(maybe_authed(
-            assignment::CreateUserRequest {
-                display_name: "Jess".into(),
-                emails: vec![assignment::UserEmail {
-                    email: "jess@sentry.io".into(),
-                    verified: true,
-                }],
-                ..Default::default()
-            },
-            token,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .user
-        .unwrap()
-        .id;
-    directory
-        .grant_project_access(maybe_authed(
-            assignment::GrantProjectAccessRequest {
-                project_id: project,
-                user_id: user,
-                ..Default::default()
-            },
-            token,
-        ))
-        .await
-        .unwrap();
+/// Sets a tenant up through the API as `api`'s caller: two groups linked to
+/// APP-123, Jess with access. Returns (org, groups, Jess).
+async fn tenant(api: &AssignmentApi) -> (i64, Vec<i64>, i64) {
+    let org = api.create_org("acme").await;
+    let project = api.create_project(org, "web").await;
+    let user = api.create_user("Jess", &[("jess@sentry.io", true)]).await;
+    api.grant(project, user).await;
     let mut groups = Vec::new();
     for title in ["one", "two"] {
-        let group = assignment
-            .groups()
-            .create_group(maybe_authed(
-                assignment::CreateGroupRequest {
-                    project_id: project,
-                    title: title.into(),
-                    ..Default::default()
-                },
-                token,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .group
-            .unwrap()
-            .id;
-        groups.push(group);
+        groups.push(api.create_group(project, title).await);
     }
-    directory
-        .install_integration(maybe_authed(
-            assignment::InstallIntegrationRequest {
-                organization_id: org,
-                integration_id: JIRA.into(),
-                sync_settings: Some(inbound_on()),
-                ..Default::default()
-            },
-            token,
-        ))
-        .await
-        .unwrap();
-    assignment
-        .external_issues()
-        .link_external_issue(maybe_authed(
-            assignment::LinkExternalIssueRequest {
-                organization_id: org,
-                issue: Some(assignment::ExternalIssueRef {
-                    integration_id: JIRA.into(),
-                    key: "APP-123".into(),
-                    jira_issue_id: "101".into(),
-                }),
-                group_ids: groups.clone(),
-                ..Default::default()
-            },
-            token,
-        ))
-        .await
-        .unwrap();
+    api.install(org, JIRA, inbound_on()).await;
+    api.link(org, JIRA, "APP-123", "101", &groups).await;
     (org, groups, user)
 }
 
@@ -197,7 +94,7 @@ async fn calls_without_a_valid_token_are_unauthenticated_and_the_pair_works_with
     assert!(health.is_ok());
 
     // End to end: the tracker presents its token to the assignment service.
-    let (_, groups_ids, jess) = tenant(&assignment_app, Some(BOT_TOKEN)).await;
+    let (_, groups_ids, jess) = tenant(&assignment_app.as_token(BOT_TOKEN)).await;
     let mut tracker_config = tracker_service::Config::for_tests(
         tracker_db.url(),
         format!("http://{}", assignment_app.grpc_addr),
@@ -337,15 +234,10 @@ async fn the_pair_works_over_tls_with_tokens() {
             .await
             .is_err()
     );
-    let assignment_channel = secure(assignment_app.grpc_addr);
-    let mut directory = assignment::directory_service_client::DirectoryServiceClient::new(
-        assignment_channel.clone(),
-    );
-    directory
-        .list_organizations(authed(
-            assignment::ListOrganizationsRequest::default(),
-            BOT_TOKEN,
-        ))
+    let assignment_api = AssignmentApi::new(secure(assignment_app.grpc_addr), Some(BOT_TOKEN));
+    assignment_api
+        .directory()
+        .list_organizations(assignment::ListOrganizationsRequest::default())
         .await
         .unwrap();
 
@@ -358,67 +250,13 @@ async fn the_pair_works_over_tls_with_tokens() {
     tracker_config.grpc.tls_cert = Some(cert);
     tracker_config.grpc.tls_key = Some(key);
     let tracker_app = TrackerApp::spawn_with(tracker_config).await;
-    let mut tracker_client =
-        tracker::tracker_service_client::TrackerServiceClient::new(secure(tracker_app.grpc_addr));
+    let mut tracker_client = TrackerApi::new(secure(tracker_app.grpc_addr), None).tracker();
 
     // The tenant, through TLS.
-    let org = directory
-        .create_organization(authed(
-            assignment::CreateOrganizationRequest {
-                slug: "acme".into(),
-                ..Default::default()
-            },
-            BOT_TOKEN,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .organization
-        .unwrap()
-        .id;
-    let project = directory
-        .create_project(authed(
-            assignment::CreateProjectRequest {
-                organization_id: org,
-                slug: "web".into(),
-                ..Default::default()
-            },
-            BOT_TOKEN,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .project
-        .unwrap()
-        .id;
-    let group =
-        assignment::group_service_client::GroupServiceClient::new(assignment_channel.clone())
-            .create_group(authed(
-                assignment::CreateGroupRequest {
-                    project_id: project,
-                    title: "tls".into(),
-                    ..Default::default()
-                },
-                BOT_TOKEN,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .group
-            .unwrap()
-            .id;
-    directory
-        .install_integration(authed(
-            assignment::InstallIntegrationRequest {
-                organization_id: org,
-                integration_id: JIRA.into(),
-                sync_settings: Some(inbound_on()),
-                ..Default::default()
-            },
-            BOT_TOKEN,
-        ))
-        .await
-        .unwrap();
+    let org = assignment_api.create_org("acme").await;
+    let project = assignment_api.create_project(org, "web").await;
+    let group = assignment_api.create_group(project, "tls").await;
+    assignment_api.install(org, JIRA, inbound_on()).await;
     tracker_client
         .create_integration(tracker::CreateIntegrationRequest {
             integration_id: JIRA.into(),
@@ -504,8 +342,8 @@ async fn a_webhook_for_one_integration_never_touches_another_organizations_group
 #[tokio::test]
 async fn metrics_show_every_family_after_a_run() {
     let pair = Pair::start().await;
-    pair.create_integration(JIRA, false).await;
-    let (_, groups, _) = tenant(&pair.assignment, None).await;
+    pair.create_integration(JIRA, true).await;
+    let (_, groups, _) = tenant(&pair.assignment).await;
     let reader = pair
         .assignment
         .notifications()
@@ -539,6 +377,9 @@ async fn metrics_show_every_family_after_a_run() {
     pair.tracker
         .settled(json["delivery_id"].as_i64().unwrap())
         .await;
+    // A hidden address, and a first e-mail API call that fails: the client's
+    // retry gets the address, and the failed call is counted.
+    pair.jira.set_email("deadbeef123", "jess@sentry.io");
     pair.jira.fail_next(
         axum::http::Method::GET,
         "/rest/api/3/user/email",
@@ -547,6 +388,24 @@ async fn metrics_show_every_family_after_a_run() {
         &[],
         "",
     );
+    let mut hidden = jira_sim::fixture_json("edit_issue_assignee_payload.json");
+    hidden["issue"]["fields"]["assignee"]
+        .as_object_mut()
+        .unwrap()
+        .remove("emailAddress");
+    let (_, json) = pair
+        .tracker
+        .post_webhook(
+            JIRA,
+            &serde_json::to_vec(&hidden).unwrap(),
+            Some("metrics-2"),
+        )
+        .await;
+    let settled = pair
+        .tracker
+        .settled(json["delivery_id"].as_i64().unwrap())
+        .await;
+    assert_eq!(settled.state(), tracker::DeliveryState::Delivered);
 
     let client = system_tests::http_client();
     let scrape = |addr: std::net::SocketAddr| {
@@ -570,6 +429,8 @@ async fn metrics_show_every_family_after_a_run() {
         "tracker_inbox_oldest_pending_age_seconds ",
         "tracker_dispatch_retries_total ",
         "tracker_jira_calls_total{endpoint=\"create_issue\",status=\"201\"}",
+        "tracker_jira_calls_total{endpoint=\"user_email\",status=\"500\"}",
+        "tracker_jira_calls_total{endpoint=\"user_email\",status=\"200\"}",
         "tracker_db_pool_connections{pool=\"main\",state=\"idle\"}",
     ];
     let assignment_families = [
@@ -603,7 +464,7 @@ async fn a_burst_beyond_the_limit_is_shed_and_every_accepted_webhook_is_applied(
     let tracker_db = TestDatabase::fresh().await;
     let jira = JiraSim::start().await;
     let assignment_app = AssignmentApp::spawn(assignment_db.url()).await;
-    let (_, groups, _) = tenant(&assignment_app, None).await;
+    let (_, groups, _) = tenant(&assignment_app).await;
     let mut config = tracker_service::Config::for_tests(
         tracker_db.url(),
         format!("http://{}", assignment_app.grpc_addr),
@@ -715,7 +576,7 @@ async fn a_burst_beyond_the_limit_is_shed_and_every_accepted_webhook_is_applied(
 async fn the_trace_context_travels_from_the_webhook_to_the_notification() {
     let pair = Pair::start().await;
     pair.create_integration(JIRA, false).await;
-    tenant(&pair.assignment, None).await;
+    tenant(&pair.assignment).await;
     let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     let body = jira_sim::fixture("edit_issue_assignee_payload.json");
     let response = system_tests::http_client()
@@ -766,12 +627,29 @@ async fn rate_limited_webhooks_get_429_with_retry_after() {
         .await
         .unwrap();
     let body = jira_sim::fixture("edit_issue_assignee_payload.json");
-    let mut statuses = Vec::new();
+    let mut answers = Vec::new();
     for i in 0..3 {
-        let (status, _) = tracker_app
-            .post_webhook(JIRA, &body, Some(&format!("rate-{i}")))
-            .await;
-        statuses.push(status);
+        let response = system_tests::http_client()
+            .post(format!("{}/webhooks/jira/{JIRA}", tracker_app.http_url()))
+            .header(
+                "x-hub-signature",
+                system_tests::pair::signature(WEBHOOK_SECRET, &body),
+            )
+            .header("x-atlassian-webhook-identifier", format!("rate-{i}"))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+        answers.push((response.status().as_u16(), retry_after));
     }
-    assert_eq!(statuses, vec![200, 200, 429]);
+    // At 0.5 deliveries/s the bucket refills in 2 s: Jira is told to wait at
+    // least a second (Retry-After is whole seconds) and at most two.
+    assert_eq!(answers[..2], [(200, None), (200, None)]);
+    assert_eq!(answers[2].0, 429);
+    let wait = answers[2].1.expect("a 429 says when to come back");
+    assert!((1..=2).contains(&wait), "Retry-After {wait}");
 }

@@ -218,7 +218,7 @@ impl IssueEvent {
 pub enum DeliveryState {
     /// Waiting to be applied, or being retried.
     Pending,
-    /// Applied.
+    /// Applied; its actions say what it did.
     Delivered,
     /// Will not be applied unless an operator retries it.
     Failed,

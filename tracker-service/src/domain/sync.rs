@@ -111,9 +111,9 @@ pub enum SyncOutcome {
     Stale,
     /// The organization has this direction of sync off.
     SyncDisabled,
-    /// Resolved.
+    /// The group was marked resolved.
     Resolved,
-    /// Reopened.
+    /// The group was reopened.
     Unresolved,
 }
 

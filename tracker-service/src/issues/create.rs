@@ -56,15 +56,15 @@ pub struct CreateIssueCommand {
 /// The form values, serialisable for the request fingerprint.
 #[derive(Debug, Clone, Serialize)]
 pub struct FormSnapshot {
-    /// Project id.
+    /// The Jira project the issue is created in.
     pub project_id: String,
-    /// Issue type id.
+    /// The issue type it is created as.
     pub issue_type_id: String,
-    /// Title.
+    /// The title (becomes the summary).
     pub title: String,
-    /// Description.
+    /// The description.
     pub description: String,
-    /// Other fields.
+    /// Every other form value, by field key.
     pub fields: BTreeMap<String, FormValue>,
 }
 

@@ -25,7 +25,7 @@ use crate::jira::model::CreateMeta;
 /// Where a creation's link to the assignment service stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LinkState {
-    /// Linked.
+    /// The assignment service accepted the link.
     Linked,
     /// Stored; retried until the assignment service accepts it.
     Pending,
@@ -57,11 +57,11 @@ impl LinkState {
 /// A created Jira issue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedIssue {
-    /// Key.
+    /// The issue key (`APP-123`).
     pub key: String,
-    /// Jira id.
+    /// Jira's numeric issue id (stable across moves).
     pub id: String,
-    /// Browse URL.
+    /// Where people open it: `<base url>/browse/<key>`.
     pub url: String,
     /// Summary as Jira stored it.
     pub title: String,

@@ -127,7 +127,6 @@ pub struct Claims {
 }
 
 fn sign(input: &str, secret: &[u8]) -> Vec<u8> {
-    #[allow(clippy::expect_used)]
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(input.as_bytes());
     mac.finalize().into_bytes().to_vec()

@@ -78,13 +78,13 @@ pub struct FieldError {
 /// Everything a create request says, before shaping.
 #[derive(Debug, Clone, Default)]
 pub struct IssueForm {
-    /// Project id.
+    /// The Jira project the issue is created in.
     pub project_id: String,
-    /// Issue type id.
+    /// The issue type it is created as.
     pub issue_type_id: String,
     /// Title (becomes `summary`).
     pub title: String,
-    /// Description.
+    /// The description, sent as is (wiki text on API v2).
     pub description: String,
     /// Every other field by key.
     pub fields: BTreeMap<String, FormValue>,

@@ -17,12 +17,12 @@ pub struct CreateMeta {
 /// A project in create metadata.
 #[derive(Debug, Clone, Deserialize)]
 pub struct CreateMetaProject {
-    /// Project id.
+    /// Jira's numeric project id, the value forms send back.
     pub id: String,
-    /// Project key.
+    /// The project key that prefixes its issue keys (`APP`).
     #[serde(default)]
     pub key: String,
-    /// Project name.
+    /// The name shown in the project choice.
     #[serde(default)]
     pub name: String,
     /// Issue types creatable in the project, with their fields.
@@ -33,9 +33,9 @@ pub struct CreateMetaProject {
 /// An issue type with the fields its create screen takes.
 #[derive(Debug, Clone, Deserialize)]
 pub struct IssueTypeMeta {
-    /// Issue type id.
+    /// Jira's issue type id, the value forms send back.
     pub id: String,
-    /// Issue type name.
+    /// The name shown in the issue type choice (`Bug`).
     #[serde(default)]
     pub name: String,
     /// Fields by key, in the order Jira listed them.
@@ -142,12 +142,12 @@ pub struct ProjectPage {
 /// A project, briefly.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ProjectRef {
-    /// Id.
+    /// Jira's numeric project id.
     pub id: String,
-    /// Key.
+    /// The key prefixing its issue keys.
     #[serde(default)]
     pub key: String,
-    /// Name.
+    /// Its display name.
     #[serde(default)]
     pub name: String,
 }
@@ -155,10 +155,10 @@ pub struct ProjectRef {
 /// An item with an id and a name (priorities, versions, components, statuses).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Named {
-    /// Id.
+    /// Jira's id (sent back as `{"id": …}`); Jira sends some as numbers.
     #[serde(deserialize_with = "string_or_number")]
     pub id: String,
-    /// Name.
+    /// The label shown.
     #[serde(default)]
     pub name: String,
 }
@@ -167,10 +167,10 @@ pub struct Named {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
-    /// Status id.
+    /// The id changelogs name in `from` and `to`.
     #[serde(deserialize_with = "string_or_number")]
     pub id: String,
-    /// Status name.
+    /// The name changelogs give in `fromString` and `toString`.
     #[serde(default)]
     pub name: String,
     /// Its category (`new`, `indeterminate`, `done`).
@@ -187,18 +187,18 @@ pub struct StatusCategory {
 /// `POST /rest/api/2/issue` response.
 #[derive(Debug, Clone, Deserialize)]
 pub struct CreatedIssue {
-    /// Id.
+    /// Jira's numeric issue id (stable across moves).
     pub id: String,
-    /// Key.
+    /// The issue key (`APP-123`).
     pub key: String,
 }
 
 /// `GET /rest/api/2/issue/{key}` response.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Issue {
-    /// Id.
+    /// Jira's numeric issue id.
     pub id: String,
-    /// Key.
+    /// The current issue key.
     pub key: String,
     /// Fields (only those read here).
     #[serde(default)]
@@ -208,7 +208,7 @@ pub struct Issue {
 /// The fields of an issue read back after creation.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct IssueFields {
-    /// Summary.
+    /// The title as Jira stored it (it may cut or normalise ours).
     #[serde(default)]
     pub summary: Option<String>,
     /// Description (v2: wiki text).
@@ -227,9 +227,9 @@ pub struct SearchResult {
 /// A search hit.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SearchHit {
-    /// Id.
+    /// Jira's numeric issue id.
     pub id: String,
-    /// Key.
+    /// The issue key.
     pub key: String,
 }
 

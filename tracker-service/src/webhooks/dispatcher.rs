@@ -73,7 +73,7 @@ pub struct Dispatcher {
     pub settings: DispatchSettings,
     /// This replica's name on its leases.
     pub owner: String,
-    /// Counters.
+    /// Counts retries for `/metrics`.
     pub metrics: Metrics,
 }
 

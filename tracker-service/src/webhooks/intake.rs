@@ -59,7 +59,7 @@ pub struct IntakeState {
     pub in_flight: Arc<Semaphore>,
     /// Per-integration intake rate.
     pub rate_limiter: Arc<RateLimiter>,
-    /// Counters.
+    /// Counts each webhook's outcome for `/metrics`.
     pub metrics: Metrics,
 }
 
