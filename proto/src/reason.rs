@@ -61,6 +61,9 @@ reasons! {
     MissingToken => ("MISSING_TOKEN", Unauthenticated),
     /// The bearer token is not one the server accepts.
     InvalidToken => ("INVALID_TOKEN", Unauthenticated),
+    /// The message could not be decoded (for example a string that is not
+    /// UTF-8); domain `grpc`.
+    UndecodableRequest => ("UNDECODABLE_REQUEST", InvalidArgument),
 
     // --- assignment.v1 -------------------------------------------------------
     /// The organization has not installed the integration.

@@ -23,5 +23,6 @@ pub mod serve;
 pub mod shutdown;
 pub mod status;
 pub mod telemetry;
+pub mod text;
 pub mod time;
 pub mod tls;

@@ -11,6 +11,7 @@ pub mod database;
 pub mod fixtures;
 pub mod pair;
 pub mod proxy;
+pub mod raw;
 pub mod wait;
 
 pub use apps::{AssignmentApi, AssignmentApp, TrackerApi, TrackerApp};

@@ -5,6 +5,7 @@ use proto::assignment::v1 as pb;
 use service_runtime::database::Database;
 use service_runtime::ids::IntegrationId;
 use service_runtime::status::Violations;
+use service_runtime::text;
 use service_runtime::time::to_timestamp;
 use tonic::{Request, Response, Status};
 
@@ -34,14 +35,13 @@ impl DirectoryApi {
 }
 
 fn name_or(v: &mut Violations, field: &str, raw: &str, default: &str) -> String {
-    let name = raw.trim();
-    if name.chars().count() > MAX_NAME_CHARS {
-        v.add(field, format!("is longer than {MAX_NAME_CHARS} characters"));
-    }
+    let name = v
+        .check(field, text::line(raw, MAX_NAME_CHARS))
+        .unwrap_or_default();
     if name.is_empty() {
         default.to_owned()
     } else {
-        name.to_owned()
+        name
     }
 }
 

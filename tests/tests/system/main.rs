@@ -9,6 +9,7 @@ mod hardening;
 mod inbound_sync;
 mod links;
 mod postgres;
+mod security;
 mod stories;
 mod stream;
 mod webhooks;

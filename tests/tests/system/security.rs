@@ -1,0 +1,119 @@
+//! Security and reliability, round 2: each finding of the probe, reproduced as
+//! the probe found it, with what must hold now.
+
+use proto::assignment::v1 as assignment;
+use system_tests::{AssignmentApp, TestDatabase, raw};
+use tonic::Code;
+use tonic_types::StatusExt as _;
+
+#[tokio::test]
+async fn an_undecodable_request_is_the_callers_fault_and_changes_nothing() {
+    let db = TestDatabase::fresh().await;
+    let app = AssignmentApp::spawn(db.url()).await;
+    // CreateOrganizationRequest.slug (field 1) holding bytes that are not UTF-8.
+    let message = raw::length_delimited(1, &[0xff, 0xfe, b'a']);
+    let status = raw::unary(
+        app.channel(),
+        "/assignment.v1.DirectoryService/CreateOrganization",
+        message,
+        None,
+    )
+    .await
+    .expect_err("refused");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let info = status.get_details_error_info().expect("error info");
+    assert_eq!(info.reason, "UNDECODABLE_REQUEST");
+    assert!(status.message().contains("UTF-8"), "{}", status.message());
+    let organizations = app
+        .directory()
+        .list_organizations(assignment::ListOrganizationsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .organizations;
+    assert!(organizations.is_empty());
+    app.stop().await;
+}
+
+/// An organization with a project, a group linked to APP-1 of `JIRA` with
+/// inbound sync on. Returns (org, project, group).
+async fn linked_group(app: &system_tests::AssignmentApi) -> (i64, i64, i64) {
+    let org = app.create_org("acme").await;
+    let project = app.create_project(org, "web").await;
+    let group = app.create_group(project, "checkout").await;
+    app.install(org, JIRA, system_tests::fixtures::inbound_on())
+        .await;
+    app.link(org, JIRA, "APP-1", "", &[group]).await;
+    (org, project, group)
+}
+
+const JIRA: &str = "acme-jira";
+
+async fn sync_email(
+    app: &AssignmentApp,
+    email: &str,
+) -> Result<Vec<assignment::GroupSyncResult>, tonic::Status> {
+    app.external_issues()
+        .sync_assignee_inbound(assignment::SyncAssigneeInboundRequest {
+            issue: Some(assignment::ExternalIssueRef {
+                integration_id: JIRA.into(),
+                key: "APP-1".into(),
+                jira_issue_id: String::new(),
+            }),
+            assignee: Some(assignment::sync_assignee_inbound_request::Assignee::Email(
+                email.into(),
+            )),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner().results)
+}
+
+#[tokio::test]
+async fn e_mails_match_by_ascii_case_only_and_look_alikes_are_refused() {
+    let db = TestDatabase::fresh().await;
+    let app = AssignmentApp::spawn(db.url()).await;
+    let (_, project, group) = linked_group(&app).await;
+
+    // The probe's address: "kate" spelled with the Kelvin sign.
+    let kelvin = app
+        .directory()
+        .create_user(assignment::CreateUserRequest {
+            display_name: "Not Kate".into(),
+            emails: vec![assignment::UserEmail {
+                email: "\u{212a}ate@x.io".into(),
+                verified: true,
+            }],
+            ..Default::default()
+        })
+        .await;
+    system_tests::fixtures::assert_error(kelvin, Code::InvalidArgument, Some("emails[0].email"));
+    let spoofed_name = app
+        .directory()
+        .create_user(assignment::CreateUserRequest {
+            display_name: "Kate\u{202e}nimda".into(),
+            ..Default::default()
+        })
+        .await;
+    system_tests::fixtures::assert_error(spoofed_name, Code::InvalidArgument, Some("display_name"));
+
+    let elise = app.create_user("Élise", &[("\u{e9}lise@x.io", true)]).await;
+    let kate = app.create_user("Kate", &[("kate@x.io", true)]).await;
+    app.grant(project, elise).await;
+    app.grant(project, kate).await;
+    // ASCII case folds...
+    let results = sync_email(&app, "KATE@X.IO").await.unwrap();
+    assert_eq!(results[0].outcome(), assignment::SyncOutcome::Assigned);
+    assert_eq!(app.group(group).await.assignee_user_id, Some(kate));
+    // ...other letters do not: É is not é.
+    let results = sync_email(&app, "\u{c9}LISE@x.io").await.unwrap();
+    assert_eq!(
+        results[0].outcome(),
+        assignment::SyncOutcome::NoMatchingUser
+    );
+    // And Jira's look-alike is refused, not matched to Kate.
+    let refused = sync_email(&app, "\u{212a}ate@x.io").await;
+    system_tests::fixtures::assert_error(refused, Code::InvalidArgument, Some("email"));
+    assert_eq!(app.group(group).await.assignee_user_id, Some(kate));
+    app.stop().await;
+}
