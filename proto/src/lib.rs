@@ -35,5 +35,43 @@ pub mod tracker {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/descriptor_set.bin"));
 
+/// Every RPC of the contracts, as the paths gRPC calls them by
+/// (`/assignment.v1.GroupService/GetGroup`), read from the descriptor set.
+pub fn method_paths() -> Vec<String> {
+    use prost::Message as _;
+    let Ok(set) = prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET) else {
+        return Vec::new();
+    };
+    let mut paths = Vec::new();
+    for file in set.file {
+        let package = file.package.unwrap_or_default();
+        for service in file.service {
+            let service_name = service.name.unwrap_or_default();
+            for method in service.method {
+                paths.push(format!(
+                    "/{package}.{service_name}/{}",
+                    method.name.unwrap_or_default()
+                ));
+            }
+        }
+    }
+    paths
+}
+
 /// Re-exported so the services name one version of the well-known types.
 pub use prost_types;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn method_paths_come_from_the_descriptor_set() {
+        let paths = super::method_paths();
+        assert!(paths.contains(&"/assignment.v1.GroupService/GetGroup".to_owned()));
+        assert!(paths.contains(&"/tracker.v1.TrackerService/CreateIssue".to_owned()));
+        assert!(
+            paths
+                .iter()
+                .all(|p| p.starts_with('/') && p.matches('/').count() == 2)
+        );
+    }
+}

@@ -85,11 +85,25 @@ impl Metrics {
 
 /// Per-RPC request counts (by status code) and latencies, recorded by the gRPC
 /// gate for every call.
+///
+/// Only the contracts' own methods (and health and reflection) are labelled by
+/// name; any other path, which only a client calling something that does not
+/// exist sends, is counted as service and method `unknown`, so made-up names
+/// cannot grow the label set.
 #[derive(Clone)]
 pub struct RpcMetrics {
     handled: Family<Labels, Counter>,
     seconds: LatencyFamily,
+    known: Arc<std::collections::HashSet<String>>,
 }
+
+/// The operational services every server also answers.
+const OPS_METHODS: &[&str] = &[
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
 
 impl fmt::Debug for RpcMetrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -112,15 +126,26 @@ impl RpcMetrics {
             "RPC latency from request to the end of the response, by service, method and code",
             seconds.clone(),
         );
-        Self { handled, seconds }
+        let known = proto::method_paths()
+            .into_iter()
+            .chain(OPS_METHODS.iter().map(|p| (*p).to_owned()))
+            .collect();
+        Self {
+            handled,
+            seconds,
+            known: Arc::new(known),
+        }
     }
 
     /// Records one completed call of `path` (`/package.Service/Method`).
     pub fn record(&self, path: &str, code: tonic::Code, seconds: f64) {
-        let (service, method) = path
-            .trim_start_matches('/')
-            .split_once('/')
-            .unwrap_or((path, ""));
+        let (service, method) = if self.known.contains(path) {
+            path.trim_start_matches('/')
+                .split_once('/')
+                .unwrap_or((path, ""))
+        } else {
+            ("unknown", "unknown")
+        };
         let code = format!("{code:?}");
         let labels: Labels = vec![
             ("service", service.to_owned()),

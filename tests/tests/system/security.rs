@@ -117,3 +117,41 @@ async fn e_mails_match_by_ascii_case_only_and_look_alikes_are_refused() {
     assert_eq!(app.group(group).await.assignee_user_id, Some(kate));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn made_up_method_names_do_not_grow_the_metrics() {
+    let db = TestDatabase::fresh().await;
+    let app = AssignmentApp::spawn(db.url()).await;
+    for i in 0..200 {
+        let status = raw::unary(
+            app.channel(),
+            &format!("/assignment.v1.DirectoryService/Made{i}Up"),
+            Vec::new(),
+            None,
+        )
+        .await
+        .expect_err("no such method");
+        assert_eq!(status.code(), Code::Unimplemented);
+    }
+    app.directory()
+        .list_organizations(assignment::ListOrganizationsRequest::default())
+        .await
+        .unwrap();
+    let metrics = system_tests::http_client()
+        .get(format!("http://{}/metrics", app.http_addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!metrics.contains("Made"), "a made-up name became a label");
+    assert!(
+        metrics.contains(
+            "assignment_grpc_server_handled_total{service=\"unknown\",method=\"unknown\",code=\"Unimplemented\"} 200"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("method=\"ListOrganizations\""));
+    app.stop().await;
+}
