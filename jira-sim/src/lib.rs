@@ -71,6 +71,8 @@ struct FakeState {
     /// After recording a create, wait this long before answering (to make the
     /// client time out although the issue exists).
     create_answer_delay: Option<Duration>,
+    /// Answers for the next creates, which are still made: (status, body).
+    create_answers: VecDeque<(u16, String)>,
     emails: HashMap<String, String>,
 }
 
@@ -149,6 +151,16 @@ impl JiraSim {
                 .collect(),
             body: body.to_owned(),
         });
+    }
+
+    /// Makes the next create create its issue but answer `status` with `body`
+    /// (an odd success, or an error although the issue exists).
+    pub fn answer_next_create_with(&self, status: u16, body: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .create_answers
+            .push_back((status, body.to_owned()));
     }
 
     /// Makes creates answer only after `delay` (the issue is created at once).
@@ -270,7 +282,7 @@ async fn handle(
             json_response(StatusCode::OK, fixture_json("versions_response.json"))
         }
         ("POST", "/rest/api/2/issue") => {
-            let (answer, delay) = {
+            let (answer, delay, odd) = {
                 let mut s = state.lock().unwrap();
                 let number = s.next_number;
                 s.next_number += 1;
@@ -282,12 +294,18 @@ async fn handle(
                 (
                     json!({ "id": id, "key": key, "self": format!("http://jira/rest/api/2/issue/{id}") }),
                     s.create_answer_delay,
+                    s.create_answers.pop_front(),
                 )
             };
             if let Some(delay) = delay {
                 tokio::time::sleep(delay).await;
             }
-            json_response(StatusCode::CREATED, answer)
+            match odd {
+                Some((status, body)) => {
+                    (StatusCode::from_u16(status).unwrap(), body).into_response()
+                }
+                None => json_response(StatusCode::CREATED, answer),
+            }
         }
         ("GET", "/rest/api/2/search") => {
             let jql = query_param(&query, "jql").unwrap_or_default();

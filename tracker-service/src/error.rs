@@ -94,6 +94,10 @@ impl From<JiraError> for TrackerError {
                 };
                 Refusal::new(reason, text).with("jira_status", status.to_string())
             }
+            JiraError::Unreadable { status, .. } => {
+                Refusal::new(Reason::JiraUnreadableResponse, text)
+                    .with("jira_status", status.to_string())
+            }
         };
         refusal.into()
     }

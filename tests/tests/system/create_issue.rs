@@ -700,3 +700,106 @@ async fn no_secret_appears_in_responses_or_logs() {
     assert!(!logs.contains(&basic), "the Basic credential in the logs");
     assert!(fetched.integration.unwrap().webhook_secret_set);
 }
+
+#[tokio::test]
+async fn a_success_without_an_id_is_an_unknown_outcome_resolved_without_a_second_issue() {
+    let pair = Pair::start().await;
+    pair.create_integration(JIRA, false).await;
+    let (org, groups) = tenant(&pair.assignment).await;
+    // Jira creates the issue but answers 201 with a body lacking `id` (valid
+    // against its schema: CreatedIssue requires nothing)...
+    pair.jira.answer_next_create_with(201, "{}");
+    let request = create_request(org, &groups, json!({}), "odd-answer-1");
+    let resolved = pair
+        .tracker
+        .tracker()
+        .create_issue(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    // ...which is an unknown outcome, resolved at once by the marker search.
+    assert_eq!(resolved.issue.unwrap().key, "EX-1");
+
+    // When the search cannot tell yet, the creation is kept and reported as
+    // unknown; the retry finds the issue instead of posting a second one.
+    pair.jira.answer_next_create_with(201, r#"{"key": "EX-2"}"#);
+    pair.jira
+        .fail_next(Method::GET, "/rest/api/2/search", 5, 500, &[], "");
+    let request = create_request(org, &groups, json!({}), "odd-answer-2");
+    let first = pair.tracker.tracker().create_issue(request.clone()).await;
+    let status = assert_error(first, Code::Unavailable, None);
+    assert_eq!(
+        status.get_details_error_info().unwrap().reason,
+        "CREATE_OUTCOME_UNKNOWN"
+    );
+    assert!(
+        status.message().contains("HTTP 201"),
+        "{}",
+        status.message()
+    );
+    // The retry finds the issue by its marker instead of posting again.
+    let created = pair
+        .tracker
+        .tracker()
+        .create_issue(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.issue.unwrap().key, "EX-2");
+    assert_eq!(pair.jira.created_issues().len(), 2);
+    assert_eq!(
+        pair.jira
+            .requests_to(Method::POST, "/rest/api/2/issue")
+            .len(),
+        2,
+        "one POST per creation"
+    );
+}
+
+#[tokio::test]
+async fn errors_keep_only_an_excerpt_of_what_jira_sent() {
+    let pair = Pair::start().await;
+    pair.create_integration(JIRA, false).await;
+    let huge = format!("\"{}\"", "x".repeat(300_000));
+    pair.jira.fail_next(
+        Method::GET,
+        "/rest/api/2/project/search",
+        1,
+        200,
+        &[],
+        &huge,
+    );
+    let failed = pair
+        .tracker
+        .tracker()
+        .get_create_issue_config(pb::GetCreateIssueConfigRequest {
+            integration_id: JIRA.into(),
+            ..Default::default()
+        })
+        .await;
+    let status = assert_error(failed, Code::Unavailable, None);
+    assert!(
+        status.message().len() < 1000,
+        "{} bytes of message",
+        status.message().len()
+    );
+    let huge_field_error = json!({"errors": {"summary": "y".repeat(100_000)}}).to_string();
+    pair.jira.fail_next(
+        Method::POST,
+        "/rest/api/2/issue",
+        1,
+        400,
+        &[],
+        &huge_field_error,
+    );
+    let (org, groups) = tenant(&pair.assignment).await;
+    let refused = pair
+        .tracker
+        .tracker()
+        .create_issue(create_request(org, &groups, json!({}), "huge-error-1"))
+        .await;
+    let status = assert_error(refused, Code::InvalidArgument, Some("title"));
+    assert!(status.message().len() < 1000);
+    let violation = &status.get_details_bad_request().unwrap().field_violations[0];
+    assert!(violation.description.len() < 1000);
+}

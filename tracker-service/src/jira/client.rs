@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::connect_jwt;
-use super::error::JiraError;
+use super::error::{JiraError, capped};
 use super::model::{
     CreateMeta, CreatedIssue, Issue, Named, ProjectPage, SearchResult, Status, UserEmail,
 };
@@ -160,7 +160,8 @@ impl Site<'_> {
         Some(value)
     }
 
-    /// Sends one call with the retry policy; returns the body of a 2xx answer.
+    /// Sends one call with the retry policy; returns the status and body of a
+    /// 2xx answer.
     async fn call(
         &self,
         endpoint: &'static str,
@@ -168,7 +169,7 @@ impl Site<'_> {
         path_and_query: &str,
         body: Option<&Value>,
         repeatable: Repeatable,
-    ) -> Result<String, JiraError> {
+    ) -> Result<(u16, String), JiraError> {
         let settings = &self.client.settings;
         let mut waited = Duration::ZERO;
         let mut attempt = 1;
@@ -193,10 +194,12 @@ impl Site<'_> {
             self.client.metrics.jira_call(endpoint, status);
             let (error, wait) = match outcome {
                 Ok(response) if response.status().is_success() => {
+                    let status = response.status().as_u16();
                     return response
                         .text()
                         .await
-                        .map_err(|e| JiraError::Connection(e.to_string()));
+                        .map(|text| (status, text))
+                        .map_err(|e| JiraError::Connection(capped(&e.to_string())));
                 }
                 Ok(response) => {
                     let status = response.status().as_u16();
@@ -231,7 +234,7 @@ impl Site<'_> {
                     // be repeated.
                     let safe = error.is_connect() || repeatable == Repeatable::Yes;
                     (
-                        JiraError::Connection(error.to_string()),
+                        JiraError::Connection(capped(&error.to_string())),
                         safe.then(|| backoff(attempt)),
                     )
                 }
@@ -254,10 +257,10 @@ impl Site<'_> {
         endpoint: &'static str,
         path_and_query: &str,
     ) -> Result<T, JiraError> {
-        let body = self
+        let answer = self
             .call(endpoint, Method::GET, path_and_query, None, Repeatable::Yes)
             .await?;
-        parse(&body)
+        parse(answer)
     }
 
     /// Create metadata of one project (with issue types and fields).
@@ -365,7 +368,7 @@ impl Site<'_> {
     /// Jira's error; see [`JiraError::outcome_unknown`].
     pub async fn create_issue(&self, fields: &Value) -> Result<CreatedIssue, JiraError> {
         let body = serde_json::json!({ "fields": fields });
-        let text = self
+        let answer = self
             .call(
                 "create_issue",
                 Method::POST,
@@ -374,14 +377,16 @@ impl Site<'_> {
                 Repeatable::OnlyIfNotProcessed,
             )
             .await?;
-        parse(&text)
+        // A 2xx without a readable id and key may still have created the
+        // issue: `Unreadable` is an unknown outcome, resolved by the marker.
+        parse(answer)
     }
 }
 
-fn parse<T: DeserializeOwned>(body: &str) -> Result<T, JiraError> {
-    serde_json::from_str(body).map_err(|e| JiraError::Unexpected {
-        status: 200,
-        message: format!("unreadable body: {e}"),
+fn parse<T: DeserializeOwned>((status, body): (u16, String)) -> Result<T, JiraError> {
+    serde_json::from_str(&body).map_err(|e| JiraError::Unreadable {
+        status,
+        message: capped(&e.to_string()),
     })
 }
 

@@ -65,7 +65,7 @@ pub enum JiraError {
     /// The connection failed (before or after sending).
     #[error("could not talk to Jira: {0}")]
     Connection(String),
-    /// A response we could not read (an unexpected status or body).
+    /// A status the client does not expect (a 4xx other than those above).
     #[error("unexpected response from Jira (HTTP {status}): {message}")]
     Unexpected {
         /// The HTTP status.
@@ -73,6 +73,31 @@ pub enum JiraError {
         /// What was wrong.
         message: String,
     },
+    /// A success whose body cannot be read (not JSON, or missing what the
+    /// answer must hold). For a write, Jira may well have acted.
+    #[error("unreadable answer from Jira (HTTP {status}): {message}")]
+    Unreadable {
+        /// The HTTP status (a 2xx).
+        status: u16,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+/// The most characters of Jira's text an error keeps (messages, field errors,
+/// bodies): Jira's answers can be large, and errors travel into responses and
+/// stored deliveries.
+pub const MAX_ERROR_TEXT: usize = 300;
+
+/// At most [`MAX_ERROR_TEXT`] characters of `text`, marked when cut.
+pub fn capped(text: &str) -> String {
+    let trimmed = text.trim();
+    if trimmed.chars().count() <= MAX_ERROR_TEXT {
+        return trimmed.to_owned();
+    }
+    let mut short: String = trimmed.chars().take(MAX_ERROR_TEXT).collect();
+    short.push('…');
+    short
 }
 
 fn suffix(message: &str) -> String {
@@ -99,7 +124,10 @@ impl JiraError {
     pub fn outcome_unknown(&self) -> bool {
         matches!(
             self,
-            Self::Timeout | Self::Connection(_) | Self::Unavailable { .. }
+            Self::Timeout
+                | Self::Connection(_)
+                | Self::Unavailable { .. }
+                | Self::Unreadable { .. }
         )
     }
 
@@ -111,6 +139,7 @@ impl JiraError {
                 | Self::Connection(_)
                 | Self::Unavailable { .. }
                 | Self::RateLimited { .. }
+                | Self::Unreadable { .. }
         )
     }
 
@@ -124,7 +153,7 @@ impl JiraError {
             };
         let message = json
             .as_ref()
-            .map(|b| b.error_messages.join(" "))
+            .map(|b| capped(&b.error_messages.join(" ")))
             .unwrap_or_default();
         match status {
             401 => Self::Unauthorized { message },
@@ -139,10 +168,16 @@ impl JiraError {
                 Some(body) if !body.error_messages.is_empty() || !body.errors.is_empty() => {
                     Self::Rejected {
                         status,
-                        messages: body.error_messages,
+                        messages: body
+                            .error_messages
+                            .iter()
+                            .take(MAX_FIELD_ERRORS)
+                            .map(|m| capped(m))
+                            .collect(),
                         field_errors: body
                             .errors
                             .into_iter()
+                            .take(MAX_FIELD_ERRORS)
                             .map(|(k, v)| {
                                 let text = match v {
                                     serde_json::Value::String(s) => s,
@@ -155,7 +190,7 @@ impl JiraError {
                                         .join(" "),
                                     other => other.to_string(),
                                 };
-                                (k, text)
+                                (capped(&k), capped(&text))
                             })
                             .collect(),
                     }
@@ -180,8 +215,7 @@ fn unavailable_message(status: u16, body: &str) -> String {
         .find("<title>")
         .and_then(|start| {
             let rest = &body[start + "<title>".len()..];
-            rest.find("</title>")
-                .map(|end| rest[..end].trim().to_owned())
+            rest.find("</title>").map(|end| capped(&rest[..end]))
         })
         .filter(|t| !t.is_empty());
     match title {
@@ -198,16 +232,14 @@ fn unavailable_message(status: u16, body: &str) -> String {
     }
 }
 
+/// The most field errors kept from one answer.
+const MAX_FIELD_ERRORS: usize = 50;
+
 fn excerpt(body: &str) -> String {
-    let trimmed = body.trim();
-    if trimmed.is_empty() {
-        return "empty body".to_owned();
-    }
-    let short: String = trimmed.chars().take(200).collect();
-    if short.len() < trimmed.len() {
-        format!("{short}…")
+    if body.trim().is_empty() {
+        "empty body".to_owned()
     } else {
-        short
+        capped(body)
     }
 }
 
