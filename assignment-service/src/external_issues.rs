@@ -111,6 +111,15 @@ pub struct MoveRequest {
     pub new_key: IssueKey,
 }
 
+/// Forgets an issue's watermarks.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResetRequest {
+    /// The issue.
+    pub issue: IssueRef,
+    /// Only this organization's record, when given.
+    pub organization_id: Option<OrganizationId>,
+}
+
 /// Filters of [`list_external_issues`].
 #[derive(Debug, Clone, Default)]
 pub struct ExternalIssueFilter {
@@ -707,6 +716,53 @@ pub async fn move_issue(
                 moved.push(record_with_groups(txn, row).await?);
             }
             Ok(moved)
+        })
+    })
+    .await
+}
+
+/// Forgets both watermarks of an issue's records (ResetWatermarks).
+///
+/// # Errors
+/// NOT_FOUND when no (matching) organization has a record of the issue.
+pub async fn reset_watermarks(
+    db: &Database,
+    request: ResetRequest,
+    request_id: Option<&RequestId>,
+) -> Result<Vec<ExternalIssue>, AssignmentError> {
+    let key = IdempotencyKey::new("ResetWatermarks", request_id, &request);
+    idempotent_write(db, key, move |txn| {
+        Box::pin(async move {
+            let mut records: Vec<IssueRecord> = lock_records(txn, &request.issue)
+                .await?
+                .into_iter()
+                .filter(|r| request.organization_id.is_none_or(|o| r.organization_id == o))
+                .collect();
+            if records.is_empty() {
+                return Err(AssignmentError::NotFound {
+                    resource: "external issue",
+                    id: format!(
+                        "{} of integration {}",
+                        request.issue.describe(),
+                        request.issue.integration_id
+                    ),
+                });
+            }
+            for record in &mut records {
+                record.assignee_watermark = None;
+                record.status_watermark = None;
+            }
+            store_sync_state(txn, &records).await?;
+            tracing::info!(issue = %request.issue.describe(), records = records.len(), "watermarks reset");
+            let mut reset = Vec::with_capacity(records.len());
+            for record in records {
+                let row = external_issue::Entity::find_by_id(record.id.get())
+                    .one(txn)
+                    .await?
+                    .ok_or_else(|| corrupt("a locked record vanished"))?;
+                reset.push(record_with_groups(txn, row).await?);
+            }
+            Ok(reset)
         })
     })
     .await

@@ -13,7 +13,8 @@ use crate::domain::records::{ExternalIssue, GroupSyncResult};
 use crate::domain::{Email, GroupId, OrganizationId, StatusAction, SyncOutcome};
 use crate::error::AssignmentError;
 use crate::external_issues::{
-    self, ExternalIssueFilter, IssueRef, LinkRequest, MoveRequest, UnlinkRequest, UnlinkScope,
+    self, ExternalIssueFilter, IssueRef, LinkRequest, MoveRequest, ResetRequest, UnlinkRequest,
+    UnlinkScope,
 };
 use crate::inbound_sync::batcher::AssigneeBatcher;
 use crate::inbound_sync::{self, AssigneeChange, AssigneeTarget, StatusChange, SyncResponse};
@@ -104,6 +105,11 @@ fn group_ids(v: &mut Violations, raw: &[i64], required: bool) -> Vec<GroupId> {
     ids
 }
 
+/// How far ahead of this server's clock a provider time may be. Jira's clock
+/// and ours are both synchronised; a time further ahead is a forged or broken
+/// event, and accepting it would make every later real event stale.
+pub const MAX_PROVIDER_CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
 fn provider_time(
     v: &mut Violations,
     raw: Option<prost_types::Timestamp>,
@@ -111,6 +117,16 @@ fn provider_time(
     match raw {
         None => Some(None),
         Some(ts) => match from_timestamp(&ts) {
+            Some(time) if time > service_runtime::time::now() + MAX_PROVIDER_CLOCK_SKEW => {
+                v.add(
+                    "provider_update_time",
+                    format!(
+                        "{time} is more than {} minutes ahead of this server's clock",
+                        MAX_PROVIDER_CLOCK_SKEW.num_minutes()
+                    ),
+                );
+                None
+            }
             Some(time) => Some(Some(time)),
             None => {
                 v.add("provider_update_time", "is not a valid timestamp");
@@ -212,6 +228,30 @@ impl TryFrom<pb::MoveExternalIssueRequest> for Mutation<MoveRequest> {
                 command: MoveRequest {
                     issue: issue?,
                     new_key: new_key?,
+                },
+                request_id: request_id?,
+            })
+        })?)
+    }
+}
+
+impl TryFrom<pb::ResetWatermarksRequest> for Mutation<ResetRequest> {
+    type Error = AssignmentError;
+    fn try_from(r: pb::ResetWatermarksRequest) -> Result<Self, Self::Error> {
+        let mut v = Violations::new();
+        let issue = issue_ref(&mut v, "issue", r.issue, false);
+        let organization_id = optional_id(
+            &mut v,
+            "organization_id",
+            r.organization_id,
+            OrganizationId::parse,
+        );
+        let request_id = request_id(&mut v, &r.request_id);
+        Ok(v.finish_with(|| {
+            Some(Mutation {
+                command: ResetRequest {
+                    issue: issue?,
+                    organization_id: organization_id?,
                 },
                 request_id: request_id?,
             })
@@ -494,6 +534,21 @@ impl pb::external_issue_service_server::ExternalIssueService for ExternalIssueAp
         self.waker.wake();
         Ok(Response::new(pb::SyncStatusInboundResponse {
             results: results(response),
+        }))
+    }
+
+    async fn reset_watermarks(
+        &self,
+        request: Request<pb::ResetWatermarksRequest>,
+    ) -> Result<Response<pb::ResetWatermarksResponse>, Status> {
+        let m = Mutation::<ResetRequest>::try_from(request.into_inner())?.traced();
+        record_key(&m.command.issue);
+        let reset = retrying(|| {
+            external_issues::reset_watermarks(&self.db, m.command.clone(), m.request_id.as_ref())
+        })
+        .await?;
+        Ok(Response::new(pb::ResetWatermarksResponse {
+            external_issues: reset.into_iter().map(Into::into).collect(),
         }))
     }
 }

@@ -155,3 +155,97 @@ async fn made_up_method_names_do_not_grow_the_metrics() {
     assert!(metrics.contains("method=\"ListOrganizations\""));
     app.stop().await;
 }
+
+fn timestamp(time: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: time.timestamp(),
+        nanos: 0,
+    }
+}
+
+async fn sync_at(
+    app: &AssignmentApp,
+    email: &str,
+    time: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<assignment::GroupSyncResult>, tonic::Status> {
+    app.external_issues()
+        .sync_assignee_inbound(assignment::SyncAssigneeInboundRequest {
+            issue: Some(assignment::ExternalIssueRef {
+                integration_id: JIRA.into(),
+                key: "APP-1".into(),
+                jira_issue_id: String::new(),
+            }),
+            assignee: Some(assignment::sync_assignee_inbound_request::Assignee::Email(
+                email.into(),
+            )),
+            provider_update_time: Some(timestamp(time)),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.into_inner().results)
+}
+
+#[tokio::test]
+async fn a_far_future_time_is_refused_and_a_frozen_issue_can_be_reset() {
+    let db = TestDatabase::fresh().await;
+    let app = AssignmentApp::spawn(db.url()).await;
+    let (org, project, group) = linked_group(&app).await;
+    let kate = app.create_user("Kate", &[("kate@x.io", true)]).await;
+    let jess = app.create_user("Jess", &[("jess@x.io", true)]).await;
+    app.grant(project, kate).await;
+    app.grant(project, jess).await;
+
+    // The probe's 9999-12-31: refused, nothing changes.
+    let far = chrono::DateTime::parse_from_rfc3339("9999-12-31T00:00:00Z")
+        .unwrap()
+        .to_utc();
+    let refused = sync_at(&app, "kate@x.io", far).await;
+    system_tests::fixtures::assert_error(
+        refused,
+        Code::InvalidArgument,
+        Some("provider_update_time"),
+    );
+    assert_eq!(app.group(group).await.assignee_user_id, None);
+
+    // A time just inside the allowed skew still freezes older events...
+    let now = chrono::Utc::now();
+    let ahead = now + chrono::Duration::minutes(10);
+    let results = sync_at(&app, "kate@x.io", ahead).await.unwrap();
+    assert_eq!(results[0].outcome(), assignment::SyncOutcome::Assigned);
+    let stale = sync_at(&app, "jess@x.io", now).await.unwrap();
+    assert_eq!(stale[0].outcome(), assignment::SyncOutcome::Stale);
+    // ...until an operator resets the issue's watermarks.
+    let reset = app
+        .external_issues()
+        .reset_watermarks(assignment::ResetWatermarksRequest {
+            issue: Some(assignment::ExternalIssueRef {
+                integration_id: JIRA.into(),
+                key: "APP-1".into(),
+                jira_issue_id: String::new(),
+            }),
+            organization_id: org,
+            request_id: "reset-1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .external_issues;
+    assert_eq!(reset.len(), 1);
+    assert!(reset[0].assignee_watermark_time.is_none());
+    let applied = sync_at(&app, "jess@x.io", now).await.unwrap();
+    assert_eq!(applied[0].outcome(), assignment::SyncOutcome::Assigned);
+    assert_eq!(app.group(group).await.assignee_user_id, Some(jess));
+    let unknown = app
+        .external_issues()
+        .reset_watermarks(assignment::ResetWatermarksRequest {
+            issue: Some(assignment::ExternalIssueRef {
+                integration_id: JIRA.into(),
+                key: "NOPE-1".into(),
+                jira_issue_id: String::new(),
+            }),
+            ..Default::default()
+        })
+        .await;
+    system_tests::fixtures::assert_error(unknown, Code::NotFound, None);
+    app.stop().await;
+}
