@@ -16,6 +16,8 @@ pub struct CuttableProxy {
     /// Where it listens.
     pub addr: SocketAddr,
     cut: Arc<AtomicBool>,
+    /// New connections are accepted and held, never forwarded nor answered.
+    stalled: Arc<AtomicBool>,
     /// Bumped on every cut; connections of an older generation close.
     generation: Arc<AtomicU64>,
     upstream: Arc<Mutex<SocketAddr>>,
@@ -27,10 +29,12 @@ impl CuttableProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let cut = Arc::new(AtomicBool::new(false));
+        let stalled = Arc::new(AtomicBool::new(false));
         let generation = Arc::new(AtomicU64::new(0));
         let upstream = Arc::new(Mutex::new(upstream));
-        let (cut_flag, generations, target) = (
+        let (cut_flag, stall_flag, generations, target) = (
             Arc::clone(&cut),
+            Arc::clone(&stalled),
             Arc::clone(&generation),
             Arc::clone(&upstream),
         );
@@ -45,6 +49,21 @@ impl CuttableProxy {
                 }
                 let mine = generations.load(Ordering::SeqCst);
                 let generations = Arc::clone(&generations);
+                if stall_flag.load(Ordering::SeqCst) {
+                    tokio::spawn(async move {
+                        let mut sink = tokio::io::sink();
+                        let watch = async {
+                            while generations.load(Ordering::SeqCst) == mine {
+                                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                            }
+                        };
+                        tokio::select! {
+                            _ = tokio::io::copy(&mut inbound, &mut sink) => {}
+                            () = watch => {}
+                        }
+                    });
+                    continue;
+                }
                 let upstream = *target.lock().unwrap();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = TcpStream::connect(upstream).await else {
@@ -65,6 +84,7 @@ impl CuttableProxy {
         Self {
             addr,
             cut,
+            stalled,
             generation,
             upstream,
         }
@@ -82,8 +102,17 @@ impl CuttableProxy {
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Accepts connections again.
+    /// Drops every connection, then accepts new ones but never answers them
+    /// (a peer that hangs).
+    pub fn stall(&self) {
+        self.stalled.store(true, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Forwards connections again (after a cut or a stall).
     pub fn restore(&self) {
         self.cut.store(false, Ordering::SeqCst);
+        self.stalled.store(false, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 }

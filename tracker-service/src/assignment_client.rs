@@ -81,8 +81,12 @@ impl AssignmentClient {
         token: Option<&Secret<String>>,
         ca_pem: Option<Vec<u8>>,
     ) -> anyhow::Result<Self> {
+        // `timeout` bounds each call on this side too: the deadline the server
+        // enforces (`grpc-timeout`) does nothing if the server never sees the
+        // request (a connection that accepts but does not answer).
         let mut endpoint = Endpoint::from_shared(url.to_owned())?
             .connect_timeout(deadline)
+            .timeout(deadline)
             .tcp_nodelay(true);
         if url.starts_with("https://") {
             service_runtime::tls::install_crypto_provider();

@@ -92,8 +92,10 @@ pub struct Config {
     #[arg(long, env = "TRACKER_DISPATCH_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub dispatch_poll_interval: Duration,
 
-    /// How long a replica's claim on a delivery lasts before another may take it.
-    #[arg(long, env = "TRACKER_DISPATCH_LEASE", default_value = "60s", value_parser = parse_duration)]
+    /// How long a replica's claim on a delivery lasts unless renewed (it is
+    /// renewed every third of this while the delivery is applied): a replica
+    /// that dies frees its claims within this time.
+    #[arg(long, env = "TRACKER_DISPATCH_LEASE", default_value = "6s", value_parser = parse_duration)]
     pub dispatch_lease: Duration,
 
     /// The longest wait between attempts of a delivery.
@@ -168,7 +170,7 @@ impl Config {
             webhook_body_limit: 1024 * 1024,
             dispatch_concurrency: 128,
             dispatch_poll_interval: Duration::from_millis(200),
-            dispatch_lease: Duration::from_secs(30),
+            dispatch_lease: Duration::from_secs(6),
             dispatch_max_backoff: Duration::from_millis(500),
             jira_timeout: Duration::from_secs(5),
             jira_max_attempts: 5,

@@ -249,3 +249,105 @@ async fn a_far_future_time_is_refused_and_a_frozen_issue_can_be_reset() {
     system_tests::fixtures::assert_error(unknown, Code::NotFound, None);
     app.stop().await;
 }
+
+/// Counts the deliveries some tracker holds a lease on, reading its database.
+async fn leased_deliveries(url: &service_runtime::config::DatabaseUrl) -> i64 {
+    use sea_orm::ConnectionTrait as _;
+    let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM webhook_deliveries WHERE lease_owner IS NOT NULL",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let n: i64 = row.try_get("", "n").unwrap();
+    db.close().await.unwrap();
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_trackers_claims_free_within_one_lease() {
+    let pair = system_tests::Pair::start().await;
+    pair.create_integration(JIRA, false).await;
+    let app = &pair.assignment;
+    let org = app.create_org("acme").await;
+    let project = app.create_project(org, "web").await;
+    app.install(org, JIRA, system_tests::fixtures::inbound_on())
+        .await;
+    let jess = app.create_user("Jess", &[("jess@sentry.io", true)]).await;
+    app.grant(project, jess).await;
+    let mut groups = Vec::new();
+    for i in 1..=5 {
+        let group = app.create_group(project, &format!("issue {i}")).await;
+        app.link(
+            org,
+            JIRA,
+            &format!("APP-{i}"),
+            &format!("{}", 500 + i),
+            &[group],
+        )
+        .await;
+        groups.push(group);
+    }
+    // The assignment service hangs: the tracker claims every delivery and
+    // waits on its calls, holding the leases.
+    pair.assignment_proxy.stall();
+    for i in 1..=5 {
+        let mut payload = jira_sim::fixture_json("edit_issue_assignee_payload.json");
+        payload["issue"]["key"] = format!("APP-{i}").into();
+        payload["issue"]["id"] = format!("{}", 500 + i).into();
+        let (status, _) = pair
+            .tracker
+            .post_webhook(
+                JIRA,
+                &serde_json::to_vec(&payload).unwrap(),
+                Some(&format!("kill-{i}")),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    let tracker_url = pair.tracker_url();
+    system_tests::wait::until(
+        "every delivery to be claimed",
+        system_tests::wait::DEFAULT_DEADLINE,
+        || {
+            let url = tracker_url.clone();
+            async move { (leased_deliveries(&url).await == 5).then_some(()) }
+        },
+    )
+    .await;
+    let system_tests::Pair {
+        tracker,
+        assignment,
+        assignment_proxy,
+        tracker_db,
+        ..
+    } = pair;
+    tracker.kill().await;
+
+    // A new tracker takes over once the dead one's leases lapse: within one
+    // lease (6 s), not the minute it took before leases were renewed.
+    assignment_proxy.restore();
+    let started = std::time::Instant::now();
+    let tracker = system_tests::TrackerApp::spawn(tracker_db.url(), assignment_proxy.addr).await;
+    system_tests::wait::until(
+        "every delivery applied",
+        system_tests::wait::DEFAULT_DEADLINE,
+        || async {
+            let deliveries = tracker.deliveries().await;
+            deliveries
+                .iter()
+                .all(|d| d.state() == proto::tracker::v1::DeliveryState::Delivered)
+                .then_some(())
+        },
+    )
+    .await;
+    let took = started.elapsed();
+    println!("claims of the killed tracker freed and applied after {took:?}");
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    for group in groups {
+        assert_eq!(assignment.group(group).await.assignee_user_id, Some(jess));
+    }
+}

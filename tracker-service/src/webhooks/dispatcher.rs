@@ -9,6 +9,7 @@
 //! the issue moves on. Deliveries survive restarts: on start, pending ones are
 //! simply claimable again.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use service_runtime::database::Database;
@@ -31,7 +32,9 @@ pub struct DispatchSettings {
     pub concurrency: usize,
     /// How often to look for due deliveries when nothing woke the dispatcher.
     pub poll_interval: Duration,
-    /// How long a claim lasts before another replica may take the delivery.
+    /// How long a claim lasts unless renewed; the dispatcher renews the leases
+    /// of deliveries in progress every third of it, so a replica that dies
+    /// frees its claims within one lease.
     pub lease: Duration,
     /// The longest wait between attempts.
     pub max_backoff: Duration,
@@ -42,7 +45,7 @@ impl Default for DispatchSettings {
         Self {
             concurrency: 128,
             poll_interval: Duration::from_secs(1),
-            lease: Duration::from_secs(60),
+            lease: Duration::from_secs(6),
             max_backoff: Duration::from_secs(60),
         }
     }
@@ -88,11 +91,15 @@ pub async fn run_dispatcher(dispatcher: Dispatcher, shutdown: Shutdown) {
         owner,
         metrics,
     } = dispatcher;
-    let mut running: JoinSet<()> = JoinSet::new();
+    let mut running: JoinSet<i64> = JoinSet::new();
     // When the whole backlog may be searched again (see `ClaimScope`): at once
     // while such searches find work, else once per poll interval, so an idle
     // dispatcher does not pay for two statements per wake-up.
     let mut backlog_scan_at = tokio::time::Instant::now();
+    // Deliveries in progress, whose leases are renewed while they run.
+    let mut in_flight: HashSet<i64> = HashSet::new();
+    let mut renewal = tokio::time::interval((settings.lease / 3).max(Duration::from_millis(10)));
+    renewal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let free = settings.concurrency.saturating_sub(running.len());
         // Claim in batches: one statement for several deliveries, unless little
@@ -120,8 +127,11 @@ pub async fn run_dispatcher(dispatcher: Dispatcher, shutdown: Shutdown) {
                         let applier = applier.clone();
                         let max_backoff = settings.max_backoff;
                         let metrics = metrics.clone();
+                        in_flight.insert(row.id);
                         running.spawn(async move {
+                            let id = row.id;
                             dispatch_one(&inbox_writer, &applier, row, max_backoff, &metrics).await;
+                            id
                         });
                     }
                 }
@@ -132,7 +142,17 @@ pub async fn run_dispatcher(dispatcher: Dispatcher, shutdown: Shutdown) {
             () = shutdown.wait(), if !shutdown.is_triggered() => {}
             () = waker.woken() => {}
             () = tokio::time::sleep(settings.poll_interval) => {}
-            Some(_) = running.join_next(), if !running.is_empty() => {}
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                if let Ok(id) = done {
+                    in_flight.remove(&id);
+                }
+            }
+            _ = renewal.tick(), if !in_flight.is_empty() => {
+                let ids: Vec<i64> = in_flight.iter().copied().collect();
+                if let Err(error) = inbox::renew_leases(&db, &owner, &ids, settings.lease).await {
+                    tracing::warn!(%error, "could not renew leases; another replica may take these deliveries over");
+                }
+            }
         }
         if shutdown.is_triggered() {
             // Let in-flight deliveries record their outcome; the rest stay

@@ -264,6 +264,34 @@ pub async fn claim_ready(
     Ok(claimed)
 }
 
+/// Extends `owner`'s leases on `ids` (deliveries in progress) to `lease` from
+/// now; leases another replica took over are left alone.
+///
+/// # Errors
+/// Database errors.
+pub async fn renew_leases(
+    db: &Database,
+    owner: &str,
+    ids: &[i64],
+    lease: Duration,
+) -> Result<u64, TrackerError> {
+    let until = now() + chrono::Duration::from_std(lease).unwrap_or_default();
+    let mut renewed = 0;
+    for chunk in ids.chunks(RECORDS_PER_STATEMENT) {
+        let update = webhook_delivery::Entity::update_many()
+            .col_expr(
+                webhook_delivery::Column::LeaseUntil,
+                sea_orm::sea_query::Expr::value(until),
+            )
+            .filter(webhook_delivery::Column::LeaseOwner.eq(owner))
+            .filter(webhook_delivery::Column::State.eq(DeliveryState::Pending.as_str()))
+            .filter(webhook_delivery::Column::Id.is_in(chunk.to_vec()))
+            .exec(db.conn());
+        renewed += db.gated(update).await?.rows_affected;
+    }
+    Ok(renewed)
+}
+
 /// Which pending deliveries a claim considers.
 ///
 /// With a large backlog, PostgreSQL planned a scan of every pending row for an
