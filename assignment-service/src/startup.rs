@@ -13,8 +13,8 @@ use service_runtime::database::{Database, PoolSettings};
 use service_runtime::grpc::GrpcListener;
 use service_runtime::grpc_gate::GateLayer;
 use service_runtime::metrics::{MetricsBuilder, PoolMetrics, RpcMetrics};
-use service_runtime::ops_http::{self, HttpListener};
-use service_runtime::serve::{GrpcOptions, serve_until_stopped};
+use service_runtime::ops_http::{self, HttpListener, HttpSettings};
+use service_runtime::serve::{GrpcOptions, Servers, serve_until_stopped};
 use service_runtime::shutdown::Shutdown;
 use tokio::task::JoinSet;
 
@@ -145,12 +145,15 @@ impl Application {
         drop(assignees);
         let router = ops_http::router(db.clone(), Arc::new(move || metrics.render()));
         serve_until_stopped(
-            "assignment-service",
-            grpc,
-            services,
-            grpc_options,
-            http,
-            router,
+            Servers {
+                name: "assignment-service",
+                grpc,
+                services,
+                grpc_options,
+                http,
+                router,
+                http_settings: HttpSettings::default(),
+            },
             shutdown.clone(),
         )
         .await?;

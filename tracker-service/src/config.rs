@@ -71,7 +71,18 @@ pub struct Config {
     #[arg(long, env = "TRACKER_WEBHOOK_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub webhook_body_limit: usize,
 
-    /// Webhook requests handled at once; more are answered 503 (Jira retries).
+    /// How long a client may take to send a request's headers, and the grace
+    /// before a webhook body must arrive at `--webhook-min-body-rate`: a client
+    /// slower than that loses its connection, never a legitimate one's slot.
+    #[arg(long, env = "TRACKER_WEBHOOK_READ_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub webhook_read_timeout: Duration,
+
+    /// The slowest a webhook body may arrive after the grace (bytes per second).
+    #[arg(long, env = "TRACKER_WEBHOOK_MIN_BODY_RATE", default_value_t = 16 * 1024)]
+    pub webhook_min_body_rate: u64,
+
+    /// Webhook requests handled at once (once their body is in and verified);
+    /// more are answered 503 (Jira retries).
     #[arg(long, env = "TRACKER_WEBHOOK_MAX_IN_FLIGHT", default_value_t = 256)]
     pub webhook_max_in_flight: usize,
 
@@ -165,6 +176,8 @@ impl Config {
             assignment_ca_cert: None,
             assignment_timeout: Duration::from_secs(5),
             webhook_max_in_flight: 256,
+            webhook_read_timeout: Duration::from_secs(5),
+            webhook_min_body_rate: 16 * 1024,
             webhook_rate: 1000.0,
             webhook_burst: 2000.0,
             webhook_body_limit: 1024 * 1024,

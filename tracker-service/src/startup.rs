@@ -14,8 +14,8 @@ use service_runtime::database::{Database, PoolSettings};
 use service_runtime::grpc::GrpcListener;
 use service_runtime::grpc_gate::GateLayer;
 use service_runtime::metrics::{MetricsBuilder, PoolMetrics, RpcMetrics};
-use service_runtime::ops_http::{self, HttpListener};
-use service_runtime::serve::{GrpcOptions, serve_until_stopped};
+use service_runtime::ops_http::{self, HttpListener, HttpSettings};
+use service_runtime::serve::{GrpcOptions, Servers, serve_until_stopped};
 use service_runtime::shutdown::Shutdown;
 use service_runtime::time::now;
 use tokio::sync::Semaphore;
@@ -32,7 +32,7 @@ use crate::webhooks::apply::Applier;
 use crate::webhooks::dispatcher::{DispatchSettings, Dispatcher, run_dispatcher};
 use crate::webhooks::inbox;
 use crate::webhooks::inbox_writer::InboxWriter;
-use crate::webhooks::intake::{self, IntakeState};
+use crate::webhooks::intake::{self, BodyPace, IntakeState};
 use crate::webhooks::rate_limit::RateLimiter;
 use crate::webhooks::waker::DispatchWaker;
 
@@ -190,16 +190,25 @@ impl Application {
                 body_limit: config.webhook_body_limit,
                 in_flight: Arc::new(Semaphore::new(config.webhook_max_in_flight.max(1))),
                 rate_limiter: Arc::new(RateLimiter::new(config.webhook_rate, config.webhook_burst)),
+                body_pace: BodyPace {
+                    grace: config.webhook_read_timeout,
+                    min_rate: config.webhook_min_body_rate,
+                },
                 metrics,
             }),
         );
         serve_until_stopped(
-            "tracker-service",
-            grpc,
-            services,
-            grpc_options,
-            http,
-            router,
+            Servers {
+                name: "tracker-service",
+                grpc,
+                services,
+                grpc_options,
+                http,
+                router,
+                http_settings: HttpSettings {
+                    header_read_timeout: config.webhook_read_timeout,
+                },
+            },
             shutdown.clone(),
         )
         .await?;

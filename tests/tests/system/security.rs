@@ -351,3 +351,181 @@ async fn a_killed_trackers_claims_free_within_one_lease() {
         assert_eq!(assignment.group(group).await.assignee_user_id, Some(jess));
     }
 }
+
+/// A tracker whose integrations are an HMAC one (`acme-jira`) and a Connect
+/// app (`acme-connect`), with the given webhook rate and burst.
+async fn tracker_with_limits(
+    rate: f64,
+    burst: f64,
+) -> (AssignmentApp, system_tests::TrackerApp, Vec<TestDatabase>) {
+    let assignment_db = TestDatabase::fresh().await;
+    let tracker_db = TestDatabase::fresh().await;
+    let jira = system_tests::JiraSim::start().await;
+    let assignment = AssignmentApp::spawn(assignment_db.url()).await;
+    let mut config = tracker_service::Config::for_tests(
+        tracker_db.url(),
+        format!("http://{}", assignment.grpc_addr),
+    );
+    config.webhook_rate = rate;
+    config.webhook_burst = burst;
+    let tracker = system_tests::TrackerApp::spawn_with(config).await;
+    for (id, credential, secret) in [
+        (
+            JIRA,
+            proto::tracker::v1::credentials::Credential::ApiToken(
+                proto::tracker::v1::ApiTokenCredential {
+                    account_email: "bot@example.com".into(),
+                    api_token: system_tests::pair::API_TOKEN.into(),
+                },
+            ),
+            system_tests::pair::WEBHOOK_SECRET,
+        ),
+        (
+            CONNECT,
+            proto::tracker::v1::credentials::Credential::Connect(
+                proto::tracker::v1::ConnectCredential {
+                    client_key: CONNECT_CLIENT_KEY.into(),
+                    shared_secret: CONNECT_SECRET.into(),
+                },
+            ),
+            "",
+        ),
+    ] {
+        tracker
+            .tracker()
+            .create_integration(proto::tracker::v1::CreateIntegrationRequest {
+                integration_id: id.into(),
+                base_url: jira.base_url(),
+                credentials: Some(proto::tracker::v1::Credentials {
+                    credential: Some(credential),
+                }),
+                webhook_secret: secret.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    (assignment, tracker, vec![assignment_db, tracker_db])
+}
+
+const CONNECT: &str = "acme-connect";
+const CONNECT_CLIENT_KEY: &str = "connect-client-1";
+const CONNECT_SECRET: &str = "connect-shared-secret-0123456789";
+
+async fn post(url: &str, headers: &[(&str, String)], body: &[u8]) -> reqwest::StatusCode {
+    let mut request = system_tests::http_client().post(url).body(body.to_vec());
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    request.send().await.unwrap().status()
+}
+
+#[tokio::test]
+async fn unauthenticated_requests_cannot_use_up_an_integrations_rate() {
+    let (_assignment, tracker, _dbs) = tracker_with_limits(5.0, 10.0).await;
+    let body = jira_sim::fixture("edit_issue_assignee_payload.json");
+    let hmac_url = format!("{}/webhooks/jira/{JIRA}", tracker.http_url());
+    let connect_url = format!("{}/webhooks/jira", tracker.http_url());
+    // 40 unsigned, 40 wrongly signed, and 40 forged Connect JWTs that carry
+    // only the integration's issuer: all refused.
+    let forged = {
+        use base64::Engine as _;
+        let b64 = |v: serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        format!(
+            "{}.{}.{}",
+            b64(serde_json::json!({"alg": "HS256", "typ": "JWT"})),
+            b64(serde_json::json!({"iss": CONNECT_CLIENT_KEY})),
+            "c2lnbmF0dXJl"
+        )
+    };
+    for _ in 0..40 {
+        assert_eq!(post(&hmac_url, &[], &body).await, 401);
+        let wrong = system_tests::pair::signature("not-the-secret", &body);
+        assert_eq!(
+            post(&hmac_url, &[("x-hub-signature", wrong)], &body).await,
+            401
+        );
+        let jwt = format!("JWT {forged}");
+        assert_eq!(
+            post(&connect_url, &[("authorization", jwt)], &body).await,
+            401
+        );
+    }
+    // The integrations' whole bursts are still there for authentic deliveries.
+    for i in 0..10 {
+        let (status, json) = tracker
+            .post_webhook(JIRA, &body, Some(&format!("real-{i}")))
+            .await;
+        assert_eq!(status, 200, "signed delivery {i}: {json}");
+        let token = tracker_service::jira::connect_jwt::sign_request(
+            CONNECT_CLIENT_KEY,
+            CONNECT_SECRET,
+            "POST",
+            "/webhooks/jira",
+            "",
+            chrono::Utc::now().timestamp(),
+        );
+        let status = post(
+            &connect_url,
+            &[
+                ("authorization", format!("JWT {token}")),
+                ("x-atlassian-webhook-identifier", format!("connect-{i}")),
+            ],
+            &body,
+        )
+        .await;
+        assert_eq!(status, 200, "Connect delivery {i}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_uploads_lose_their_connection_not_the_legitimate_deliveries_slot() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (_assignment, tracker, _dbs) = tracker_with_limits(1000.0, 2000.0).await;
+    // 256 connections (the processing limit) that send a plausible signed
+    // request's headers and then one byte of a declared 100,000-byte body, and
+    // 50 that never finish their headers.
+    let mut slow = Vec::new();
+    for i in 0..306 {
+        let mut stream = tokio::net::TcpStream::connect(tracker.http_addr)
+            .await
+            .unwrap();
+        let request = if i < 256 {
+            format!(
+                "POST /webhooks/jira/{JIRA} HTTP/1.1\r\nHost: tracker\r\nContent-Type: application/json\r\n\
+                 X-Hub-Signature: sha256={}\r\nContent-Length: 100000\r\n\r\n{{",
+                "ab".repeat(32)
+            )
+        } else {
+            format!("POST /webhooks/jira/{JIRA} HTTP/1.1\r\nHost: tra")
+        };
+        stream.write_all(request.as_bytes()).await.unwrap();
+        slow.push(stream);
+    }
+    // Authentic deliveries go through at once.
+    let body = jira_sim::fixture("edit_issue_assignee_payload.json");
+    for i in 0..20 {
+        let started = std::time::Instant::now();
+        let (status, json) = tracker
+            .post_webhook(JIRA, &body, Some(&format!("while-slow-{i}")))
+            .await;
+        assert_eq!(status, 200, "{json}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+    // And the slow clients lose their connections within the grace (5 s) and
+    // a little more.
+    let started = std::time::Instant::now();
+    for mut stream in slow {
+        let mut rest = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(15),
+            stream.read_to_end(&mut rest),
+        )
+        .await
+        .expect("the server closes a slow connection")
+        .ok();
+    }
+    println!("slow connections closed after {:?}", started.elapsed());
+}

@@ -176,6 +176,9 @@ pub enum JwtError {
     /// `exp` is in the past.
     #[error("the JWT has expired")]
     Expired,
+    /// `iat` is in the future (beyond the allowed clock skew).
+    #[error("the JWT is issued in the future")]
+    IssuedInFuture,
     /// `qsh` does not match this request.
     #[error("the JWT query hash does not match this request")]
     QueryHash,
@@ -239,6 +242,9 @@ pub fn verify_request(
     let claims = unverified_claims(token)?;
     if claims.exp + CLOCK_SKEW_SECS < now {
         return Err(JwtError::Expired);
+    }
+    if claims.iat > now + CLOCK_SKEW_SECS {
+        return Err(JwtError::IssuedInFuture);
     }
     let want = query_hash(method, path, query, BlankValues::Keep);
     if !constant_time_eq(claims.qsh.as_bytes(), want.as_bytes()) {

@@ -2,16 +2,30 @@
 //! `POST /webhooks/jira` for Atlassian Connect (one URL for every installation;
 //! the JWT's issuer names the integration).
 //!
-//! In order, and nothing is stored unless every step passes:
-//! unknown integration → 404; body over the limit → 413; not authentic → 401 (not
-//! 409, which Jira retries); not JSON → 400 with the parser's message.
-//! Otherwise the delivery is committed to the inbox, deduplicated, and only then
+//! In order, and nothing is stored unless every step passes, so that an
+//! unauthenticated client spends little and takes nothing authentic traffic
+//! needs:
+//! 1. unknown integration → 404;
+//! 2. the headers: a Connect token is verified whole (it covers the method,
+//!    path and query), an HMAC signature must be there and well-formed → 401;
+//! 3. the body, read at a minimum pace (a client trickling bytes gets 408 and
+//!    loses its connection; headers have their own timeout in the HTTP
+//!    server), at most the body limit → 413;
+//! 4. the HMAC over the body → 401;
+//! 5. only now, for an authentic delivery: a processing slot (503 when all are
+//!    taken) and a token of the integration's rate (429 with Retry-After);
+//! 6. not JSON → 400 with the parser's message.
+//!
+//! Then the delivery is committed to the inbox, deduplicated, and only then
 //! answered 200: `accepted` (queued for its issue), `ignored` (well-formed but
 //! nothing to apply, such as a comment event or a body without changelog:
 //! stored for operators, never queued) or `duplicate`. A database that cannot
 //! commit → 503, so Jira delivers again.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -57,8 +71,11 @@ pub struct IntakeState {
     pub body_limit: usize,
     /// Requests handled at once; one more is answered 503.
     pub in_flight: Arc<Semaphore>,
-    /// Per-integration intake rate.
+    /// Per-integration intake rate (authentic deliveries only).
     pub rate_limiter: Arc<RateLimiter>,
+    /// How a body must arrive: the grace before it must flow, and the slowest
+    /// rate after.
+    pub body_pace: BodyPace,
     /// Counts each webhook's outcome for `/metrics`.
     pub metrics: Metrics,
 }
@@ -96,6 +113,56 @@ fn refuse(
     response
 }
 
+/// How fast a webhook body must arrive: after `grace`, at least `min_rate`
+/// bytes per second on average, so a client trickling bytes loses its
+/// connection within seconds instead of holding it.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyPace {
+    /// How long a body may take to start flowing.
+    pub grace: Duration,
+    /// The slowest average rate allowed after the grace (bytes per second).
+    pub min_rate: u64,
+}
+
+impl BodyPace {
+    /// When the bytes after the first `received` must have arrived, for a body
+    /// that started at `start`.
+    fn deadline(self, start: Instant, received: usize) -> Instant {
+        let rate = self.min_rate.max(1) as f64;
+        start + self.grace + Duration::from_secs_f64(received as f64 / rate)
+    }
+}
+
+/// Why a body could not be read.
+enum BodyError {
+    TooLarge,
+    TooSlow,
+    Broken,
+}
+
+/// Reads a body of at most `limit` bytes at `pace`.
+async fn read_paced(body: Body, limit: usize, pace: BodyPace) -> Result<Bytes, BodyError> {
+    use http_body_util::BodyExt as _;
+    let start = Instant::now();
+    let mut body = body;
+    let mut buffer = Vec::new();
+    loop {
+        let deadline = pace.deadline(start, buffer.len() + 1);
+        let frame = match tokio::time::timeout_at(deadline.into(), body.frame()).await {
+            Err(_) => return Err(BodyError::TooSlow),
+            Ok(None) => return Ok(Bytes::from(buffer)),
+            Ok(Some(Err(_))) => return Err(BodyError::Broken),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            if buffer.len() + data.len() > limit {
+                return Err(BodyError::TooLarge);
+            }
+            buffer.extend_from_slice(&data);
+        }
+    }
+}
+
 async fn read_body(
     state: &IntakeState,
     headers: &HeaderMap,
@@ -116,9 +183,25 @@ async fn read_body(
     if declared.is_some_and(|len| len > state.body_limit) {
         return Err(too_large());
     }
-    axum::body::to_bytes(body, state.body_limit)
-        .await
-        .map_err(|_| too_large())
+    match read_paced(body, state.body_limit, state.body_pace).await {
+        Ok(bytes) => Ok(bytes),
+        Err(BodyError::TooLarge) => Err(too_large()),
+        Err(BodyError::TooSlow) => Err(refuse(
+            state,
+            StatusCode::REQUEST_TIMEOUT,
+            "too_slow",
+            format!(
+                "the body arrived slower than {} bytes/s after {:?}",
+                state.body_pace.min_rate, state.body_pace.grace
+            ),
+        )),
+        Err(BodyError::Broken) => Err(refuse(
+            state,
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "the body could not be read".into(),
+        )),
+    }
 }
 
 fn overloaded(state: &IntakeState) -> Response {
@@ -137,9 +220,6 @@ async fn receive_for_integration(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Ok(_permit) = Arc::clone(&state.in_flight).try_acquire_owned() else {
-        return overloaded(&state);
-    };
     let Ok(id) = IntegrationId::parse(&integration) else {
         return refuse(
             &state,
@@ -160,11 +240,63 @@ async fn receive_for_integration(
         }
         Err(error) => return unavailable(&state, &error),
     };
-    let body = match read_body(&state, &headers, body).await {
+    receive(&state, &integration, &uri, &headers, body).await
+}
+
+/// What both routes do once the integration is known: check the headers,
+/// read the body at its pace, check the body; only an authentic delivery then
+/// takes a processing slot and a token of the integration's rate.
+async fn receive(
+    state: &IntakeState,
+    integration: &Integration,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    let path = uri.path();
+    let query = uri.query().unwrap_or_default();
+    if let Err(why) = authenticity::verify_headers(integration, headers, path, query) {
+        return refuse(
+            state,
+            StatusCode::UNAUTHORIZED,
+            "unauthentic",
+            why.to_string(),
+        );
+    }
+    let body = match read_body(state, headers, body).await {
         Ok(body) => body,
         Err(response) => return response,
     };
-    accept(&state, &integration, &uri, &headers, &body).await
+    if let Err(why) = authenticity::verify_body(integration, headers, &body) {
+        return refuse(
+            state,
+            StatusCode::UNAUTHORIZED,
+            "unauthentic",
+            why.to_string(),
+        );
+    }
+    let Ok(_permit) = Arc::clone(&state.in_flight).try_acquire_owned() else {
+        return overloaded(state);
+    };
+    if let Err(wait) = state.rate_limiter.take(&integration.id) {
+        let mut response = refuse(
+            state,
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "integration {} is over its webhook rate; deliver it again later",
+                integration.id
+            ),
+        );
+        let seconds = wait.as_secs().max(1).to_string();
+        if let Ok(value) = http::HeaderValue::from_str(&seconds) {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, value);
+        }
+        return response;
+    }
+    accept(state, integration, headers, &body).await
 }
 
 async fn receive_connect(
@@ -173,13 +305,6 @@ async fn receive_connect(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Ok(_permit) = Arc::clone(&state.in_flight).try_acquire_owned() else {
-        return overloaded(&state);
-    };
-    let body = match read_body(&state, &headers, body).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
     let issuer = authenticity::bearer_token(&headers)
         .ok_or(Unauthentic::MissingToken)
         .and_then(|token| {
@@ -209,7 +334,7 @@ async fn receive_connect(
         }
         Err(error) => return unavailable(&state, &error),
     };
-    accept(&state, &integration, &uri, &headers, &body).await
+    receive(&state, &integration, &uri, &headers, body).await
 }
 
 fn unavailable(state: &IntakeState, error: &TrackerError) -> Response {
@@ -267,45 +392,13 @@ fn traceparent(headers: &HeaderMap) -> String {
     }
 }
 
+/// Stores an authentic delivery and answers for it.
 async fn accept(
     state: &IntakeState,
     integration: &Integration,
-    uri: &Uri,
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Response {
-    if let Err(wait) = state.rate_limiter.take(&integration.id) {
-        let mut response = refuse(
-            state,
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!(
-                "integration {} is over its webhook rate; deliver it again later",
-                integration.id
-            ),
-        );
-        let seconds = wait.as_secs().max(1).to_string();
-        if let Ok(value) = http::HeaderValue::from_str(&seconds) {
-            response
-                .headers_mut()
-                .insert(http::header::RETRY_AFTER, value);
-        }
-        return response;
-    }
-    if let Err(why) = authenticity::verify(
-        integration,
-        headers,
-        uri.path(),
-        uri.query().unwrap_or_default(),
-        body,
-    ) {
-        return refuse(
-            state,
-            StatusCode::UNAUTHORIZED,
-            "unauthentic",
-            why.to_string(),
-        );
-    }
     let trace = traceparent(headers);
     let kept: Vec<(String, String)> = headers
         .iter()
