@@ -148,7 +148,7 @@ async fn read_paced(body: Body, limit: usize, pace: BodyPace) -> Result<Bytes, B
     let mut buffer = Vec::new();
     loop {
         let deadline = pace.deadline(start, buffer.len() + 1);
-        let frame = match tokio::time::timeout_at(deadline.into(), body.frame()).await {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
             Err(_) => return Err(BodyError::TooSlow),
             Ok(None) => return Ok(Bytes::from(buffer)),
             Ok(Some(Err(_))) => return Err(BodyError::Broken),
