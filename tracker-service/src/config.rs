@@ -81,6 +81,12 @@ pub struct Config {
     #[arg(long, env = "TRACKER_WEBHOOK_MIN_BODY_RATE", default_value_t = 16 * 1024)]
     pub webhook_min_body_rate: u64,
 
+    /// The oldest a webhook may be, by the `timestamp` Jira signs with it;
+    /// older ones are replays and are refused (400). Jira retries for about 30
+    /// minutes. `0s` disables the check.
+    #[arg(long, env = "TRACKER_WEBHOOK_MAX_AGE", default_value = "6h", value_parser = parse_duration)]
+    pub webhook_max_age: Duration,
+
     /// Webhook requests handled at once (once their body is in and verified);
     /// more are answered 503 (Jira retries).
     #[arg(long, env = "TRACKER_WEBHOOK_MAX_IN_FLIGHT", default_value_t = 256)]
@@ -177,6 +183,7 @@ impl Config {
             assignment_timeout: Duration::from_secs(5),
             webhook_max_in_flight: 256,
             webhook_read_timeout: Duration::from_secs(5),
+            webhook_max_age: Duration::from_secs(6 * 3600),
             webhook_min_body_rate: 16 * 1024,
             webhook_rate: 1000.0,
             webhook_burst: 2000.0,

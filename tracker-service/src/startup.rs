@@ -32,7 +32,7 @@ use crate::webhooks::apply::Applier;
 use crate::webhooks::dispatcher::{DispatchSettings, Dispatcher, run_dispatcher};
 use crate::webhooks::inbox;
 use crate::webhooks::inbox_writer::InboxWriter;
-use crate::webhooks::intake::{self, BodyPace, IntakeState};
+use crate::webhooks::intake::{self, BodyPace, Freshness, IntakeState};
 use crate::webhooks::rate_limit::RateLimiter;
 use crate::webhooks::waker::DispatchWaker;
 
@@ -190,6 +190,10 @@ impl Application {
                 body_limit: config.webhook_body_limit,
                 in_flight: Arc::new(Semaphore::new(config.webhook_max_in_flight.max(1))),
                 rate_limiter: Arc::new(RateLimiter::new(config.webhook_rate, config.webhook_burst)),
+                freshness: Freshness {
+                    max_age: config.webhook_max_age,
+                    max_ahead: Duration::from_secs(15 * 60),
+                },
                 body_pace: BodyPace {
                     grace: config.webhook_read_timeout,
                     min_rate: config.webhook_min_body_rate,

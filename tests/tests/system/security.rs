@@ -529,3 +529,84 @@ async fn slow_uploads_lose_their_connection_not_the_legitimate_deliveries_slot()
     }
     println!("slow connections closed after {:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn a_captured_webhook_replayed_under_any_identifier_changes_nothing() {
+    let pair = system_tests::Pair::start().await;
+    pair.create_integration(JIRA, false).await;
+    let app = &pair.assignment;
+    let org = app.create_org("acme").await;
+    let project = app.create_project(org, "web").await;
+    app.install(org, JIRA, system_tests::fixtures::inbound_on())
+        .await;
+    let group = app.create_group(project, "checkout").await;
+    app.link(org, JIRA, "APP-123", "101", &[group]).await;
+    let jess = app.create_user("Jess", &[("jess@sentry.io", true)]).await;
+    let kim = app.create_user("Kim", &[("kim@sentry.io", true)]).await;
+    app.grant(project, jess).await;
+    app.grant(project, kim).await;
+
+    // Jess's assignment, without `issue.fields.updated` (as in Sentry's fixture),
+    // is captured; then Kim is assigned by a newer event.
+    let mut captured = jira_sim::fixture_json("edit_issue_assignee_payload.json");
+    captured["issue"]["fields"]
+        .as_object_mut()
+        .unwrap()
+        .remove("updated");
+    let captured = serde_json::to_vec(&captured).unwrap();
+    let (_, json) = pair
+        .tracker
+        .post_webhook(JIRA, &captured, Some("orig-1"))
+        .await;
+    pair.tracker
+        .settled(json["delivery_id"].as_i64().unwrap())
+        .await;
+    let mut newer = jira_sim::fixture_json("edit_issue_assignee_payload.json");
+    newer["issue"]["fields"]["assignee"]["emailAddress"] = "kim@sentry.io".into();
+    let (_, json) = pair
+        .tracker
+        .post_webhook(JIRA, &serde_json::to_vec(&newer).unwrap(), Some("orig-2"))
+        .await;
+    pair.tracker
+        .settled(json["delivery_id"].as_i64().unwrap())
+        .await;
+    assert_eq!(app.group(group).await.assignee_user_id, Some(kim));
+
+    // Six replays of the captured body, under new identifiers and none.
+    for i in 0..6 {
+        let identifier = format!("replay-{i}");
+        let id = (i % 2 == 0).then_some(identifier.as_str());
+        let (status, json) = pair.tracker.post_webhook(JIRA, &captured, id).await;
+        assert_eq!(
+            (status, json["status"].as_str()),
+            (200, Some("duplicate")),
+            "{json}"
+        );
+    }
+    assert_eq!(app.group(group).await.assignee_user_id, Some(kim));
+    assert_eq!(pair.tracker.deliveries().await.len(), 2);
+
+    // A signed body whose `timestamp` is older than the maximum age (6 h) is
+    // refused; a current one is accepted.
+    let mut old = jira_sim::fixture_json("edit_issue_assignee_payload.json");
+    old["timestamp"] = (chrono::Utc::now() - chrono::Duration::hours(7))
+        .timestamp_millis()
+        .into();
+    let (status, json) = pair
+        .tracker
+        .post_webhook(JIRA, &serde_json::to_vec(&old).unwrap(), Some("old-1"))
+        .await;
+    assert_eq!(status, 400, "{json}");
+    assert!(json["error"].as_str().unwrap().contains("replay"), "{json}");
+    let mut fresh = old.clone();
+    fresh["timestamp"] = chrono::Utc::now().timestamp_millis().into();
+    let (status, json) = pair
+        .tracker
+        .post_webhook(JIRA, &serde_json::to_vec(&fresh).unwrap(), Some("fresh-1"))
+        .await;
+    assert_eq!(
+        (status, json["status"].as_str()),
+        (200, Some("accepted")),
+        "{json}"
+    );
+}

@@ -109,16 +109,20 @@ async fn a_signed_assignee_webhook_assigns_the_linked_groups() {
         );
     }
 
-    for name in [
+    for (round, name) in [
         "edit_issue_no_assignee_payload.json",
         "edit_issue_assignee_missing_payload.json",
-    ] {
-        // Re-assign, then the fixture deassigns.
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // Re-assign, then the fixture deassigns. (Each re-assignment is a new
+        // event, so its body differs: an identical body is a replay.)
         let again = assignee_payload(
             "APP-123",
             Some("101"),
             Some("kim@sentry.io"),
-            "2023-01-01T00:00:00.000+0000",
+            &format!("2023-01-01T00:00:0{round}.000+0000"),
         );
         let reassigned = accepted(
             &pair.tracker,
@@ -186,6 +190,8 @@ async fn a_hidden_email_changes_nothing_unless_the_email_api_finds_it() {
         .await
         .unwrap();
     pair.jira.set_email("deadbeef123", "jess@sentry.io");
+    // Jira's next event about the issue (a new changelog, so a new body).
+    hidden["changelog"]["id"] = json!("10173");
     let id = accepted(&pair.tracker, &body(&hidden), Some("hidden-2")).await;
     let delivery = pair.tracker.settled(id).await;
     assert_eq!(outcomes(&delivery), vec!["ASSIGNED", "ASSIGNED"]);
@@ -488,10 +494,16 @@ async fn the_same_delivery_five_times_has_one_effect() {
             .await;
         assert_eq!((status, json["status"].as_str()), (200, Some("duplicate")));
     }
-    // Without Jira's identifier, the derived key dedupes identical bodies too.
-    let (_, derived) = pair.tracker.post_webhook(JIRA, &payload, None).await;
+    // The same body without Jira's identifier is the same delivery too.
+    let (_, replayed) = pair.tracker.post_webhook(JIRA, &payload, None).await;
+    assert_eq!(replayed["status"], "duplicate");
+    // Another event without an identifier is stored once, by its derived key.
+    let mut other = fixture_json("edit_issue_assignee_payload.json");
+    other["changelog"]["id"] = json!("10173");
+    let other = body(&other);
+    let (_, derived) = pair.tracker.post_webhook(JIRA, &other, None).await;
     assert_eq!(derived["status"], "accepted");
-    let (_, again) = pair.tracker.post_webhook(JIRA, &payload, None).await;
+    let (_, again) = pair.tracker.post_webhook(JIRA, &other, None).await;
     assert_eq!(again["status"], "duplicate");
 
     pair.tracker

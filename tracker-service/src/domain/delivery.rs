@@ -63,6 +63,8 @@ pub struct IssueEvent {
     pub changelog_id: Option<String>,
     /// `changelog.items`; `None` when there is no changelog.
     pub changes: Option<Vec<ChangeItem>>,
+    /// The payload's `timestamp` (when Jira sent the event), when present.
+    pub sent_at: Option<DateTime<Utc>>,
 }
 
 /// How a well-formed body is classified.
@@ -86,6 +88,8 @@ pub struct IgnoredEvent {
     pub jira_issue_id: Option<JiraIssueId>,
     /// Why nothing is applied, in words.
     pub reason: String,
+    /// The payload's `timestamp`, when present.
+    pub sent_at: Option<DateTime<Utc>>,
 }
 
 fn text(value: Option<&Value>) -> Option<String> {
@@ -122,6 +126,10 @@ pub fn classify(body: &[u8]) -> Result<Classified, PayloadError> {
         return Err(PayloadError::NotAnObject);
     };
     let event_type = text(root.get("webhookEvent")).unwrap_or_default();
+    let sent_at = root
+        .get("timestamp")
+        .and_then(Value::as_i64)
+        .and_then(DateTime::from_timestamp_millis);
     let issue = root.get("issue").and_then(Value::as_object);
     let jira_issue_id = issue
         .and_then(|i| text(i.get("id")))
@@ -135,6 +143,7 @@ pub fn classify(body: &[u8]) -> Result<Classified, PayloadError> {
             key: key.clone(),
             jira_issue_id: jira_issue_id.clone(),
             reason,
+            sent_at,
         }))
     };
     if !event_type.is_empty() && !event_type.starts_with("jira:issue_") {
@@ -187,6 +196,7 @@ pub fn classify(body: &[u8]) -> Result<Classified, PayloadError> {
         assignee,
         changelog_id: text(changelog.get("id")),
         changes: Some(changes),
+        sent_at,
     }))
 }
 

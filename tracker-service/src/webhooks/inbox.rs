@@ -48,6 +48,9 @@ pub struct NewDelivery {
     pub headers: Vec<(String, String)>,
     /// The raw body.
     pub body: String,
+    /// Hex SHA-256 of the raw body: a second delivery with the same body for the
+    /// integration is a duplicate whatever its identifier (a replay).
+    pub body_digest: String,
     /// The W3C trace context the delivery carries into the assignment service.
     pub traceparent: String,
 }
@@ -93,6 +96,7 @@ fn new_row(delivery: NewDelivery, received: DateTime<Utc>) -> webhook_delivery::
         completed_at: Set(completed_at),
         lease_owner: Set(None),
         lease_until: Set(None),
+        body_digest: Set(Some(delivery.body_digest)),
         ..Default::default()
     }
 }
@@ -137,9 +141,9 @@ fn record(row: webhook_delivery::Model) -> Result<DeliveryRecord, TrackerError> 
 }
 
 /// Stores deliveries in one statement of the caller's transaction, deduplicated
-/// by integration and delivery key (against what is stored and within the
-/// batch: the first of two equal keys is stored). Returns one answer per
-/// delivery, in order.
+/// by integration and delivery key, and by integration and body digest (against
+/// what is stored and within the batch: the first of two is stored). Returns
+/// one answer per delivery, in order.
 ///
 /// # Errors
 /// Database errors (the caller answers 503 so Jira retries).
@@ -154,14 +158,9 @@ pub async fn store_batch<C: ConnectionTrait>(
         .collect();
     let inserted =
         webhook_delivery::Entity::insert_many(deliveries.into_iter().map(|d| new_row(d, received)))
-            .on_conflict(
-                OnConflict::columns([
-                    webhook_delivery::Column::IntegrationId,
-                    webhook_delivery::Column::DeliveryKey,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
+            // No target: a conflict on either unique index (key or digest)
+            // skips the row.
+            .on_conflict(OnConflict::new().do_nothing().to_owned())
             .exec_with_returning(conn)
             .await;
     let inserted = match inserted {

@@ -25,6 +25,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use axum::Router;
@@ -76,6 +77,8 @@ pub struct IntakeState {
     /// How a body must arrive: the grace before it must flow, and the slowest
     /// rate after.
     pub body_pace: BodyPace,
+    /// How old (or how far ahead) a delivery's signed `timestamp` may be.
+    pub freshness: Freshness,
     /// Counts each webhook's outcome for `/metrics`.
     pub metrics: Metrics,
 }
@@ -130,6 +133,47 @@ impl BodyPace {
     fn deadline(self, start: Instant, received: usize) -> Instant {
         let rate = self.min_rate.max(1) as f64;
         start + self.grace + Duration::from_secs_f64(received as f64 / rate)
+    }
+}
+
+/// How old a delivery may be when it arrives, by the `timestamp` Jira signs
+/// with the body: an older one is a replay of a captured webhook (Jira itself
+/// stops retrying after about 30 minutes), refused. A time too far ahead is
+/// refused too. Deliveries without a timestamp are deduplicated by their body
+/// digest for as long as they are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Freshness {
+    /// The oldest a delivery may be; zero disables the check.
+    pub max_age: Duration,
+    /// How far ahead of this server's clock a timestamp may be.
+    pub max_ahead: Duration,
+}
+
+impl Freshness {
+    /// `Err(why)` when `sent_at` is too old or too far ahead.
+    pub fn check(self, sent_at: Option<DateTime<Utc>>) -> Result<(), String> {
+        let Some(sent_at) = sent_at else {
+            return Ok(());
+        };
+        if self.max_age.is_zero() {
+            return Ok(());
+        }
+        let now = Utc::now();
+        let age = (now - sent_at).to_std().unwrap_or_default();
+        if age > self.max_age {
+            return Err(format!(
+                "the delivery was sent at {sent_at}, more than {} s ago; a webhook this old is a replay and is refused",
+                self.max_age.as_secs()
+            ));
+        }
+        let ahead = (sent_at - now).to_std().unwrap_or_default();
+        if ahead > self.max_ahead {
+            return Err(format!(
+                "the delivery's timestamp {sent_at} is ahead of this server's clock by more than {} s",
+                self.max_ahead.as_secs()
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -405,43 +449,52 @@ async fn accept(
         .filter(|(name, _)| !SECRET_HEADERS.contains(&name.as_str()))
         .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
         .collect();
-    let delivery = match classify(body) {
-        Ok(Classified::Actionable(event)) => NewDelivery {
-            integration_id: integration.id.clone(),
-            delivery_key: delivery_key(
-                headers,
-                event.jira_issue_id.as_ref(),
-                event.key.as_ref(),
-                event.changelog_id.as_deref(),
-                body,
-            ),
-            event_type: event.event_type.clone(),
-            ordering_key: event.ordering_key(),
-            issue_key: event.key,
-            jira_issue_id: event.jira_issue_id,
-            ignored_reason: None,
-            headers: kept,
-            body: String::from_utf8_lossy(body).into_owned(),
-            traceparent: trace.clone(),
-        },
-        Ok(Classified::Ignored(ignored)) => NewDelivery {
-            integration_id: integration.id.clone(),
-            delivery_key: delivery_key(
-                headers,
-                ignored.jira_issue_id.as_ref(),
-                ignored.key.as_ref(),
-                None,
-                body,
-            ),
-            event_type: ignored.event_type,
-            ordering_key: String::new(),
-            issue_key: ignored.key,
-            jira_issue_id: ignored.jira_issue_id,
-            ignored_reason: Some(ignored.reason),
-            headers: kept,
-            body: String::from_utf8_lossy(body).into_owned(),
-            traceparent: trace.clone(),
-        },
+    let digest = hex::encode(Sha256::digest(body));
+    let (delivery, sent_at) = match classify(body) {
+        Ok(Classified::Actionable(event)) => (
+            NewDelivery {
+                integration_id: integration.id.clone(),
+                delivery_key: delivery_key(
+                    headers,
+                    event.jira_issue_id.as_ref(),
+                    event.key.as_ref(),
+                    event.changelog_id.as_deref(),
+                    body,
+                ),
+                event_type: event.event_type.clone(),
+                ordering_key: event.ordering_key(),
+                issue_key: event.key,
+                jira_issue_id: event.jira_issue_id,
+                ignored_reason: None,
+                headers: kept,
+                body: String::from_utf8_lossy(body).into_owned(),
+                body_digest: digest.clone(),
+                traceparent: trace.clone(),
+            },
+            event.sent_at,
+        ),
+        Ok(Classified::Ignored(ignored)) => (
+            NewDelivery {
+                integration_id: integration.id.clone(),
+                delivery_key: delivery_key(
+                    headers,
+                    ignored.jira_issue_id.as_ref(),
+                    ignored.key.as_ref(),
+                    None,
+                    body,
+                ),
+                event_type: ignored.event_type,
+                ordering_key: String::new(),
+                issue_key: ignored.key,
+                jira_issue_id: ignored.jira_issue_id,
+                ignored_reason: Some(ignored.reason),
+                headers: kept,
+                body: String::from_utf8_lossy(body).into_owned(),
+                body_digest: digest.clone(),
+                traceparent: trace.clone(),
+            },
+            ignored.sent_at,
+        ),
         Err(error) => {
             return refuse(
                 state,
@@ -451,6 +504,9 @@ async fn accept(
             );
         }
     };
+    if let Err(why) = state.freshness.check(sent_at) {
+        return refuse(state, StatusCode::BAD_REQUEST, "too_old", why);
+    }
     let key = delivery.delivery_key.clone();
     let issue_key = delivery
         .issue_key

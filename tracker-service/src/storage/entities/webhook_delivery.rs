@@ -29,6 +29,7 @@ pub struct Model {
     pub completed_at: Option<DateTimeUtc>,
     pub lease_owner: Option<String>,
     pub lease_until: Option<DateTimeUtc>,
+    pub body_digest: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

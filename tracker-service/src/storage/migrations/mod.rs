@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_create_schema;
 mod m20261126_000002_inbox_claim_index;
+mod m20261129_000003_body_digest;
 
 /// The tracker service's migrations.
 #[derive(Debug)]
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_create_schema::Migration),
             Box::new(m20261126_000002_inbox_claim_index::Migration),
+            Box::new(m20261129_000003_body_digest::Migration),
         ]
     }
 }
