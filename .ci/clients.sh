@@ -39,7 +39,8 @@ BIN="$ROOT/target/debug"
 "$BIN/assignment-service" --grpc-addr "$A_GRPC" --http-addr "$A_HTTP" \
   --database-url "sqlite://$WORK/assignment.db?mode=rwc" --progress-interval 1s > "$WORK/assignment.log" 2>&1 & PIDS+=($!)
 "$BIN/tracker-service" --grpc-addr "$T_GRPC" --http-addr "$T_HTTP" \
-  --database-url "sqlite://$WORK/tracker.db?mode=rwc" --assignment-url "http://$A_GRPC" > "$WORK/tracker.log" 2>&1 & PIDS+=($!)
+  --database-url "sqlite://$WORK/tracker.db?mode=rwc" --assignment-url "http://$A_GRPC" \
+  --jira-allow-loopback > "$WORK/tracker.log" 2>&1 & PIDS+=($!)
 
 for url in "http://$A_HTTP/healthz" "http://$T_HTTP/healthz"; do
   for _ in $(seq 1 100); do curl -sf "$url" >/dev/null && break; sleep 0.2; done

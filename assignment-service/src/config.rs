@@ -78,6 +78,20 @@ pub struct Config {
     #[arg(long, env = "ASSIGNMENT_STREAM_RING_BATCHES", default_value_t = 1024)]
     pub stream_ring_batches: usize,
 
+    /// Most notification streams open at once; one more is RESOURCE_EXHAUSTED
+    /// (`TOO_MANY_STREAMS`).
+    #[arg(long, env = "ASSIGNMENT_MAX_STREAMS", default_value_t = 4096)]
+    pub max_streams: usize,
+
+    /// Most notification streams one client connection may open (a client
+    /// multiplexing many subscribers opens more connections).
+    #[arg(
+        long,
+        env = "ASSIGNMENT_MAX_STREAMS_PER_CONNECTION",
+        default_value_t = 100
+    )]
+    pub max_streams_per_connection: usize,
+
     /// How often the stream polls the database for notifications committed by
     /// other replicas, in case a wake-up was missed.
     #[arg(long, env = "ASSIGNMENT_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
@@ -103,6 +117,8 @@ impl Config {
             request_id_retention: Duration::from_secs(7 * 86_400),
             stream_ring_batches: 1024,
             poll_interval: Duration::from_secs(1),
+            max_streams: 4096,
+            max_streams_per_connection: 100,
         }
     }
 }

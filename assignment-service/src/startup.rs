@@ -113,6 +113,8 @@ impl Application {
                 progress_interval: config.progress_interval,
                 ring_batches: config.stream_ring_batches,
                 poll_interval: config.poll_interval,
+                max_streams: config.max_streams,
+                max_streams_per_connection: config.max_streams_per_connection,
             },
             stream_metrics,
             shutdown.clone(),

@@ -133,6 +133,11 @@ impl Bed {
             assignment_db,
             "--max-in-flight".into(),
             "100000".into(),
+            // The idle scenario holds 10,000 streams, 100 per connection.
+            "--max-streams".into(),
+            "20000".into(),
+            "--max-streams-per-connection".into(),
+            "1000".into(),
         ];
         args.extend(extra_assignment.iter().map(|s| (*s).to_owned()));
         let assignment = Process::spawn(
@@ -164,6 +169,8 @@ impl Bed {
                 "4096".into(),
                 "--max-in-flight".into(),
                 "100000".into(),
+                // The Jira simulator listens on loopback.
+                "--jira-allow-loopback".into(),
             ],
             &dir.join("tracker.log"),
             Some(format!("http://{tracker_http}/healthz")),

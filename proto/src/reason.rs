@@ -61,6 +61,9 @@ reasons! {
     MissingToken => ("MISSING_TOKEN", Unauthenticated),
     /// The bearer token is not one the server accepts.
     InvalidToken => ("INVALID_TOKEN", Unauthenticated),
+    /// The server, or the caller's connection, has as many notification streams
+    /// open as it may.
+    TooManyStreams => ("TOO_MANY_STREAMS", ResourceExhausted),
     /// The message could not be decoded (for example a string that is not
     /// UTF-8); domain `grpc`.
     UndecodableRequest => ("UNDECODABLE_REQUEST", InvalidArgument),

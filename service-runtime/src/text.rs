@@ -10,6 +10,12 @@
 #[error("{0}")]
 pub struct TextError(String);
 
+impl From<&str> for TextError {
+    fn from(message: &str) -> Self {
+        Self(message.to_owned())
+    }
+}
+
 /// Characters that change how surrounding text is displayed (Unicode's
 /// bidirectional embeddings, overrides and isolates, and the directional
 /// marks): a name or address holding one can show as something it is not.

@@ -131,6 +131,13 @@ pub struct Config {
     #[arg(long, env = "TRACKER_JIRA_MAX_RETRY_WAIT", default_value = "30s", value_parser = parse_duration)]
     pub jira_max_retry_wait: Duration,
 
+    /// Allow integrations whose Jira is on a loopback or link-local address
+    /// (a local simulator in tests and demos). Off: such targets are refused,
+    /// so the tracker never sends credentials to itself or to a cloud metadata
+    /// service; private networks are allowed either way.
+    #[arg(long, env = "TRACKER_JIRA_ALLOW_LOOPBACK")]
+    pub jira_allow_loopback: bool,
+
     /// Our Atlassian Connect app key (the `iss` of the JWTs we sign).
     #[arg(long, env = "TRACKER_CONNECT_APP_KEY", default_value = "jira-sync")]
     pub connect_app_key: String,
@@ -196,6 +203,7 @@ impl Config {
             jira_max_attempts: 5,
             jira_max_retry_wait: Duration::from_secs(10),
             connect_app_key: "jira-sync".into(),
+            jira_allow_loopback: true,
             jira_metadata_ttl: Duration::from_secs(240),
             unknown_outcome_grace: Duration::from_secs(30),
             inbox_retention: Duration::from_secs(7 * 86_400),

@@ -25,6 +25,7 @@ use crate::api;
 use crate::assignment_client::AssignmentClient;
 use crate::config::Config;
 use crate::issues::{IssueService, IssueSettings, run_linker};
+use crate::jira::targets::TargetPolicy;
 use crate::jira::{JiraClient, JiraSettings};
 use crate::metrics::Metrics;
 use crate::storage::migrations::{MIGRATION_LOCK_KEY, Migrator};
@@ -113,6 +114,9 @@ impl Application {
                 max_attempts: config.jira_max_attempts,
                 max_retry_wait: config.jira_max_retry_wait,
                 connect_app_key: config.connect_app_key.clone(),
+                targets: TargetPolicy {
+                    allow_loopback: config.jira_allow_loopback,
+                },
             },
             metrics.clone(),
         )
@@ -181,7 +185,15 @@ impl Application {
             shutdown.clone(),
         ));
 
-        let services = api::services(&db, &issues, &waker, config.grpc.max_message_bytes);
+        let services = api::services(
+            &db,
+            &issues,
+            &waker,
+            TargetPolicy {
+                allow_loopback: config.jira_allow_loopback,
+            },
+            config.grpc.max_message_bytes,
+        );
         let router = ops_http::router(db.clone(), Arc::new(move || rendered.render())).merge(
             intake::routes(IntakeState {
                 db: db.clone(),

@@ -139,6 +139,7 @@ impl TryFrom<pb::SubscribeRequest> for SubscribeRequest {
                     organizations,
                     kinds,
                 },
+                peer: None,
             })
         })?)
     }
@@ -194,7 +195,9 @@ impl pb::notification_service_server::NotificationService for NotificationApi {
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let request = SubscribeRequest::try_from(request.into_inner())?;
+        let peer = request.remote_addr();
+        let mut request = SubscribeRequest::try_from(request.into_inner())?;
+        request.peer = peer;
         let receiver = stream::subscribe(&self.hub, request).await?;
         Ok(Response::new(EventStream {
             receiver,

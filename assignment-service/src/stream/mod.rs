@@ -38,6 +38,7 @@ mod subscription;
 mod tailer;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -52,6 +53,7 @@ pub use subscription::{EventReceiver, StartPosition, StreamEvent, SubscribeReque
 pub use tailer::run_tailer;
 
 use crate::domain::Sequence;
+use crate::error::{AssignmentError, Reason};
 use crate::metrics::StreamMetrics;
 use crate::notification_log::StoredNotification;
 
@@ -95,6 +97,10 @@ pub struct StreamSettings {
     pub ring_batches: usize,
     /// How often the tailer polls in case a wake-up was missed.
     pub poll_interval: Duration,
+    /// Most streams open at once; one more is RESOURCE_EXHAUSTED.
+    pub max_streams: usize,
+    /// Most streams open at once on one client connection.
+    pub max_streams_per_connection: usize,
 }
 
 /// What subscriptions share: the database, the ring and the settings.
@@ -115,8 +121,9 @@ pub struct StreamHub {
     metrics: StreamMetrics,
 }
 
-/// A live subscription's durable name (if any) and cursor.
-type LiveEntry = (Option<String>, Arc<AtomicU64>);
+/// A live subscription: its durable name (if any), its cursor, and the client
+/// connection it streams to.
+type LiveEntry = (Option<String>, Arc<AtomicU64>, Option<SocketAddr>);
 
 /// Live subscriptions' names and cursors, registered for their lifetime.
 #[derive(Debug, Default)]
@@ -164,18 +171,46 @@ impl StreamHub {
         }
     }
 
-    /// Registers a live subscription's cursor until the guard drops.
-    fn register(&self, name: Option<String>, cursor: Arc<AtomicU64>) -> LiveGuard {
+    /// Registers a live subscription's cursor until the guard drops, unless
+    /// the process or the client's connection already has as many streams as
+    /// it may (each stalled stream holds buffers: the caps bound the memory a
+    /// client can make the server hold).
+    fn register(
+        &self,
+        name: Option<String>,
+        cursor: Arc<AtomicU64>,
+        peer: Option<SocketAddr>,
+    ) -> Result<LiveGuard, AssignmentError> {
+        let mut entries = self.live.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= self.settings.max_streams {
+            return Err(AssignmentError::refused(
+                Reason::TooManyStreams,
+                format!(
+                    "the server streams to {} subscribers, its limit; retry later or on another replica",
+                    entries.len()
+                ),
+            ));
+        }
+        if let Some(peer) = peer {
+            let on_connection = entries
+                .values()
+                .filter(|(_, _, p)| *p == Some(peer))
+                .count();
+            if on_connection >= self.settings.max_streams_per_connection {
+                return Err(AssignmentError::refused(
+                    Reason::TooManyStreams,
+                    format!(
+                        "this connection has {on_connection} streams open, the most one connection may; close one or open another connection"
+                    ),
+                ));
+            }
+        }
         let id = self.live.next_id.fetch_add(1, Ordering::Relaxed);
-        self.live
-            .entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, (name, cursor));
-        LiveGuard {
+        entries.insert(id, (name, cursor, peer));
+        Ok(LiveGuard {
             id,
             live: Arc::clone(&self.live),
-        }
+        })
     }
 
     /// Refreshes the subscriber gauges (count, lags).
@@ -184,7 +219,7 @@ impl StreamHub {
         let entries = self.live.entries.lock().unwrap_or_else(|e| e.into_inner());
         let mut max_lag = 0;
         self.metrics.lag_by_subscriber.clear();
-        for (name, cursor) in entries.values() {
+        for (name, cursor, _) in entries.values() {
             let lag = head.saturating_sub(cursor.load(Ordering::Relaxed));
             max_lag = max_lag.max(lag);
             if let Some(name) = name {

@@ -42,6 +42,8 @@ pub struct SubscribeRequest {
     pub start: StartPosition,
     /// What to send.
     pub filter: NotificationFilter,
+    /// The client connection the stream goes to, for the per-connection cap.
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 /// One message of a stream.
@@ -105,7 +107,7 @@ pub async fn subscribe(
         StartPosition::Durable(name) => Some(name.to_string()),
         _ => None,
     };
-    let guard = hub.register(name, Arc::clone(&position));
+    let guard = hub.register(name, Arc::clone(&position), request.peer)?;
     let subscription = Subscription {
         hub: hub.clone(),
         filter: request.filter,

@@ -610,3 +610,127 @@ async fn a_captured_webhook_replayed_under_any_identifier_changes_nothing() {
         "{json}"
     );
 }
+
+#[tokio::test]
+async fn weak_secrets_and_loopback_targets_are_refused() {
+    let db = TestDatabase::fresh().await;
+    let assignment_db = TestDatabase::fresh().await;
+    let assignment = AssignmentApp::spawn(assignment_db.url()).await;
+    let mut config =
+        tracker_service::Config::for_tests(db.url(), format!("http://{}", assignment.grpc_addr));
+    config.jira_allow_loopback = false;
+    let tracker = system_tests::TrackerApp::spawn_with(config).await;
+    let request = |base_url: &str, secret: &str| proto::tracker::v1::CreateIntegrationRequest {
+        integration_id: "acme-jira".into(),
+        base_url: base_url.into(),
+        credentials: Some(proto::tracker::v1::Credentials {
+            credential: Some(
+                proto::tracker::v1::credentials::Credential::PersonalAccessToken(
+                    proto::tracker::v1::PersonalAccessTokenCredential {
+                        token: "pat-0123456789".into(),
+                    },
+                ),
+            ),
+        }),
+        webhook_secret: secret.into(),
+        ..Default::default()
+    };
+    let strong = "0123456789abcdef-strong";
+    for (url, secret, field) in [
+        ("https://acme.atlassian.net", "x", "webhook_secret"),
+        (
+            "https://acme.atlassian.net",
+            "fifteen-bytes-1",
+            "webhook_secret",
+        ),
+        ("http://169.254.169.254", strong, "base_url"),
+        ("http://127.0.0.1:8080", strong, "base_url"),
+        ("http://localhost:8080", strong, "base_url"),
+        ("http://[::1]:8080", strong, "base_url"),
+    ] {
+        let refused = tracker
+            .tracker()
+            .create_integration(request(url, secret))
+            .await;
+        system_tests::fixtures::assert_error(refused, Code::InvalidArgument, Some(field));
+    }
+    let too_long_name = tracker
+        .tracker()
+        .create_integration(proto::tracker::v1::CreateIntegrationRequest {
+            display_name: "x".repeat(3_000_000),
+            ..request("https://acme.atlassian.net", strong)
+        })
+        .await;
+    system_tests::fixtures::assert_error(
+        too_long_name,
+        Code::InvalidArgument,
+        Some("display_name"),
+    );
+    // A Data Center on a private network is fine.
+    tracker
+        .tracker()
+        .create_integration(request("http://10.20.30.40:8080/jira", strong))
+        .await
+        .unwrap();
+    let moved = tracker
+        .tracker()
+        .update_integration(proto::tracker::v1::UpdateIntegrationRequest {
+            integration_id: "acme-jira".into(),
+            base_url: Some("http://169.254.169.254".into()),
+            ..Default::default()
+        })
+        .await;
+    system_tests::fixtures::assert_error(moved, Code::InvalidArgument, Some("base_url"));
+    let listed = tracker
+        .tracker()
+        .list_integrations(proto::tracker::v1::ListIntegrationsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .integrations;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].base_url, "http://10.20.30.40:8080/jira");
+}
+
+#[tokio::test]
+async fn streams_are_capped_per_connection_and_in_total() {
+    let db = TestDatabase::fresh().await;
+    let mut config = AssignmentApp::config(db.url());
+    config.max_streams = 5;
+    config.max_streams_per_connection = 3;
+    let app = AssignmentApp::spawn_with(config).await;
+    let open = |channel: tonic::transport::Channel| async move {
+        assignment::notification_service_client::NotificationServiceClient::new(channel)
+            .subscribe(assignment::SubscribeRequest::default())
+            .await
+    };
+    let first = system_tests::apps::channel_to(app.grpc_addr);
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        streams.push(open(first.clone()).await.unwrap().into_inner());
+    }
+    let fourth = open(first.clone()).await;
+    let status = system_tests::fixtures::assert_error(fourth, Code::ResourceExhausted, None);
+    assert_eq!(
+        status.get_details_error_info().unwrap().reason,
+        "TOO_MANY_STREAMS"
+    );
+    let second = system_tests::apps::channel_to(app.grpc_addr);
+    for _ in 0..2 {
+        streams.push(open(second.clone()).await.unwrap().into_inner());
+    }
+    let sixth = open(second.clone()).await;
+    system_tests::fixtures::assert_error(sixth, Code::ResourceExhausted, None);
+    // Closing a stream frees its place.
+    drop(streams.pop());
+    system_tests::wait::until(
+        "a place to free",
+        system_tests::wait::DEFAULT_DEADLINE,
+        || {
+            let second = second.clone();
+            async move { open(second).await.ok().map(|_| ()) }
+        },
+    )
+    .await;
+    app.stop().await;
+}

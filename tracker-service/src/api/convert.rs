@@ -10,6 +10,7 @@ use service_runtime::ids::{IntegrationId, IssueKey, JiraIssueId, RequestId};
 use service_runtime::pagination::PageRequest;
 use service_runtime::secret::Secret;
 use service_runtime::status::Violations;
+use service_runtime::text;
 use service_runtime::time::to_timestamp;
 
 use super::Mutation;
@@ -23,13 +24,39 @@ use crate::jira::fields::FormValue;
 use crate::jira::form::{FieldKind, FormField};
 use crate::webhooks::inbox::DeliveryFilter;
 
-fn required(v: &mut Violations, field: &str, value: &str) -> Option<String> {
+/// The longest credential accepted (API tokens, personal access tokens and
+/// Connect shared secrets are far shorter).
+const MAX_CREDENTIAL_BYTES: usize = 4096;
+
+/// The shortest webhook secret accepted: a shorter one can be guessed.
+pub const MIN_WEBHOOK_SECRET_BYTES: usize = 16;
+
+/// The longest webhook secret, Connect client key and display name.
+const MAX_SECRET_BYTES: usize = 256;
+const MAX_CLIENT_KEY_BYTES: usize = 256;
+const MAX_DISPLAY_NAME_CHARS: usize = 200;
+
+/// A credential: printable ASCII, 1 to [`MAX_CREDENTIAL_BYTES`] bytes.
+fn secret_credential(v: &mut Violations, field: &str, value: &str) -> Option<String> {
     if value.trim().is_empty() {
         v.add(field, "must not be empty");
-        None
-    } else {
-        Some(value.trim().to_owned())
+        return None;
     }
+    v.check(field, text::token(value.trim(), 1, MAX_CREDENTIAL_BYTES))
+}
+
+/// A webhook secret: printable ASCII, at least 16 bytes.
+fn webhook_secret(v: &mut Violations, value: &str) -> Option<Secret<String>> {
+    v.check(
+        "webhook_secret",
+        text::token(value, MIN_WEBHOOK_SECRET_BYTES, MAX_SECRET_BYTES),
+    )
+    .map(Secret::new)
+}
+
+/// A display name: one line, at most [`MAX_DISPLAY_NAME_CHARS`] characters.
+fn display_name(v: &mut Violations, value: &str) -> Option<String> {
+    v.check("display_name", text::line(value, MAX_DISPLAY_NAME_CHARS))
 }
 
 fn credentials(v: &mut Violations, raw: Option<pb::Credentials>) -> Option<Credentials> {
@@ -43,22 +70,40 @@ fn credentials(v: &mut Violations, raw: Option<pb::Credentials>) -> Option<Crede
     };
     match credential {
         Credential::ApiToken(c) => {
-            let email = required(v, "credentials.api_token.account_email", &c.account_email);
-            let token = required(v, "credentials.api_token.api_token", &c.api_token);
+            let email = v.check(
+                "credentials.api_token.account_email",
+                text::line(&c.account_email, 254).and_then(|e| {
+                    if e.is_empty() {
+                        Err(text::TextError::from("must not be empty"))
+                    } else {
+                        Ok(e)
+                    }
+                }),
+            );
+            let token = secret_credential(v, "credentials.api_token.api_token", &c.api_token);
             Some(Credentials::ApiToken {
                 account_email: email?,
                 api_token: Secret::new(token?),
             })
         }
         Credential::PersonalAccessToken(c) => {
-            let token = required(v, "credentials.personal_access_token.token", &c.token);
+            let token = secret_credential(v, "credentials.personal_access_token.token", &c.token);
             Some(Credentials::PersonalAccessToken {
                 token: Secret::new(token?),
             })
         }
         Credential::Connect(c) => {
-            let key = required(v, "credentials.connect.client_key", &c.client_key);
-            let secret = required(v, "credentials.connect.shared_secret", &c.shared_secret);
+            let key = if c.client_key.trim().is_empty() {
+                v.add("credentials.connect.client_key", "must not be empty");
+                None
+            } else {
+                v.check(
+                    "credentials.connect.client_key",
+                    text::token(c.client_key.trim(), 1, MAX_CLIENT_KEY_BYTES),
+                )
+            };
+            let secret =
+                secret_credential(v, "credentials.connect.shared_secret", &c.shared_secret);
             Some(Credentials::Connect {
                 client_key: key?,
                 shared_secret: Secret::new(secret?),
@@ -75,20 +120,23 @@ impl TryFrom<pb::CreateIntegrationRequest> for Mutation<NewIntegration> {
         let base_url = v.check("base_url", BaseUrl::parse(&r.base_url));
         let credentials = credentials(&mut v, r.credentials);
         let request_id = v.check("request_id", RequestId::parse_optional(&r.request_id));
-        let display_name = if r.display_name.trim().is_empty() {
-            r.integration_id.clone()
-        } else {
-            r.display_name.trim().to_owned()
+        let display_name = match display_name(&mut v, &r.display_name) {
+            Some(name) if name.is_empty() => Some(r.integration_id.clone()),
+            other => other,
         };
-        let webhook_secret = (!r.webhook_secret.is_empty()).then(|| Secret::new(r.webhook_secret));
+        let webhook_secret = if r.webhook_secret.is_empty() {
+            Some(None)
+        } else {
+            webhook_secret(&mut v, &r.webhook_secret).map(Some)
+        };
         Ok(v.finish_with(|| {
             Some(Mutation {
                 command: NewIntegration {
                     id: id?,
-                    display_name,
+                    display_name: display_name?,
                     base_url: base_url?,
                     credentials: credentials?,
-                    webhook_secret,
+                    webhook_secret: webhook_secret?,
                     email_api_allowed: r.email_api_allowed,
                 },
                 request_id: request_id?,
@@ -111,17 +159,23 @@ impl TryFrom<pb::UpdateIntegrationRequest> for Mutation<IntegrationChanges> {
             Some(c) => credentials(&mut v, Some(c)).map(Some),
         };
         let request_id = v.check("request_id", RequestId::parse_optional(&r.request_id));
-        let webhook_secret = r
-            .webhook_secret
-            .map(|s| (!s.is_empty()).then(|| Secret::new(s)));
+        let webhook_secret = match r.webhook_secret.as_deref() {
+            None => Some(None),
+            Some("") => Some(Some(None)),
+            Some(raw) => webhook_secret(&mut v, raw).map(|s| Some(Some(s))),
+        };
+        let name = match r.display_name.as_deref() {
+            None => Some(None),
+            Some(raw) => display_name(&mut v, raw).map(Some),
+        };
         Ok(v.finish_with(|| {
             Some(Mutation {
                 command: IntegrationChanges {
                     id: id?,
-                    display_name: r.display_name.map(|n| n.trim().to_owned()),
+                    display_name: name?,
                     base_url: base_url?,
                     credentials: credentials?,
-                    webhook_secret,
+                    webhook_secret: webhook_secret?,
                     email_api_allowed: r.email_api_allowed,
                 },
                 request_id: request_id?,

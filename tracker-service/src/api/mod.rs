@@ -17,6 +17,7 @@ use crate::integrations;
 use crate::integrations::{IntegrationChanges, NewIntegration};
 use crate::issues::CreateIssueCommand;
 use crate::issues::{FormRequest, IssueService};
+use crate::jira::targets::TargetPolicy;
 use crate::webhooks::inbox;
 use crate::webhooks::waker::DispatchWaker;
 
@@ -26,6 +27,7 @@ pub fn services(
     db: &Database,
     issues: &IssueService,
     waker: &DispatchWaker,
+    targets: TargetPolicy,
     max_message_bytes: usize,
 ) -> GrpcServices {
     GrpcServices::new().with(
@@ -33,6 +35,7 @@ pub fn services(
             db: db.clone(),
             issues: issues.clone(),
             waker: waker.clone(),
+            targets,
         })
         .max_decoding_message_size(max_message_bytes),
     )
@@ -44,6 +47,8 @@ pub struct TrackerApi {
     db: Database,
     issues: IssueService,
     waker: DispatchWaker,
+    /// Which Jira hosts integrations may point at.
+    targets: TargetPolicy,
 }
 
 /// A mutating command with its optional idempotency key.
@@ -74,6 +79,9 @@ impl pb::tracker_service_server::TrackerService for TrackerApi {
         request: Request<pb::CreateIntegrationRequest>,
     ) -> Result<Response<pb::CreateIntegrationResponse>, Status> {
         let m = Mutation::<NewIntegration>::try_from(request.into_inner())?.traced();
+        self.targets
+            .check(&m.command.base_url)
+            .map_err(|why| TrackerError::invalid_field("base_url", why))?;
         let summary =
             retrying(|| integrations::create(&self.db, m.command.clone(), m.request_id.as_ref()))
                 .await?;
@@ -87,6 +95,11 @@ impl pb::tracker_service_server::TrackerService for TrackerApi {
         request: Request<pb::UpdateIntegrationRequest>,
     ) -> Result<Response<pb::UpdateIntegrationResponse>, Status> {
         let m = Mutation::<IntegrationChanges>::try_from(request.into_inner())?.traced();
+        if let Some(url) = &m.command.base_url {
+            self.targets
+                .check(url)
+                .map_err(|why| TrackerError::invalid_field("base_url", why))?;
+        }
         let summary =
             retrying(|| integrations::update(&self.db, m.command.clone(), m.request_id.as_ref()))
                 .await?;

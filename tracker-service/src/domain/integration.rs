@@ -51,6 +51,14 @@ impl BaseUrl {
         &self.0
     }
 
+    /// The host (a name, an IPv4 address, or an IPv6 address in brackets).
+    pub fn host(&self) -> String {
+        reqwest::Url::parse(&self.0)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+
     /// The path part of the base URL (empty for a site at the root), which
     /// Connect's query hash leaves out.
     pub fn path(&self) -> String {

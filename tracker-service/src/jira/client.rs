@@ -22,6 +22,7 @@ use super::error::{JiraError, capped};
 use super::model::{
     CreateMeta, CreatedIssue, Issue, Named, ProjectPage, SearchResult, Status, UserEmail,
 };
+use super::targets::TargetPolicy;
 use crate::domain::{Credentials, Integration};
 use crate::metrics::Metrics;
 
@@ -36,6 +37,8 @@ pub struct JiraSettings {
     pub max_retry_wait: Duration,
     /// Our Connect app key: the `iss` of the JWTs we sign.
     pub connect_app_key: String,
+    /// Which hosts requests may go to.
+    pub targets: TargetPolicy,
 }
 
 impl Default for JiraSettings {
@@ -45,6 +48,7 @@ impl Default for JiraSettings {
             max_attempts: 5,
             max_retry_wait: Duration::from_secs(30),
             connect_app_key: "jira-sync".to_owned(),
+            targets: TargetPolicy::default(),
         }
     }
 }
@@ -78,6 +82,7 @@ impl JiraClient {
             .timeout(settings.request_timeout)
             .connect_timeout(settings.request_timeout)
             .user_agent(concat!("jira-sync-tracker/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(settings.targets.resolver())
             .build()?;
         Ok(Self {
             http,
@@ -171,6 +176,12 @@ impl Site<'_> {
         repeatable: Repeatable,
     ) -> Result<(u16, String), JiraError> {
         let settings = &self.client.settings;
+        // An integration registered before the policy was tightened must not be
+        // sent to either.
+        settings
+            .targets
+            .check(&self.integration.base_url)
+            .map_err(JiraError::Connection)?;
         let mut waited = Duration::ZERO;
         let mut attempt = 1;
         loop {

@@ -8,6 +8,7 @@ pub mod error;
 pub mod fields;
 pub mod form;
 pub mod model;
+pub mod targets;
 
 pub use client::{JiraClient, JiraSettings};
 pub use error::JiraError;
