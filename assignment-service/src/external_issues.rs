@@ -23,6 +23,12 @@ use crate::groups::effects::{Change, Effects, GroupFacts, Origin};
 use crate::storage::entities::{external_issue, group, group_link, installation};
 use service_runtime::idempotency::{IdempotencyKey, idempotent_write};
 
+/// External issues one group may be linked to (so a group, with its links,
+/// stays small enough to list a page of them).
+pub const MAX_LINKS_PER_GROUP: usize = 20;
+/// Groups one organization's record of an external issue may link.
+pub const MAX_GROUPS_PER_ISSUE: usize = 1000;
+
 /// Identifies an external issue within an integration: by Jira id, key, or both.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IssueRef {
@@ -408,6 +414,57 @@ fn numbered(sql: &str) -> String {
     out
 }
 
+/// Refuses a link that would give a group more than [`MAX_LINKS_PER_GROUP`]
+/// external issues, or the record more than [`MAX_GROUPS_PER_ISSUE`] groups.
+async fn check_link_limits(
+    txn: &DatabaseTransaction,
+    record_id: i64,
+    groups: &[group::Model],
+) -> Result<(), AssignmentError> {
+    let links = group_link::Entity::find()
+        .filter(
+            sea_orm::Condition::any()
+                .add(group_link::Column::ExternalIssueId.eq(record_id))
+                .add(group_link::Column::GroupId.is_in(groups.iter().map(|g| g.id))),
+        )
+        .all(txn)
+        .await?;
+    let new: Vec<&group::Model> = groups
+        .iter()
+        .filter(|g| {
+            !links
+                .iter()
+                .any(|l| l.group_id == g.id && l.external_issue_id == record_id)
+        })
+        .collect();
+    let on_record = links
+        .iter()
+        .filter(|l| l.external_issue_id == record_id)
+        .count();
+    if on_record + new.len() > MAX_GROUPS_PER_ISSUE {
+        return Err(AssignmentError::refused(
+            Reason::LinkLimitReached,
+            format!(
+                "the issue would link {} groups; at most {MAX_GROUPS_PER_ISSUE} are allowed",
+                on_record + new.len()
+            ),
+        ));
+    }
+    for group in new {
+        let of_group = links.iter().filter(|l| l.group_id == group.id).count();
+        if of_group >= MAX_LINKS_PER_GROUP {
+            return Err(AssignmentError::refused(
+                Reason::LinkLimitReached,
+                format!(
+                    "group {} is linked to {of_group} external issues, the most one group may be; unlink one first",
+                    group.id
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// What notifications and activities say of a group row.
 fn facts(group: &group::Model) -> GroupFacts<'_> {
     GroupFacts {
@@ -503,6 +560,7 @@ pub async fn link(
                 }
             };
 
+            check_link_limits(txn, record.id, &groups).await?;
             let origin = Origin {
                 source_integration_id: Some(request.integration_id.clone()),
                 integration_id: Some(request.integration_id.clone()),

@@ -71,6 +71,9 @@ reasons! {
     // --- assignment.v1 -------------------------------------------------------
     /// The organization has not installed the integration.
     IntegrationNotInstalled => ("INTEGRATION_NOT_INSTALLED", FailedPrecondition),
+    /// A link would exceed a limit (external issues per group, groups per
+    /// issue).
+    LinkLimitReached => ("LINK_LIMIT_REACHED", FailedPrecondition),
     /// The organization already has another record of the issue key.
     IssueKeyTaken => ("ISSUE_KEY_TAKEN", FailedPrecondition),
     /// A stream cursor is behind retention; metadata `oldest_available_sequence`

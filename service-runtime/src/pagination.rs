@@ -101,6 +101,14 @@ impl<C: Cursor> PageRequest<C> {
         })
     }
 
+    /// The same request with its size coerced down to `max` (a list whose items
+    /// are large pages fewer of them, so a page stays under the message limit).
+    #[must_use]
+    pub fn at_most(mut self, max: u64) -> Self {
+        self.size = self.size.min(max.max(1));
+        self
+    }
+
     /// How many rows to fetch: one more than the page, to know whether another
     /// page follows.
     pub fn fetch_limit(&self) -> u64 {

@@ -9,6 +9,7 @@ use service_runtime::text;
 use service_runtime::time::to_timestamp;
 use tonic::{Request, Response, Status};
 
+use super::limits::{MAX_EMAILS_PER_USER, MAX_NAME_CHARS, SMALL_ITEMS_PAGE, USERS_PAGE};
 use super::{Mutation, optional_id, page, request_id, retrying};
 use crate::directory::{
     self, InstallationFilter, InstallationRef, NewOrganization, NewProject, NewUser, ProjectAccess,
@@ -17,9 +18,6 @@ use crate::directory::{
 use crate::domain::records::{Installation, Organization, Project, SyncSettings, User, UserEmail};
 use crate::domain::{Email, OrganizationId, ProjectId, Slug, UserId};
 use crate::error::AssignmentError;
-
-/// The longest display name or title accepted.
-const MAX_NAME_CHARS: usize = 200;
 
 /// Serves `DirectoryService` over the service's database.
 #[derive(Debug, Clone)]
@@ -53,6 +51,11 @@ fn required_name(v: &mut Violations, field: &str, raw: &str) -> String {
 }
 
 fn emails(v: &mut Violations, field: &str, raw: Vec<pb::UserEmail>) -> Vec<UserEmail> {
+    if v.check(field, text::count(&raw, MAX_EMAILS_PER_USER))
+        .is_none()
+    {
+        return Vec::new();
+    }
     raw.into_iter()
         .enumerate()
         .filter_map(|(i, e)| {
@@ -293,7 +296,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
     ) -> Result<Response<pb::ListOrganizationsResponse>, Status> {
         let r = request.into_inner();
         let mut v = Violations::new();
-        let page = page(&mut v, r.page_size, &r.page_token, "");
+        let page = page(&mut v, r.page_size, &r.page_token, "", SMALL_ITEMS_PAGE);
         let page = v
             .finish_with(|| page)
             .map_err(AssignmentError::InvalidArgument)?;
@@ -344,6 +347,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
             r.page_size,
             &r.page_token,
             &format!("organization={}", r.organization_id),
+            SMALL_ITEMS_PAGE,
         );
         let (organization_id, page) = v
             .finish_with(|| Some((organization_id?, page?)))
@@ -396,6 +400,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
             r.page_size,
             &r.page_token,
             &format!("organization={}", r.organization_id),
+            USERS_PAGE,
         );
         let (organization_id, page) = v
             .finish_with(|| Some((organization_id?, page?)))
@@ -458,6 +463,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
             r.page_size,
             &r.page_token,
             &format!("project={}", r.project_id),
+            USERS_PAGE,
         );
         let (project_id, page) = v
             .finish_with(|| Some((project_id?, page?)))
@@ -543,6 +549,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
                 "organization={};integration={}",
                 r.organization_id, r.integration_id
             ),
+            SMALL_ITEMS_PAGE,
         );
         let (filter, page) = v
             .finish_with(|| {

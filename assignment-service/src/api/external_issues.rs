@@ -4,10 +4,14 @@ use proto::assignment::v1 as pb;
 use service_runtime::database::Database;
 use service_runtime::ids::{IntegrationId, IssueKey, JiraIssueId};
 use service_runtime::status::Violations;
+use service_runtime::text;
 use service_runtime::time::{from_timestamp, to_timestamp};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
+use super::limits::{
+    EXTERNAL_ISSUES_PAGE, MAX_GROUPS_PER_CALL, MAX_ISSUE_TITLE_CHARS, MAX_URL_BYTES,
+};
 use super::{Mutation, optional_id, page, request_id, retrying};
 use crate::domain::records::{ExternalIssue, GroupSyncResult};
 use crate::domain::{Email, GroupId, OrganizationId, StatusAction, SyncOutcome};
@@ -93,6 +97,11 @@ fn group_ids(v: &mut Violations, raw: &[i64], required: bool) -> Vec<GroupId> {
     if required && raw.is_empty() {
         v.add("group_ids", "must list at least one group");
     }
+    if v.check("group_ids", text::count(raw, MAX_GROUPS_PER_CALL))
+        .is_none()
+    {
+        return Vec::new();
+    }
     let mut ids = Vec::with_capacity(raw.len());
     for (i, id) in raw.iter().enumerate() {
         if let Some(id) = v.check(&format!("group_ids[{i}]"), GroupId::parse(*id)) {
@@ -109,6 +118,19 @@ fn group_ids(v: &mut Violations, raw: &[i64], required: bool) -> Vec<GroupId> {
 /// and ours are both synchronised; a time further ahead is a forged or broken
 /// event, and accepting it would make every later real event stale.
 pub const MAX_PROVIDER_CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
+/// An issue's browse URL: empty, or an absolute http(s) URL of at most
+/// [`MAX_URL_BYTES`] bytes.
+fn issue_url(raw: &str) -> Result<String, text::TextError> {
+    let url = text::token(raw.trim(), 0, MAX_URL_BYTES).map_err(|_| {
+        text::TextError::from("must be an http(s) URL of at most 1024 printable ASCII bytes")
+    })?;
+    if url.is_empty() || url.starts_with("https://") || url.starts_with("http://") {
+        Ok(url)
+    } else {
+        Err(text::TextError::from("must start with https:// or http://"))
+    }
+}
 
 fn provider_time(
     v: &mut Violations,
@@ -161,6 +183,8 @@ impl TryFrom<pb::LinkExternalIssueRequest> for Mutation<LinkRequest> {
         let organization_id = v.check("organization_id", OrganizationId::parse(r.organization_id));
         let issue = issue_ref(&mut v, "issue", r.issue, true);
         let group_ids = group_ids(&mut v, &r.group_ids, true);
+        let title = v.check("title", text::line(&r.title, MAX_ISSUE_TITLE_CHARS));
+        let url = v.check("url", issue_url(&r.url));
         let request_id = request_id(&mut v, &r.request_id);
         Ok(v.finish_with(|| {
             let issue = issue?;
@@ -170,8 +194,8 @@ impl TryFrom<pb::LinkExternalIssueRequest> for Mutation<LinkRequest> {
                     integration_id: issue.integration_id,
                     key: issue.key?,
                     jira_issue_id: issue.jira_issue_id,
-                    title: r.title,
-                    url: r.url,
+                    title: title?,
+                    url: url?,
                     group_ids,
                 },
                 request_id: request_id?,
@@ -466,6 +490,7 @@ impl pb::external_issue_service_server::ExternalIssueService for ExternalIssueAp
             r.page_size,
             &r.page_token,
             &format!("org={};integration={}", r.organization_id, r.integration_id),
+            EXTERNAL_ISSUES_PAGE,
         );
         let (filter, page) = v
             .finish_with(|| {

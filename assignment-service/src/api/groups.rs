@@ -3,17 +3,16 @@
 use proto::assignment::v1 as pb;
 use service_runtime::database::Database;
 use service_runtime::status::Violations;
+use service_runtime::text;
 use service_runtime::time::to_timestamp;
 use tonic::{Request, Response, Status};
 
+use super::limits::{GROUPS_PAGE, MAX_GROUP_TITLE_CHARS, SMALL_ITEMS_PAGE};
 use super::{Mutation, optional_id, page, request_id, retrying};
 use crate::domain::records::{Activity, Group};
 use crate::domain::{ActivityKind, GroupId, GroupStatus, OrganizationId, ProjectId, UserId};
 use crate::error::AssignmentError;
 use crate::groups::{self, AssigneeFilter, GroupFilter, NewGroup};
-
-/// The longest group title accepted.
-const MAX_TITLE_CHARS: usize = 1000;
 
 /// Serves `GroupService` over the service's database.
 #[derive(Debug, Clone)]
@@ -33,14 +32,11 @@ impl TryFrom<pb::CreateGroupRequest> for Mutation<NewGroup> {
     fn try_from(r: pb::CreateGroupRequest) -> Result<Self, Self::Error> {
         let mut v = Violations::new();
         let project_id = v.check("project_id", ProjectId::parse(r.project_id));
-        let title = r.title.trim().to_owned();
-        if title.is_empty() {
+        let title = v
+            .check("title", text::line(&r.title, MAX_GROUP_TITLE_CHARS))
+            .unwrap_or_default();
+        if r.title.trim().is_empty() {
             v.add("title", "must not be empty");
-        } else if title.chars().count() > MAX_TITLE_CHARS {
-            v.add(
-                "title",
-                format!("is longer than {MAX_TITLE_CHARS} characters"),
-            );
         }
         let request_id = request_id(&mut v, &r.request_id);
         Ok(v.finish_with(|| {
@@ -189,7 +185,7 @@ impl pb::group_service_server::GroupService for GroupApi {
             "org={};project={};assignee={:?};status={}",
             r.organization_id, r.project_id, r.assignee_filter, r.status
         );
-        let page = page(&mut v, r.page_size, &r.page_token, &filters);
+        let page = page(&mut v, r.page_size, &r.page_token, &filters, GROUPS_PAGE);
         let (filter, page) = v
             .finish_with(|| {
                 Some((
@@ -222,6 +218,7 @@ impl pb::group_service_server::GroupService for GroupApi {
             r.page_size,
             &r.page_token,
             &format!("group={}", r.group_id),
+            SMALL_ITEMS_PAGE,
         );
         let (group_id, page) = v
             .finish_with(|| Some((group_id?, page?)))

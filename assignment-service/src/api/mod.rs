@@ -7,6 +7,7 @@
 mod directory;
 mod external_issues;
 mod groups;
+pub mod limits;
 mod notifications;
 
 use proto::assignment::v1 as pb;
@@ -81,15 +82,16 @@ pub(crate) fn request_id(v: &mut Violations, raw: &str) -> Option<Option<Request
 }
 
 /// Parses `page_size` and `page_token` for a list whose filters are described by
-/// `filters`.
+/// `filters`, with pages of at most `max` items (see [`limits`]).
 pub(crate) fn page(
     v: &mut Violations,
     page_size: i32,
     page_token: &str,
     filters: &str,
+    max: u64,
 ) -> Option<PageRequest<i64>> {
     match PageRequest::parse(page_size, page_token, filters) {
-        Ok(page) => Some(page),
+        Ok(page) => Some(page.at_most(max)),
         Err(violation) => {
             v.add(violation.field, violation.description);
             None

@@ -11,6 +11,7 @@ use service_runtime::status::Violations;
 use service_runtime::time::to_timestamp;
 use tonic::{Request, Response, Status};
 
+use super::limits::{MAX_FILTER_IDS, SMALL_ITEMS_PAGE};
 use crate::domain::{NotificationKind, OrganizationId, Sequence, UserId};
 use crate::error::AssignmentError;
 use crate::notification_log::StoredNotification;
@@ -96,6 +97,18 @@ impl TryFrom<pb::SubscribeRequest> for SubscribeRequest {
                 .map(StartPosition::Durable),
         };
         let filter = r.filter.unwrap_or_default();
+        for (field, count) in [
+            ("filter.recipient_user_ids", filter.recipient_user_ids.len()),
+            ("filter.organization_ids", filter.organization_ids.len()),
+            ("filter.kinds", filter.kinds.len()),
+        ] {
+            if count > MAX_FILTER_IDS {
+                v.add(
+                    field,
+                    format!("has {count} items; at most {MAX_FILTER_IDS} are accepted"),
+                );
+            }
+        }
         let recipients: Vec<UserId> = filter
             .recipient_user_ids
             .iter()
@@ -234,7 +247,8 @@ impl pb::notification_service_server::NotificationService for NotificationApi {
     ) -> Result<Response<pb::ListSubscribersResponse>, Status> {
         let r = request.into_inner();
         let page = PageRequest::<String>::parse(r.page_size, &r.page_token, "")
-            .map_err(|v| AssignmentError::InvalidArgument(vec![v]))?;
+            .map_err(|v| AssignmentError::InvalidArgument(vec![v]))?
+            .at_most(SMALL_ITEMS_PAGE);
         let result = subscribers::list(&self.db, &page).await?;
         Ok(Response::new(pb::ListSubscribersResponse {
             subscribers: result.items.into_iter().map(subscriber).collect(),

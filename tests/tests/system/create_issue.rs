@@ -404,7 +404,7 @@ async fn create_integration(tracker: &TrackerApp, jira: &JiraSim) {
                     },
                 )),
             }),
-            webhook_secret: "s".into(),
+            webhook_secret: "s3cret-webhook-0123".into(),
             email_api_allowed: false,
             request_id: String::new(),
         })
@@ -503,7 +503,7 @@ async fn each_auth_mode_sends_the_right_authorization() {
                 credentials: Some(pb::Credentials {
                     credential: Some(credential),
                 }),
-                webhook_secret: "s".into(),
+                webhook_secret: "s3cret-webhook-0123".into(),
                 email_api_allowed: false,
                 request_id: String::new(),
             })

@@ -734,3 +734,99 @@ async fn streams_are_capped_per_connection_and_in_total() {
     .await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn oversized_strings_and_lists_are_refused_naming_the_field() {
+    let db = TestDatabase::fresh().await;
+    let app = AssignmentApp::spawn(db.url()).await;
+    let (org, project, group) = linked_group(&app).await;
+    let link = |title: String, url: String| assignment::LinkExternalIssueRequest {
+        organization_id: org,
+        issue: Some(assignment::ExternalIssueRef {
+            integration_id: JIRA.into(),
+            key: "APP-2".into(),
+            jira_issue_id: String::new(),
+        }),
+        title,
+        url,
+        group_ids: vec![group],
+        request_id: String::new(),
+    };
+    let huge = "x".repeat(3_000_000);
+    let refused = app
+        .external_issues()
+        .link_external_issue(link(huge.clone(), String::new()))
+        .await;
+    system_tests::fixtures::assert_error(refused, Code::InvalidArgument, Some("title"));
+    let refused = app
+        .external_issues()
+        .link_external_issue(link("ok".into(), format!("https://{huge}")))
+        .await;
+    system_tests::fixtures::assert_error(refused, Code::InvalidArgument, Some("url"));
+    let refused = app
+        .external_issues()
+        .link_external_issue(link("ok".into(), "javascript:alert(1)".into()))
+        .await;
+    system_tests::fixtures::assert_error(refused, Code::InvalidArgument, Some("url"));
+    // The probe's 50,000 addresses: INVALID_ARGUMENT, not INTERNAL.
+    let many = app
+        .directory()
+        .create_user(assignment::CreateUserRequest {
+            display_name: "Many".into(),
+            emails: (0..50_000)
+                .map(|i| assignment::UserEmail {
+                    email: format!("u{i}@x.io"),
+                    verified: false,
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .await;
+    system_tests::fixtures::assert_error(many, Code::InvalidArgument, Some("emails"));
+    let too_many_groups = app
+        .external_issues()
+        .unlink_external_issue(assignment::UnlinkExternalIssueRequest {
+            organization_id: org,
+            issue: Some(assignment::ExternalIssueRef {
+                integration_id: JIRA.into(),
+                key: "APP-1".into(),
+                jira_issue_id: String::new(),
+            }),
+            group_ids: (1..=101).collect(),
+            ..Default::default()
+        })
+        .await;
+    system_tests::fixtures::assert_error(too_many_groups, Code::InvalidArgument, Some("group_ids"));
+
+    // A group links at most 20 issues.
+    for i in 2..=20 {
+        app.link(org, JIRA, &format!("APP-{}", i + 100), "", &[group])
+            .await;
+    }
+    let twenty_first = app
+        .external_issues()
+        .link_external_issue(link("one too many".into(), String::new()))
+        .await;
+    let status = system_tests::fixtures::assert_error(twenty_first, Code::FailedPrecondition, None);
+    assert_eq!(
+        status.get_details_error_info().unwrap().reason,
+        "LINK_LIMIT_REACHED"
+    );
+
+    // Lists page the largest items at most 100 at a time, whatever is asked.
+    for i in 0..105 {
+        app.create_group(project, &format!("group {i}")).await;
+    }
+    let page = app
+        .groups()
+        .list_groups(assignment::ListGroupsRequest {
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.groups.len(), 100);
+    assert!(!page.next_page_token.is_empty());
+    app.stop().await;
+}

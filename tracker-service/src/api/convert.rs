@@ -24,6 +24,24 @@ use crate::jira::fields::FormValue;
 use crate::jira::form::{FieldKind, FormField};
 use crate::webhooks::inbox::DeliveryFilter;
 
+/// Largest page of ListWebhookDeliveries (a delivery carries up to 32 headers
+/// and its actions).
+const DELIVERIES_PAGE: u64 = 50;
+
+/// Groups named in one CreateIssue.
+const MAX_GROUPS_PER_CALL: usize = 100;
+/// Jira ids and field keys (`10000`, `customfield_10200`), in bytes.
+const MAX_ID_BYTES: usize = 64;
+/// A title, in characters (Jira keeps the first 255 as the summary).
+const MAX_TITLE_CHARS: usize = 1000;
+/// A description, in characters (Jira's own limit for text fields).
+const MAX_DESCRIPTION_CHARS: usize = 32_767;
+/// Form values in one CreateIssue.
+const MAX_FIELDS: usize = 100;
+/// Items of one list value, and characters of one text value.
+const MAX_LIST_ITEMS: usize = 100;
+const MAX_VALUE_CHARS: usize = 32_767;
+
 /// The longest credential accepted (API tokens, personal access tokens and
 /// Connect shared secrets are far shorter).
 const MAX_CREDENTIAL_BYTES: usize = 4096;
@@ -221,14 +239,17 @@ fn form_value(
     };
     match value.kind {
         None | Some(Kind::NullValue(_)) => Some(None),
-        Some(Kind::StringValue(s)) => Some(Some(FormValue::Text(s))),
+        Some(Kind::StringValue(s)) => v
+            .check(field, text::block(&s, MAX_VALUE_CHARS))
+            .map(|s| Some(FormValue::Text(s))),
         Some(Kind::NumberValue(n)) => Some(Some(FormValue::Number(n))),
         Some(Kind::BoolValue(b)) => Some(Some(FormValue::Text(b.to_string()))),
         Some(Kind::ListValue(list)) => {
+            v.check(field, text::count(&list.values, MAX_LIST_ITEMS))?;
             let mut items = Vec::with_capacity(list.values.len());
             for item in list.values {
                 match item.kind.as_ref().and_then(scalar) {
-                    Some(text) => items.push(text),
+                    Some(text) => items.push(v.check(field, text::line(&text, 1000))?),
                     None => {
                         v.add(field, "lists may only hold strings, numbers or booleans");
                         return None;
@@ -255,7 +276,8 @@ impl TryFrom<pb::CreateIssueRequest> for Mutation<CreateIssueCommand> {
         if r.group_ids.is_empty() {
             v.add("group_ids", "must list at least one group to link");
         }
-        for (i, id) in r.group_ids.iter().enumerate() {
+        v.check("group_ids", text::count(&r.group_ids, MAX_GROUPS_PER_CALL));
+        for (i, id) in r.group_ids.iter().enumerate().take(MAX_GROUPS_PER_CALL) {
             if *id <= 0 {
                 v.add(format!("group_ids[{i}]"), "must be a positive id");
             } else if r.group_ids[..i].contains(id) {
@@ -275,9 +297,39 @@ impl TryFrom<pb::CreateIssueRequest> for Mutation<CreateIssueCommand> {
                 "must not be empty (it becomes the issue's summary)",
             );
         }
+        let project_id = v.check(
+            "project_id",
+            text::token(r.project_id.trim(), 0, MAX_ID_BYTES),
+        );
+        let issue_type_id = v.check(
+            "issue_type_id",
+            text::token(r.issue_type_id.trim(), 0, MAX_ID_BYTES),
+        );
+        let title = v.check("title", text::line(&r.title, MAX_TITLE_CHARS));
+        let description = v.check(
+            "description",
+            text::block(&r.description, MAX_DESCRIPTION_CHARS),
+        );
+        let raw_fields = r.fields.map(|s| s.fields).unwrap_or_default();
+        if raw_fields.len() > MAX_FIELDS {
+            v.add(
+                "fields",
+                format!(
+                    "has {} fields; at most {MAX_FIELDS} are accepted",
+                    raw_fields.len()
+                ),
+            );
+        }
         let mut fields = BTreeMap::new();
-        for (key, value) in r.fields.map(|s| s.fields).unwrap_or_default() {
+        for (key, value) in raw_fields.into_iter().take(MAX_FIELDS) {
             let field = format!("fields.{key}");
+            if key.len() > MAX_ID_BYTES {
+                v.add(
+                    "fields",
+                    format!("a field key is longer than {MAX_ID_BYTES} bytes"),
+                );
+                continue;
+            }
             if matches!(
                 key.as_str(),
                 "project" | "issuetype" | "summary" | "title" | "description"
@@ -300,10 +352,10 @@ impl TryFrom<pb::CreateIssueRequest> for Mutation<CreateIssueCommand> {
                     organization_id: r.organization_id,
                     group_ids: r.group_ids.clone(),
                     form: FormSnapshot {
-                        project_id: r.project_id.trim().to_owned(),
-                        issue_type_id: r.issue_type_id.trim().to_owned(),
-                        title: r.title.trim().to_owned(),
-                        description: r.description.clone(),
+                        project_id: project_id?,
+                        issue_type_id: issue_type_id?,
+                        title: title?,
+                        description: description?,
                         fields,
                     },
                 },
@@ -358,7 +410,7 @@ impl From<FormField> for pb::FormField {
             default_value: f.default,
             search_url: f.search_url,
             multiple: f.multiple,
-            help_text: String::new(),
+            help_text: f.help_text,
             schema_type: f.schema_type,
         }
     }
@@ -428,7 +480,7 @@ impl TryFrom<pb::ListWebhookDeliveriesRequest> for DeliveryQuery {
             r.integration_id, r.state, r.issue_key, r.jira_issue_id, r.delivery_key
         );
         let page = match PageRequest::<i64>::parse(r.page_size, &r.page_token, &filters) {
-            Ok(page) => Some(page),
+            Ok(page) => Some(page.at_most(DELIVERIES_PAGE)),
             Err(violation) => {
                 v.add(violation.field, violation.description);
                 None
@@ -524,4 +576,54 @@ impl From<DeliveryRecord> for pb::WebhookDelivery {
 pub fn delivery_with_body(d: DeliveryRecord) -> pb::WebhookDelivery {
     let body = d.body.clone();
     pb::WebhookDelivery { body, ..d.into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message as _;
+
+    use super::*;
+
+    /// A full page of the largest deliveries stays under the 4 MiB message
+    /// limit default clients enforce.
+    #[test]
+    fn a_full_page_of_the_largest_deliveries_fits() {
+        let widest = |chars: usize| "\u{10348}".repeat(chars);
+        let effect = pb::GroupEffect {
+            organization_id: i64::MAX,
+            group_id: i64::MAX,
+            outcome: 8,
+        };
+        let action = pb::DeliveryAction {
+            summary: widest(600),
+            group_effects: vec![effect; crate::domain::delivery::MAX_GROUP_EFFECTS],
+        };
+        let delivery = pb::WebhookDelivery {
+            id: i64::MAX,
+            integration_id: "x".repeat(63),
+            delivery_key: "k".repeat(300),
+            event_type: widest(100),
+            issue_key: "K".repeat(255),
+            jira_issue_id: "9".repeat(20),
+            receive_time: None,
+            headers: (0..crate::webhooks::intake::MAX_KEPT_HEADERS)
+                .map(|i| {
+                    (
+                        format!("{i:0>64}"),
+                        "v".repeat(crate::webhooks::intake::MAX_KEPT_HEADER_BYTES),
+                    )
+                })
+                .collect(),
+            state: 3,
+            attempts: i32::MAX,
+            last_error: widest(1000),
+            next_attempt_time: None,
+            actions: vec![action; 4],
+            body: String::new(),
+            complete_time: None,
+            ignored_reason: widest(200),
+        };
+        let page = usize::try_from(DELIVERIES_PAGE).unwrap_or(0) * (delivery.encoded_len() + 8);
+        assert!(page < 4 * 1024 * 1024 - 64 * 1024, "{page} bytes");
+    }
 }

@@ -305,8 +305,30 @@ pub use super::sync::GroupEffect;
 pub struct DeliveryAction {
     /// What was done, in words.
     pub summary: String,
-    /// Its effect on each linked group.
+    /// Its effect on each linked group (at most [`MAX_GROUP_EFFECTS`]).
     pub group_effects: Vec<GroupEffect>,
+}
+
+/// The most group effects one action keeps: an issue linked to very many groups
+/// still makes a delivery small enough to list.
+pub const MAX_GROUP_EFFECTS: usize = 100;
+
+impl DeliveryAction {
+    /// An action with its effects, keeping the first [`MAX_GROUP_EFFECTS`] and
+    /// saying how many more there were.
+    pub fn with_effects(summary: String, mut group_effects: Vec<GroupEffect>) -> Self {
+        let summary = if group_effects.len() > MAX_GROUP_EFFECTS {
+            let more = group_effects.len() - MAX_GROUP_EFFECTS;
+            group_effects.truncate(MAX_GROUP_EFFECTS);
+            format!("{summary} (and {more} more groups)")
+        } else {
+            summary
+        };
+        Self {
+            summary,
+            group_effects,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -49,6 +49,8 @@ pub struct FormField {
     pub multiple: bool,
     /// Jira's schema type, or empty.
     pub schema_type: String,
+    /// Extra help to show, or empty.
+    pub help_text: String,
 }
 
 impl FormField {
@@ -63,6 +65,7 @@ impl FormField {
             search_url: String::new(),
             multiple: false,
             schema_type: String::new(),
+            help_text: String::new(),
         }
     }
 }
@@ -181,8 +184,53 @@ const SKIPPED: &[&str] = &[
     "issuelinks",
 ];
 
+/// The most choices one field offers, and the whole form: a form built from a
+/// Jira instance with huge option lists still fits in a response. A field with
+/// more says so in its help text (issue 16's search serves the rest).
+pub const MAX_CHOICES_PER_FIELD: usize = 500;
+/// See [`MAX_CHOICES_PER_FIELD`].
+pub const MAX_CHOICES_PER_FORM: usize = 2000;
+/// The longest choice value or label kept, in bytes.
+pub const MAX_CHOICE_BYTES: usize = 255;
+
+fn cut(text: &str) -> String {
+    if text.len() <= MAX_CHOICE_BYTES {
+        return text.to_owned();
+    }
+    let mut end = MAX_CHOICE_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+/// Applies the choice limits to a built form.
+fn bounded(mut fields: Vec<FormField>) -> Vec<FormField> {
+    let mut budget = MAX_CHOICES_PER_FORM;
+    for field in &mut fields {
+        let keep = field.choices.len().min(MAX_CHOICES_PER_FIELD).min(budget);
+        if keep < field.choices.len() {
+            field.help_text = format!(
+                "showing the first {keep} of {} choices",
+                field.choices.len()
+            );
+            field.choices.truncate(keep);
+        }
+        budget -= keep;
+        for (value, label) in &mut field.choices {
+            *value = cut(value);
+            *label = cut(label);
+        }
+    }
+    fields
+}
+
 /// Builds the form.
 pub fn build(input: &FormInput<'_>) -> Vec<FormField> {
+    bounded(build_unbounded(input))
+}
+
+fn build_unbounded(input: &FormInput<'_>) -> Vec<FormField> {
     let mut project = FormField::new("project", "Jira Project", FieldKind::Select);
     project.required = true;
     project.default = input.project.id.clone();

@@ -236,10 +236,7 @@ impl Applier {
             request_id,
         };
         let group_effects = self.assignment.sync_assignee(&sync, context).await?;
-        actions.push(DeliveryAction {
-            summary,
-            group_effects,
-        });
+        actions.push(DeliveryAction::with_effects(summary, group_effects));
         Ok(())
     }
 
@@ -328,10 +325,10 @@ impl Applier {
             StatusAction::Resolve => "resolve",
             StatusAction::Unresolve => "reopen",
         };
-        actions.push(DeliveryAction {
-            summary: format!("status {change}: {verb}"),
+        actions.push(DeliveryAction::with_effects(
+            format!("status {change}: {verb}"),
             group_effects,
-        });
+        ));
         Ok(())
     }
 

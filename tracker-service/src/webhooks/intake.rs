@@ -59,6 +59,12 @@ const SECRET_HEADERS: &[&str] = &[
     "proxy-authorization",
 ];
 
+/// Headers kept with a delivery, at most (in arrival order), and the longest
+/// value kept: enough to debug with, bounded so a page of deliveries stays
+/// small.
+pub const MAX_KEPT_HEADERS: usize = 32;
+pub const MAX_KEPT_HEADER_BYTES: usize = 512;
+
 /// What the endpoint needs.
 #[derive(Debug, Clone)]
 pub struct IntakeState {
@@ -447,7 +453,9 @@ async fn accept(
     let kept: Vec<(String, String)> = headers
         .iter()
         .filter(|(name, _)| !SECRET_HEADERS.contains(&name.as_str()))
+        .filter(|(name, value)| name.as_str().len() <= 64 && value.len() <= MAX_KEPT_HEADER_BYTES)
         .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
+        .take(MAX_KEPT_HEADERS)
         .collect();
     let digest = hex::encode(Sha256::digest(body));
     let (delivery, sent_at) = match classify(body) {
