@@ -14,15 +14,17 @@ use serde::Serialize;
 use service_runtime::database::{Database, is_unique_violation};
 use service_runtime::ids::{IntegrationId, RequestId};
 use service_runtime::pagination::PageRequest;
+use service_runtime::secret::Secret;
 use service_runtime::time::now;
 
 use crate::domain::records::{
     Installation, Organization, Page, Project, SyncSettings, User, UserEmail,
 };
 use crate::domain::{Email, OrganizationId, ProjectId, Slug, UserId};
-use crate::error::AssignmentError;
+use crate::error::{AssignmentError, Reason};
 use crate::storage::entities::{
-    installation, organization, project, project_member, user, user_email,
+    installation, integration_install_secret, organization, project, project_member, user,
+    user_email,
 };
 use service_runtime::idempotency::{IdempotencyKey, idempotent_write};
 
@@ -55,6 +57,19 @@ pub struct NewUser {
     pub emails: Vec<UserEmail>,
     /// Whether the user is active.
     pub active: bool,
+    /// The organization creating the user through its own token, which then
+    /// owns it (only it, or an operator, may change it).
+    pub owner: Option<OrganizationId>,
+}
+
+/// Who asks to install an integration, and with what.
+#[derive(Debug, Clone, Serialize)]
+pub enum InstallAuthorization {
+    /// An operator: no secret needed.
+    Operator,
+    /// The organization itself: it must present the integration's install
+    /// secret.
+    Secret(Option<Secret<String>>),
 }
 
 /// Changes to a user; `None` keeps the current value.
@@ -165,6 +180,7 @@ async fn users_with_emails<C: ConnectionTrait>(
                 emails,
                 active: row.active,
                 created_at: row.created_at,
+                owner_organization_id: row.owner_organization_id.map(OrganizationId::from_row),
             })
         })
         .collect()
@@ -402,6 +418,7 @@ pub async fn create_user(
                 display_name: Set(new.display_name),
                 active: Set(new.active),
                 created_at: Set(now()),
+                owner_organization_id: Set(new.owner.map(OrganizationId::get)),
                 ..Default::default()
             }
             .insert(txn)
@@ -464,6 +481,7 @@ pub async fn update_user(
 pub async fn list_users(
     db: &Database,
     organization_id: Option<OrganizationId>,
+    visible_to: Option<OrganizationId>,
     page: &PageRequest<i64>,
 ) -> Result<Page<User>, AssignmentError> {
     let mut query = user::Entity::find()
@@ -471,17 +489,14 @@ pub async fn list_users(
         .order_by_asc(user::Column::Id)
         .limit(page.fetch_limit());
     if let Some(org) = organization_id {
-        let members = Query::select()
-            .column((project_member::Entity, project_member::Column::UserId))
-            .from(project_member::Entity)
-            .inner_join(
-                project::Entity,
-                Expr::col((project::Entity, project::Column::Id))
-                    .equals((project_member::Entity, project_member::Column::ProjectId)),
-            )
-            .and_where(Expr::col((project::Entity, project::Column::OrganizationId)).eq(org.get()))
-            .to_owned();
-        query = query.filter(user::Column::Id.in_subquery(members));
+        query = query.filter(user::Column::Id.in_subquery(members_of(org)));
+    }
+    if let Some(org) = visible_to {
+        query = query.filter(
+            sea_orm::Condition::any()
+                .add(user::Column::OwnerOrganizationId.eq(org.get()))
+                .add(user::Column::Id.in_subquery(members_of(org))),
+        );
     }
     let mut rows = query.all(db.conn()).await?;
     let next_page_token = page.finish(&mut rows, |r| r.id);
@@ -489,6 +504,114 @@ pub async fn list_users(
         items: users_with_emails(db.conn(), rows).await?,
         next_page_token,
     })
+}
+
+/// The ids of users with access to a project of `org`.
+fn members_of(org: OrganizationId) -> sea_orm::sea_query::SelectStatement {
+    Query::select()
+        .column((project_member::Entity, project_member::Column::UserId))
+        .from(project_member::Entity)
+        .inner_join(
+            project::Entity,
+            Expr::col((project::Entity, project::Column::Id))
+                .equals((project_member::Entity, project_member::Column::ProjectId)),
+        )
+        .and_where(Expr::col((project::Entity, project::Column::OrganizationId)).eq(org.get()))
+        .to_owned()
+}
+
+/// Whether `org` may see a user: it owns the user, or the user has access to
+/// one of its projects.
+///
+/// # Errors
+/// Database errors.
+pub async fn user_visible_to<C: ConnectionTrait>(
+    conn: &C,
+    user: &User,
+    org: OrganizationId,
+) -> Result<bool, AssignmentError> {
+    if user.owner_organization_id == Some(org) {
+        return Ok(true);
+    }
+    Ok(user::Entity::find()
+        .filter(user::Column::Id.eq(user.id.get()))
+        .filter(user::Column::Id.in_subquery(members_of(org)))
+        .one(conn)
+        .await?
+        .is_some())
+}
+
+/// Sets an integration's install secret (stored as its SHA-256).
+///
+/// # Errors
+/// Database errors.
+pub async fn set_install_secret(
+    db: &Database,
+    integration_id: IntegrationId,
+    secret: Secret<String>,
+    request_id: Option<&RequestId>,
+) -> Result<(), AssignmentError> {
+    let key = IdempotencyKey::new("SetInstallSecret", request_id, &(&integration_id, &secret));
+    idempotent_write(db, key, move |txn| {
+        Box::pin(async move {
+            integration_install_secret::Entity::insert(integration_install_secret::ActiveModel {
+                integration_id: Set(integration_id.as_str().to_owned()),
+                secret_sha256: Set(digest(&secret)),
+                updated_at: Set(now()),
+            })
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::column(
+                    integration_install_secret::Column::IntegrationId,
+                )
+                .update_columns([
+                    integration_install_secret::Column::SecretSha256,
+                    integration_install_secret::Column::UpdatedAt,
+                ])
+                .to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await?;
+            Ok(())
+        })
+    })
+    .await
+}
+
+fn digest(secret: &Secret<String>) -> String {
+    use sha2::{Digest as _, Sha256};
+    hex::encode(Sha256::digest(secret.expose().as_bytes()))
+}
+
+/// Refuses an organization's install unless it presents the integration's
+/// install secret.
+async fn check_install_secret<C: ConnectionTrait>(
+    conn: &C,
+    integration_id: &IntegrationId,
+    authorization: &InstallAuthorization,
+) -> Result<(), AssignmentError> {
+    let InstallAuthorization::Secret(presented) = authorization else {
+        return Ok(());
+    };
+    let stored = integration_install_secret::Entity::find_by_id(integration_id.as_str())
+        .one(conn)
+        .await?;
+    let matches = match (stored, presented) {
+        (Some(stored), Some(presented)) => service_runtime::secret::constant_time_eq(
+            stored.secret_sha256.as_bytes(),
+            digest(presented).as_bytes(),
+        ),
+        _ => false,
+    };
+    if matches {
+        Ok(())
+    } else {
+        Err(AssignmentError::refused(
+            Reason::InstallNotAuthorized,
+            format!(
+                "installing integration {integration_id} needs its install secret (install_secret); ask an operator for it"
+            ),
+        ))
+    }
 }
 
 /// Gives a user access to a project; `false` when they had it already.
@@ -606,12 +729,18 @@ pub async fn install_integration(
     db: &Database,
     at: InstallationRef,
     settings: SyncSettings,
+    authorization: InstallAuthorization,
     request_id: Option<&RequestId>,
 ) -> Result<Installation, AssignmentError> {
-    let key = IdempotencyKey::new("InstallIntegration", request_id, &(&at, &settings));
+    let key = IdempotencyKey::new(
+        "InstallIntegration",
+        request_id,
+        &(&at, &settings, &authorization),
+    );
     idempotent_write(db, key, move |txn| {
         Box::pin(async move {
             get_organization(txn, at.organization_id).await?;
+            check_install_secret(txn, &at.integration_id, &authorization).await?;
             let time = now();
             let row = installation::ActiveModel {
                 organization_id: Set(at.organization_id.get()),

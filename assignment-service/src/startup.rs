@@ -104,7 +104,12 @@ impl Application {
         let stream_metrics = StreamMetrics::register(&mut metrics);
         let metrics = metrics.finish();
         let grpc_options = GrpcOptions {
-            gate: GateLayer::new(config.grpc.gate(&[api::SUBSCRIBE_PATH])?, Some(rpc_metrics)),
+            gate: GateLayer::new(
+                config
+                    .grpc
+                    .gate(&[api::SUBSCRIBE_PATH], api::access::rules())?,
+                Some(rpc_metrics),
+            ),
             tls: config.grpc.tls()?,
         };
         let hub = StreamHub::new(

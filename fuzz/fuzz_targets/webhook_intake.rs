@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use service_runtime::config::Secret;
+use service_runtime::secret::Secret;
 use service_runtime::ids::IntegrationId;
 use tracker_service::domain::delivery::classify;
 use tracker_service::domain::{BaseUrl, Credentials, Integration};

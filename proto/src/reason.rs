@@ -64,6 +64,8 @@ reasons! {
     /// The server, or the caller's connection, has as many notification streams
     /// open as it may.
     TooManyStreams => ("TOO_MANY_STREAMS", ResourceExhausted),
+    /// The caller's role may not call this RPC.
+    RoleForbidden => ("ROLE_FORBIDDEN", PermissionDenied),
     /// The message could not be decoded (for example a string that is not
     /// UTF-8); domain `grpc`.
     UndecodableRequest => ("UNDECODABLE_REQUEST", InvalidArgument),
@@ -74,6 +76,9 @@ reasons! {
     /// A link would exceed a limit (external issues per group, groups per
     /// issue).
     LinkLimitReached => ("LINK_LIMIT_REACHED", FailedPrecondition),
+    /// Installing the integration needs its install secret, and the request
+    /// had none or another.
+    InstallNotAuthorized => ("INSTALL_NOT_AUTHORIZED", PermissionDenied),
     /// The organization already has another record of the issue key.
     IssueKeyTaken => ("ISSUE_KEY_TAKEN", FailedPrecondition),
     /// A stream cursor is behind retention; metadata `oldest_available_sequence`

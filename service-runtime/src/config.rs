@@ -203,8 +203,10 @@ mod duration_tests {
 /// limits.
 #[derive(Debug, Clone, clap::Args)]
 pub struct GrpcServerArgs {
-    /// A bearer token the gRPC server accepts, as NAME=TOKEN (repeatable; in the
-    /// environment, comma-separated). None configured: authentication is off.
+    /// A bearer token the gRPC server accepts, as NAME:ROLE=TOKEN, ROLE being
+    /// admin, service or org:<organization id> (repeatable; in the environment,
+    /// comma-separated). None configured: authentication is off and every call
+    /// acts as admin.
     #[arg(
         long = "auth-token",
         env = "GRPC_AUTH_TOKENS",
@@ -213,7 +215,8 @@ pub struct GrpcServerArgs {
     )]
     pub auth_tokens: Vec<Secret<String>>,
 
-    /// A file of NAME=TOKEN lines, added to `--auth-token`.
+    /// A file of NAME:ROLE=TOKEN lines, added to `--auth-token`; a token may be
+    /// stored hashed as `sha256:<hex digest>`.
     #[arg(long, env = "GRPC_AUTH_TOKENS_FILE")]
     pub auth_tokens_file: Option<std::path::PathBuf>,
 
@@ -258,7 +261,11 @@ impl GrpcServerArgs {
     ///
     /// # Errors
     /// When a token entry or the tokens file is invalid.
-    pub fn gate(&self, unlimited: &[&str]) -> anyhow::Result<crate::grpc_gate::GateConfig> {
+    pub fn gate(
+        &self,
+        unlimited: &[&str],
+        rules: crate::auth::AccessRules,
+    ) -> anyhow::Result<crate::grpc_gate::GateConfig> {
         let mut entries: Vec<String> = self
             .auth_tokens
             .iter()
@@ -270,8 +277,16 @@ impl GrpcServerArgs {
             entries.extend(text.lines().map(str::to_owned));
         }
         let tokens = crate::auth::AuthTokens::parse(entries.iter().map(String::as_str))?;
+        if tokens.enabled() {
+            tracing::info!(tokens = ?tokens, "gRPC authentication on");
+        } else {
+            tracing::warn!(
+                "gRPC authentication is off: no --auth-token given, every caller acts as admin; configure tokens outside a local set-up"
+            );
+        }
         Ok(crate::grpc_gate::GateConfig {
             tokens,
+            rules,
             protect_health_and_reflection: self.protect_health_and_reflection,
             max_in_flight: Some(self.max_in_flight),
             unlimited: unlimited.iter().map(|p| (*p).to_owned()).collect(),

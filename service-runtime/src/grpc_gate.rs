@@ -3,8 +3,13 @@
 //!
 //! - **Authentication**: when tokens are configured, a call needs
 //!   `authorization: Bearer <token>` matching one of them (UNAUTHENTICATED
-//!   otherwise); the token's name is recorded as the caller. Health and reflection
-//!   stay open unless configured otherwise, so probes and grpcurl `list` work.
+//!   otherwise); the token's name is recorded on the span and the [`Caller`]
+//!   (name and role) in the request's extensions, for the handler. Health and
+//!   reflection stay open unless configured otherwise, so probes and grpcurl
+//!   `list` work.
+//! - **Authorization**: the caller's role must be one the RPC's rule lists
+//!   (PERMISSION_DENIED, `ROLE_FORBIDDEN`, otherwise; a path without a rule is
+//!   refused). Handlers narrow an organization's calls to its own resources.
 //! - **Load shedding**: at most `max_in_flight` calls run at once; one more is
 //!   answered RESOURCE_EXHAUSTED at once instead of queueing without bound.
 //!   Long-lived streams (`unlimited` paths) and health checks are not counted.
@@ -24,7 +29,7 @@ use tonic::body::Body;
 use tonic::codegen::Bytes;
 use tower::{Layer, Service};
 
-use crate::auth::AuthTokens;
+use crate::auth::{AccessRules, AuthTokens, Caller};
 use crate::error::Reason;
 use crate::metrics::RpcMetrics;
 use crate::secret::Secret;
@@ -35,6 +40,8 @@ use crate::status::error_status;
 pub struct GateConfig {
     /// Accepted tokens; none means authentication is off.
     pub tokens: AuthTokens,
+    /// Which roles may call which RPC (applied when tokens are configured).
+    pub rules: AccessRules,
     /// Whether health and reflection need a token too.
     pub protect_health_and_reflection: bool,
     /// Most calls in flight at once; `None` means unlimited.
@@ -128,7 +135,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
         let started = Instant::now();
         let path = request.uri().path().to_owned();
         let shared = Arc::clone(&self.shared);
@@ -159,7 +166,14 @@ where
                 }
                 Some(token) => match config.tokens.check(&token) {
                     Some(caller) => {
-                        tracing::Span::current().record("caller", caller);
+                        tracing::Span::current().record("caller", caller.name.as_str());
+                        if !ops && !config.rules.allows(&path, caller.role) {
+                            return reject(
+                                Reason::RoleForbidden,
+                                format!("the {} role may not call {path}", caller.role),
+                            );
+                        }
+                        request.extensions_mut().insert::<Caller>(caller);
                     }
                     None => {
                         return reject(

@@ -124,6 +124,7 @@ impl AssignmentApi {
                 integration_id: integration_id.into(),
                 sync_settings: Some(settings),
                 request_id: String::new(),
+                install_secret: String::new(),
             })
             .await
             .unwrap();

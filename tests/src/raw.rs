@@ -95,3 +95,37 @@ fn varint(out: &mut Vec<u8>, mut value: u64) {
         out.push(byte | 0x80);
     }
 }
+
+/// Opens a server-streaming call of `path` with `message` as its encoded
+/// request, presenting `token` when given; `Ok` once the server accepted the
+/// call (sent its response headers), the call's status otherwise.
+///
+/// # Errors
+/// The call's status.
+pub async fn open_stream(
+    channel: Channel,
+    path: &str,
+    message: Vec<u8>,
+    token: Option<&str>,
+) -> Result<(), Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| Status::unavailable(e.to_string()))?;
+    let mut request = tonic::Request::new(message);
+    if let Some(token) = token {
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {token}")
+                .parse()
+                .map_err(|_| Status::internal("token"))?,
+        );
+    }
+    let path = path
+        .parse()
+        .map_err(|_| Status::internal("not a method path"))?;
+    // A refusal (by the gate or the handler) is a trailers-only answer, so it
+    // fails here; an accepted call answers with headers and then streams.
+    grpc.server_streaming(request, path, RawCodec).await?;
+    Ok(())
+}

@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use proto::assignment::v1 as pb;
+use proto::assignment::v1::directory_service_client::DirectoryServiceClient;
 use proto::assignment::v1::external_issue_service_client::ExternalIssueServiceClient;
+use service_runtime::ids::IntegrationId;
 use service_runtime::secret::Secret;
 use service_runtime::time::to_timestamp;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -57,6 +59,8 @@ const H2_ERROR: &str = "h2 protocol error";
 #[derive(Debug, Clone)]
 pub struct AssignmentClient {
     external_issues: ExternalIssueServiceClient<Channel>,
+    /// Installations, to confine an organization's calls to what it installed.
+    directory: DirectoryServiceClient<Channel>,
     deadline: Duration,
     authorization: Option<MetadataValue<Ascii>>,
 }
@@ -103,8 +107,10 @@ impl AssignmentClient {
                 anyhow::Ok(value)
             })
             .transpose()?;
+        let channel = endpoint.connect_lazy();
         Ok(Self {
-            external_issues: ExternalIssueServiceClient::new(endpoint.connect_lazy()),
+            external_issues: ExternalIssueServiceClient::new(channel.clone()),
+            directory: DirectoryServiceClient::new(channel),
             deadline,
             authorization,
         })
@@ -124,6 +130,29 @@ impl AssignmentClient {
             request.metadata_mut().insert("traceparent", value);
         }
         request
+    }
+
+    /// Whether `organization_id` installed `integration` (`GetInstallation`).
+    ///
+    /// # Errors
+    /// The classified failure; an unknown organization or installation is
+    /// `Ok(false)`.
+    pub async fn installed(
+        &self,
+        organization_id: i64,
+        integration: &IntegrationId,
+        context: &CallContext,
+    ) -> Result<bool, CallError> {
+        let message = pb::GetInstallationRequest {
+            organization_id,
+            integration_id: integration.to_string(),
+        };
+        let request = self.request(message, context);
+        match self.directory.clone().get_installation(request).await {
+            Ok(_) => Ok(true),
+            Err(status) if status.code() == Code::NotFound => Ok(false),
+            Err(status) => Err(status.into()),
+        }
     }
 
     /// Links groups to a Jira issue (`LinkExternalIssue`).

@@ -105,7 +105,10 @@ impl Application {
         let metrics = Metrics::register(&mut registry);
         let rendered = registry.finish();
         let grpc_options = GrpcOptions {
-            gate: GateLayer::new(config.grpc.gate(&[])?, Some(rpc_metrics)),
+            gate: GateLayer::new(
+                config.grpc.gate(&[], api::access::rules())?,
+                Some(rpc_metrics),
+            ),
             tls: config.grpc.tls()?,
         };
         let jira = JiraClient::new(
@@ -144,7 +147,12 @@ impl Application {
             },
         );
         let waker = DispatchWaker::default();
-        let applier = Applier::new(db.clone(), jira, assignment, config.jira_metadata_ttl);
+        let applier = Applier::new(
+            db.clone(),
+            jira,
+            assignment.clone(),
+            config.jira_metadata_ttl,
+        );
         let owner = config.replica_id.clone().unwrap_or_else(|| {
             format!(
                 "{}-{}-{:x}",
@@ -185,15 +193,16 @@ impl Application {
             shutdown.clone(),
         ));
 
-        let services = api::services(
-            &db,
-            &issues,
-            &waker,
-            TargetPolicy {
+        let services = api::TrackerApi {
+            db: db.clone(),
+            issues: issues.clone(),
+            waker: waker.clone(),
+            assignment: assignment.clone(),
+            targets: TargetPolicy {
                 allow_loopback: config.jira_allow_loopback,
             },
-            config.grpc.max_message_bytes,
-        );
+        }
+        .into_services(config.grpc.max_message_bytes);
         let router = ops_http::router(db.clone(), Arc::new(move || rendered.render())).merge(
             intake::routes(IntakeState {
                 db: db.clone(),

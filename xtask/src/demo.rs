@@ -168,7 +168,7 @@ async fn demo() -> anyhow::Result<()> {
                 sync_status_reverse: true,
                 ..Default::default()
             }),
-            request_id: String::new(),
+            ..Default::default()
         })
         .await?;
     tracker_client

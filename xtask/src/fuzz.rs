@@ -14,7 +14,13 @@ use anyhow::{Context as _, bail};
 
 use crate::workspace::{self, cargo, run as run_command};
 
-const TARGETS: &[&str] = &["webhook_intake", "field_transform", "page_token"];
+const TARGETS: &[&str] = &[
+    "webhook_intake",
+    "field_transform",
+    "page_token",
+    "grpc_request",
+    "auth_check",
+];
 
 fn has_cargo_fuzz() -> bool {
     cargo()
@@ -48,6 +54,16 @@ fn seed(target: &str) -> anyhow::Result<std::path::PathBuf> {
                 corpus.join("sentry-case.json"),
                 br#"{"customfield_10200":"sad","customfield_10300":["Feature 1","Feature 2"],"labels":"fuzzy , ,  bunnies","customfield_10500":"1.5","reporter":"abc","title":"x"}"#,
             )?;
+        }
+        "auth_check" => {
+            std::fs::write(
+                corpus.join("roles"),
+                b"ops:admin=admin-token-0a1b2c3d\ntracker:service=sha256:00\nacme:org:1=acme-token-5d4c3b2a\0acme-token-5d4c3b2a\0/assignment.v1.GroupService/GetGroup",
+            )?;
+        }
+        "grpc_request" => {
+            // A CreateIssueRequest-shaped message: field 1 "acme-jira", field 2 = 1.
+            std::fs::write(corpus.join("create"), b"\x0a\x09acme-jira\x10\x01")?;
         }
         _ => {
             std::fs::write(corpus.join("garbage"), b"AQAAAAAAAAAAMTI")?;

@@ -4,20 +4,21 @@
 use proto::assignment::v1 as pb;
 use service_runtime::database::Database;
 use service_runtime::ids::IntegrationId;
+use service_runtime::secret::Secret;
 use service_runtime::status::Violations;
 use service_runtime::text;
 use service_runtime::time::to_timestamp;
 use tonic::{Request, Response, Status};
 
 use super::limits::{MAX_EMAILS_PER_USER, MAX_NAME_CHARS, SMALL_ITEMS_PAGE, USERS_PAGE};
-use super::{Mutation, optional_id, page, request_id, retrying};
+use super::{Mutation, Scope, optional_id, page, request_id, retrying};
 use crate::directory::{
-    self, InstallationFilter, InstallationRef, NewOrganization, NewProject, NewUser, ProjectAccess,
-    UserChanges,
+    self, InstallAuthorization, InstallationFilter, InstallationRef, NewOrganization, NewProject,
+    NewUser, ProjectAccess, UserChanges,
 };
 use crate::domain::records::{Installation, Organization, Project, SyncSettings, User, UserEmail};
 use crate::domain::{Email, OrganizationId, ProjectId, Slug, UserId};
-use crate::error::AssignmentError;
+use crate::error::{AssignmentError, Reason};
 
 /// Serves `DirectoryService` over the service's database.
 #[derive(Debug, Clone)]
@@ -141,6 +142,7 @@ impl TryFrom<pb::CreateUserRequest> for Mutation<NewUser> {
                     display_name,
                     emails,
                     active: r.active.unwrap_or(true),
+                    owner: None,
                 },
                 request_id: request_id?,
             })
@@ -232,6 +234,7 @@ impl From<User> for pb::User {
                 .collect(),
             active: u.active,
             create_time: Some(to_timestamp(u.created_at)),
+            owner_organization_id: u.owner_organization_id.map_or(0, OrganizationId::get),
         }
     }
 }
@@ -280,10 +283,12 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::GetOrganizationRequest>,
     ) -> Result<Response<pb::GetOrganizationResponse>, Status> {
+        let scope = Scope::of(&request);
         let id = id_or_invalid(
             "organization_id",
             OrganizationId::parse(request.into_inner().organization_id),
         )?;
+        scope.check(id, "organization", id)?;
         let organization = directory::get_organization(self.db.conn(), id).await?;
         Ok(Response::new(pb::GetOrganizationResponse {
             organization: Some(organization.into()),
@@ -294,6 +299,13 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::ListOrganizationsRequest>,
     ) -> Result<Response<pb::ListOrganizationsResponse>, Status> {
+        if let Some(own) = Scope::of(&request).organization() {
+            let organization = directory::get_organization(self.db.conn(), own).await?;
+            return Ok(Response::new(pb::ListOrganizationsResponse {
+                organizations: vec![organization.into()],
+                next_page_token: String::new(),
+            }));
+        }
         let r = request.into_inner();
         let mut v = Violations::new();
         let page = page(&mut v, r.page_size, &r.page_token, "", SMALL_ITEMS_PAGE);
@@ -311,7 +323,12 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::CreateProjectRequest>,
     ) -> Result<Response<pb::CreateProjectResponse>, Status> {
-        let m = Mutation::<NewProject>::try_from(request.into_inner())?.traced();
+        let scope = Scope::of(&request);
+        let m = Mutation::<NewProject>::try_from(request.into_inner())?
+            .scoped(scope)
+            .traced();
+        let org = m.command.organization_id;
+        scope.check(org, "organization", org)?;
         let project = retrying(|| {
             directory::create_project(&self.db, m.command.clone(), m.request_id.as_ref())
         })
@@ -325,11 +342,13 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::GetProjectRequest>,
     ) -> Result<Response<pb::GetProjectResponse>, Status> {
+        let scope = Scope::of(&request);
         let id = id_or_invalid(
             "project_id",
             ProjectId::parse(request.into_inner().project_id),
         )?;
         let project = directory::get_project(self.db.conn(), id).await?;
+        scope.check(project.organization_id, "project", id)?;
         Ok(Response::new(pb::GetProjectResponse {
             project: Some(project.into()),
         }))
@@ -339,6 +358,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::ListProjectsRequest>,
     ) -> Result<Response<pb::ListProjectsResponse>, Status> {
+        let scope = Scope::of(&request);
         let r = request.into_inner();
         let mut v = Violations::new();
         let organization_id = v.check("organization_id", OrganizationId::parse(r.organization_id));
@@ -352,6 +372,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         let (organization_id, page) = v
             .finish_with(|| Some((organization_id?, page?)))
             .map_err(AssignmentError::InvalidArgument)?;
+        scope.check(organization_id, "organization", organization_id)?;
         let result = directory::list_projects(&self.db, organization_id, &page).await?;
         Ok(Response::new(pb::ListProjectsResponse {
             projects: result.items.into_iter().map(Into::into).collect(),
@@ -363,7 +384,11 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::CreateUserRequest>,
     ) -> Result<Response<pb::CreateUserResponse>, Status> {
-        let m = Mutation::<NewUser>::try_from(request.into_inner())?.traced();
+        let scope = Scope::of(&request);
+        let mut m = Mutation::<NewUser>::try_from(request.into_inner())?
+            .scoped(scope)
+            .traced();
+        m.command.owner = scope.organization();
         let user =
             retrying(|| directory::create_user(&self.db, m.command.clone(), m.request_id.as_ref()))
                 .await?;
@@ -376,8 +401,9 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::GetUserRequest>,
     ) -> Result<Response<pb::GetUserResponse>, Status> {
+        let scope = Scope::of(&request);
         let id = id_or_invalid("user_id", UserId::parse(request.into_inner().user_id))?;
-        let user = directory::get_user(self.db.conn(), id).await?;
+        let user = self.visible_user(scope, id).await?;
         Ok(Response::new(pb::GetUserResponse {
             user: Some(user.into()),
         }))
@@ -387,6 +413,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::ListUsersRequest>,
     ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        let scope = Scope::of(&request);
         let r = request.into_inner();
         let mut v = Violations::new();
         let organization_id = optional_id(
@@ -405,7 +432,11 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         let (organization_id, page) = v
             .finish_with(|| Some((organization_id?, page?)))
             .map_err(AssignmentError::InvalidArgument)?;
-        let result = directory::list_users(&self.db, organization_id, &page).await?;
+        if let Some(requested) = organization_id {
+            scope.check(requested, "organization", requested)?;
+        }
+        let result =
+            directory::list_users(&self.db, organization_id, scope.organization(), &page).await?;
         Ok(Response::new(pb::ListUsersResponse {
             users: result.items.into_iter().map(Into::into).collect(),
             next_page_token: result.next_page_token,
@@ -416,7 +447,25 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::UpdateUserRequest>,
     ) -> Result<Response<pb::UpdateUserResponse>, Status> {
-        let m = Mutation::<UserChanges>::try_from(request.into_inner())?.traced();
+        let scope = Scope::of(&request);
+        let m = Mutation::<UserChanges>::try_from(request.into_inner())?
+            .scoped(scope)
+            .traced();
+        if let Some(org) = scope.organization() {
+            // Only the organization that created a user may change it (others
+            // share the person, not their record).
+            let user = self.visible_user(scope, m.command.user_id).await?;
+            if user.owner_organization_id != Some(org) {
+                return Err(AssignmentError::refused(
+                    Reason::RoleForbidden,
+                    format!(
+                        "user {} was not created by organization {org}; only an operator or its creator may change it",
+                        user.id
+                    ),
+                )
+                .into());
+            }
+        }
         let user =
             retrying(|| directory::update_user(&self.db, m.command.clone(), m.request_id.as_ref()))
                 .await?;
@@ -429,8 +478,12 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::GrantProjectAccessRequest>,
     ) -> Result<Response<pb::GrantProjectAccessResponse>, Status> {
+        let scope = Scope::of(&request);
         let r = request.into_inner();
-        let m = access(r.project_id, r.user_id, &r.request_id)?.traced();
+        let m = access(r.project_id, r.user_id, &r.request_id)?
+            .scoped(scope)
+            .traced();
+        self.check_access(scope, m.command).await?;
         let granted = retrying(|| {
             directory::grant_project_access(&self.db, m.command, m.request_id.as_ref())
         })
@@ -442,8 +495,12 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::RevokeProjectAccessRequest>,
     ) -> Result<Response<pb::RevokeProjectAccessResponse>, Status> {
+        let scope = Scope::of(&request);
         let r = request.into_inner();
-        let m = access(r.project_id, r.user_id, &r.request_id)?.traced();
+        let m = access(r.project_id, r.user_id, &r.request_id)?
+            .scoped(scope)
+            .traced();
+        self.check_access(scope, m.command).await?;
         let revoked = retrying(|| {
             directory::revoke_project_access(&self.db, m.command, m.request_id.as_ref())
         })
@@ -455,6 +512,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::ListProjectMembersRequest>,
     ) -> Result<Response<pb::ListProjectMembersResponse>, Status> {
+        let scope = Scope::of(&request);
         let r = request.into_inner();
         let mut v = Violations::new();
         let project_id = v.check("project_id", ProjectId::parse(r.project_id));
@@ -468,6 +526,8 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         let (project_id, page) = v
             .finish_with(|| Some((project_id?, page?)))
             .map_err(AssignmentError::InvalidArgument)?;
+        let project = directory::get_project(self.db.conn(), project_id).await?;
+        scope.check(project.organization_id, "project", project_id)?;
         let result = directory::list_project_members(&self.db, project_id, &page).await?;
         Ok(Response::new(pb::ListProjectMembersResponse {
             users: result.items.into_iter().map(Into::into).collect(),
@@ -479,25 +539,42 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::InstallIntegrationRequest>,
     ) -> Result<Response<pb::InstallIntegrationResponse>, Status> {
+        let scope = Scope::of(&request);
         let r = request.into_inner();
         let mut v = Violations::new();
         let at = installation_ref(&mut v, r.organization_id, &r.integration_id);
         let request_id = request_id(&mut v, &r.request_id);
-        let m = v
+        let secret = if r.install_secret.is_empty() {
+            Some(None)
+        } else {
+            v.check("install_secret", text::token(&r.install_secret, 1, 256))
+                .map(|s| Some(Secret::new(s)))
+        };
+        let (m, secret) = v
             .finish_with(|| {
-                Some(Mutation {
-                    command: at?,
-                    request_id: request_id?,
-                })
+                Some((
+                    Mutation {
+                        command: at?,
+                        request_id: request_id?,
+                    },
+                    secret?,
+                ))
             })
-            .map_err(AssignmentError::InvalidArgument)?
-            .traced();
+            .map_err(AssignmentError::InvalidArgument)?;
+        let m = m.scoped(scope).traced();
+        let org = m.command.organization_id;
+        scope.check(org, "organization", org)?;
+        let authorization = match scope.organization() {
+            None => InstallAuthorization::Operator,
+            Some(_) => InstallAuthorization::Secret(secret),
+        };
         let settings = settings(r.sync_settings);
         let installation = retrying(|| {
             directory::install_integration(
                 &self.db,
                 m.command.clone(),
                 settings,
+                authorization.clone(),
                 m.request_id.as_ref(),
             )
         })
@@ -511,12 +588,14 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::GetInstallationRequest>,
     ) -> Result<Response<pb::GetInstallationResponse>, Status> {
+        let scope = Scope::of(&request);
         let r = request.into_inner();
         let mut v = Violations::new();
         let at = installation_ref(&mut v, r.organization_id, &r.integration_id);
         let at = v
             .finish_with(|| at)
             .map_err(AssignmentError::InvalidArgument)?;
+        scope.check(at.organization_id, "organization", at.organization_id)?;
         let installation = directory::get_installation(&self.db, &at).await?;
         Ok(Response::new(pb::GetInstallationResponse {
             installation: Some(installation.into()),
@@ -527,6 +606,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::ListInstallationsRequest>,
     ) -> Result<Response<pb::ListInstallationsResponse>, Status> {
+        let scope = Scope::of(&request);
         let r = request.into_inner();
         let mut v = Violations::new();
         let organization_id = optional_id(
@@ -562,6 +642,10 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
                 ))
             })
             .map_err(AssignmentError::InvalidArgument)?;
+        let filter = InstallationFilter {
+            organization_id: scope.filter(filter.organization_id)?,
+            ..filter
+        };
         let result = directory::list_installations(&self.db, &filter, &page).await?;
         Ok(Response::new(pb::ListInstallationsResponse {
             installations: result.items.into_iter().map(Into::into).collect(),
@@ -573,6 +657,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::UpdateInstallationRequest>,
     ) -> Result<Response<pb::UpdateInstallationResponse>, Status> {
+        let scope = Scope::of(&request);
         let r = request.into_inner();
         let mut v = Violations::new();
         let at = installation_ref(&mut v, r.organization_id, &r.integration_id);
@@ -591,7 +676,10 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
                 })
             })
             .map_err(AssignmentError::InvalidArgument)?
+            .scoped(scope)
             .traced();
+        let org = m.command.organization_id;
+        scope.check(org, "organization", org)?;
         let settings = settings(r.sync_settings);
         let installation = retrying(|| {
             directory::update_installation(
@@ -611,6 +699,7 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
         &self,
         request: Request<pb::UninstallIntegrationRequest>,
     ) -> Result<Response<pb::UninstallIntegrationResponse>, Status> {
+        let scope = Scope::of(&request);
         let r = request.into_inner();
         let mut v = Violations::new();
         let at = installation_ref(&mut v, r.organization_id, &r.integration_id);
@@ -623,11 +712,77 @@ impl pb::directory_service_server::DirectoryService for DirectoryApi {
                 })
             })
             .map_err(AssignmentError::InvalidArgument)?
+            .scoped(scope)
             .traced();
+        let org = m.command.organization_id;
+        scope.check(org, "organization", org)?;
         retrying(|| {
             directory::uninstall_integration(&self.db, m.command.clone(), m.request_id.as_ref())
         })
         .await?;
         Ok(Response::new(pb::UninstallIntegrationResponse {}))
+    }
+
+    async fn set_install_secret(
+        &self,
+        request: Request<pb::SetInstallSecretRequest>,
+    ) -> Result<Response<pb::SetInstallSecretResponse>, Status> {
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let integration_id = v.check("integration_id", IntegrationId::parse(&r.integration_id));
+        let secret = v.check(
+            "install_secret",
+            text::token(&r.install_secret, MIN_INSTALL_SECRET_BYTES, 256),
+        );
+        let request_id = request_id(&mut v, &r.request_id);
+        let (integration_id, secret, request_id) = v
+            .finish_with(|| Some((integration_id?, secret?, request_id?)))
+            .map_err(AssignmentError::InvalidArgument)?;
+        let secret = Secret::new(secret);
+        retrying(|| {
+            directory::set_install_secret(
+                &self.db,
+                integration_id.clone(),
+                secret.clone(),
+                request_id.as_ref(),
+            )
+        })
+        .await?;
+        Ok(Response::new(pb::SetInstallSecretResponse {}))
+    }
+}
+
+/// The shortest install secret accepted.
+const MIN_INSTALL_SECRET_BYTES: usize = 16;
+
+impl DirectoryApi {
+    /// A user the caller may see (an organization: one it created or that has
+    /// access to one of its projects), else NOT_FOUND.
+    async fn visible_user(&self, scope: Scope, id: UserId) -> Result<User, AssignmentError> {
+        let user = directory::get_user(self.db.conn(), id).await?;
+        if let Some(org) = scope.organization()
+            && !directory::user_visible_to(self.db.conn(), &user, org).await?
+        {
+            return Err(AssignmentError::NotFound {
+                resource: "user",
+                id: id.to_string(),
+            });
+        }
+        Ok(user)
+    }
+
+    /// An organization may grant and revoke access only to its own projects,
+    /// and only for users it can see.
+    async fn check_access(
+        &self,
+        scope: Scope,
+        access: ProjectAccess,
+    ) -> Result<(), AssignmentError> {
+        if scope.organization().is_some() {
+            let project = directory::get_project(self.db.conn(), access.project_id).await?;
+            scope.check(project.organization_id, "project", access.project_id)?;
+            self.visible_user(scope, access.user_id).await?;
+        }
+        Ok(())
     }
 }

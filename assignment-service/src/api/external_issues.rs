@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 use super::limits::{
     EXTERNAL_ISSUES_PAGE, MAX_GROUPS_PER_CALL, MAX_ISSUE_TITLE_CHARS, MAX_URL_BYTES,
 };
-use super::{Mutation, optional_id, page, request_id, retrying};
+use super::{Mutation, Scope, optional_id, page, request_id, retrying};
 use crate::domain::records::{ExternalIssue, GroupSyncResult};
 use crate::domain::{Email, GroupId, OrganizationId, StatusAction, SyncOutcome};
 use crate::error::AssignmentError;
@@ -283,7 +283,7 @@ impl TryFrom<pb::ResetWatermarksRequest> for Mutation<ResetRequest> {
     }
 }
 
-fn assignee_change(
+pub(super) fn assignee_change(
     r: pb::SyncAssigneeInboundRequest,
     traceparent: String,
 ) -> Result<Mutation<AssigneeChange>, AssignmentError> {
@@ -324,7 +324,7 @@ fn assignee_change(
     })?)
 }
 
-fn status_change(
+pub(super) fn status_change(
     r: pb::SyncStatusInboundRequest,
     traceparent: String,
 ) -> Result<Mutation<StatusChange>, AssignmentError> {
@@ -422,7 +422,12 @@ impl pb::external_issue_service_server::ExternalIssueService for ExternalIssueAp
         &self,
         request: Request<pb::LinkExternalIssueRequest>,
     ) -> Result<Response<pb::LinkExternalIssueResponse>, Status> {
-        let m = Mutation::<LinkRequest>::try_from(request.into_inner())?.traced();
+        let scope = Scope::of(&request);
+        let m = Mutation::<LinkRequest>::try_from(request.into_inner())?
+            .scoped(scope)
+            .traced();
+        let org = m.command.organization_id;
+        scope.check(org, "organization", org)?;
         tracing::Span::current().record("jira_key", m.command.key.as_str());
         let linked =
             retrying(|| external_issues::link(&self.db, m.command.clone(), m.request_id.as_ref()))
@@ -437,7 +442,12 @@ impl pb::external_issue_service_server::ExternalIssueService for ExternalIssueAp
         &self,
         request: Request<pb::UnlinkExternalIssueRequest>,
     ) -> Result<Response<pb::UnlinkExternalIssueResponse>, Status> {
-        let m = Mutation::<UnlinkRequest>::try_from(request.into_inner())?.traced();
+        let scope = Scope::of(&request);
+        let m = Mutation::<UnlinkRequest>::try_from(request.into_inner())?
+            .scoped(scope)
+            .traced();
+        let org = m.command.organization_id;
+        scope.check(org, "organization", org)?;
         record_key(&m.command.issue);
         let unlinked = retrying(|| {
             external_issues::unlink(&self.db, m.command.clone(), m.request_id.as_ref())
@@ -453,6 +463,7 @@ impl pb::external_issue_service_server::ExternalIssueService for ExternalIssueAp
         &self,
         request: Request<pb::GetExternalIssueRequest>,
     ) -> Result<Response<pb::GetExternalIssueResponse>, Status> {
+        let scope = Scope::of(&request);
         let r = request.into_inner();
         let mut v = Violations::new();
         let organization_id = v.check("organization_id", OrganizationId::parse(r.organization_id));
@@ -460,6 +471,7 @@ impl pb::external_issue_service_server::ExternalIssueService for ExternalIssueAp
         let (organization_id, issue) = v
             .finish_with(|| Some((organization_id?, issue?)))
             .map_err(AssignmentError::InvalidArgument)?;
+        scope.check(organization_id, "organization", organization_id)?;
         record_key(&issue);
         let record = external_issues::get(&self.db, organization_id, &issue).await?;
         Ok(Response::new(pb::GetExternalIssueResponse {
@@ -471,6 +483,7 @@ impl pb::external_issue_service_server::ExternalIssueService for ExternalIssueAp
         &self,
         request: Request<pb::ListExternalIssuesRequest>,
     ) -> Result<Response<pb::ListExternalIssuesResponse>, Status> {
+        let scope = Scope::of(&request);
         let r = request.into_inner();
         let mut v = Violations::new();
         let organization_id = optional_id(
@@ -503,6 +516,10 @@ impl pb::external_issue_service_server::ExternalIssueService for ExternalIssueAp
                 ))
             })
             .map_err(AssignmentError::InvalidArgument)?;
+        let filter = ExternalIssueFilter {
+            organization_id: scope.filter(filter.organization_id)?,
+            ..filter
+        };
         let result = external_issues::list_external_issues(&self.db, &filter, &page).await?;
         Ok(Response::new(pb::ListExternalIssuesResponse {
             external_issues: result.items.into_iter().map(Into::into).collect(),

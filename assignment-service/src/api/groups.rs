@@ -8,7 +8,8 @@ use service_runtime::time::to_timestamp;
 use tonic::{Request, Response, Status};
 
 use super::limits::{GROUPS_PAGE, MAX_GROUP_TITLE_CHARS, SMALL_ITEMS_PAGE};
-use super::{Mutation, optional_id, page, request_id, retrying};
+use super::{Mutation, Scope, optional_id, page, request_id, retrying};
+use crate::directory;
 use crate::domain::records::{Activity, Group};
 use crate::domain::{ActivityKind, GroupId, GroupStatus, OrganizationId, ProjectId, UserId};
 use crate::error::AssignmentError;
@@ -136,7 +137,14 @@ impl pb::group_service_server::GroupService for GroupApi {
         &self,
         request: Request<pb::CreateGroupRequest>,
     ) -> Result<Response<pb::CreateGroupResponse>, Status> {
-        let m = Mutation::<NewGroup>::try_from(request.into_inner())?.traced();
+        let scope = Scope::of(&request);
+        let m = Mutation::<NewGroup>::try_from(request.into_inner())?
+            .scoped(scope)
+            .traced();
+        if scope.organization().is_some() {
+            let project = directory::get_project(self.db.conn(), m.command.project_id).await?;
+            scope.check(project.organization_id, "project", project.id)?;
+        }
         let group =
             retrying(|| groups::create_group(&self.db, m.command.clone(), m.request_id.as_ref()))
                 .await?;
@@ -149,9 +157,11 @@ impl pb::group_service_server::GroupService for GroupApi {
         &self,
         request: Request<pb::GetGroupRequest>,
     ) -> Result<Response<pb::GetGroupResponse>, Status> {
+        let scope = Scope::of(&request);
         let id = GroupId::parse(request.into_inner().group_id)
             .map_err(|e| AssignmentError::invalid_field("group_id", e.to_string()))?;
         let group = groups::get_group(self.db.conn(), id).await?;
+        scope.check(group.organization_id, "group", id)?;
         Ok(Response::new(pb::GetGroupResponse {
             group: Some(group.into()),
         }))
@@ -161,6 +171,7 @@ impl pb::group_service_server::GroupService for GroupApi {
         &self,
         request: Request<pb::ListGroupsRequest>,
     ) -> Result<Response<pb::ListGroupsResponse>, Status> {
+        let scope = Scope::of(&request);
         let r = request.into_inner();
         let mut v = Violations::new();
         let organization_id = optional_id(
@@ -199,6 +210,10 @@ impl pb::group_service_server::GroupService for GroupApi {
                 ))
             })
             .map_err(AssignmentError::InvalidArgument)?;
+        let filter = GroupFilter {
+            organization_id: scope.filter(filter.organization_id)?,
+            ..filter
+        };
         let result = groups::list_groups(&self.db, &filter, &page).await?;
         Ok(Response::new(pb::ListGroupsResponse {
             groups: result.items.into_iter().map(Into::into).collect(),
@@ -210,6 +225,7 @@ impl pb::group_service_server::GroupService for GroupApi {
         &self,
         request: Request<pb::ListActivitiesRequest>,
     ) -> Result<Response<pb::ListActivitiesResponse>, Status> {
+        let scope = Scope::of(&request);
         let r = request.into_inner();
         let mut v = Violations::new();
         let group_id = v.check("group_id", GroupId::parse(r.group_id));
@@ -223,6 +239,10 @@ impl pb::group_service_server::GroupService for GroupApi {
         let (group_id, page) = v
             .finish_with(|| Some((group_id?, page?)))
             .map_err(AssignmentError::InvalidArgument)?;
+        if scope.organization().is_some() {
+            let group = groups::get_group(self.db.conn(), group_id).await?;
+            scope.check(group.organization_id, "group", group_id)?;
+        }
         let result = groups::list_activities(&self.db, group_id, &page).await?;
         Ok(Response::new(pb::ListActivitiesResponse {
             activities: result.items.into_iter().map(Into::into).collect(),

@@ -88,6 +88,7 @@ mod tests {
             ],
             active: true,
             create_time: ts(),
+            owner_organization_id: i64::MAX,
         };
         let page = usize::try_from(USERS_PAGE).unwrap_or(usize::MAX) * (user.encoded_len() + 8);
         assert!(page < BUDGET, "{page} bytes");

@@ -11,9 +11,10 @@ use service_runtime::status::Violations;
 use service_runtime::time::to_timestamp;
 use tonic::{Request, Response, Status};
 
+use super::Scope;
 use super::limits::{MAX_FILTER_IDS, SMALL_ITEMS_PAGE};
 use crate::domain::{NotificationKind, OrganizationId, Sequence, UserId};
-use crate::error::AssignmentError;
+use crate::error::{AssignmentError, Reason};
 use crate::notification_log::StoredNotification;
 use crate::stream::{
     self, NotificationFilter, StartPosition, StreamEvent, StreamHub, SubscribeRequest,
@@ -200,6 +201,26 @@ impl Stream for EventStream {
     }
 }
 
+/// Narrows an organization's subscription to its own notifications. Durable
+/// cursors are shared between the pair's services and not given to an
+/// organization.
+fn confine(request: &mut SubscribeRequest, own: OrganizationId) -> Result<(), AssignmentError> {
+    if let StartPosition::Durable(_) = request.start {
+        return Err(AssignmentError::refused(
+            Reason::RoleForbidden,
+            "an organization's token may not use a durable subscriber (subscriber_name); start after a sequence instead",
+        ));
+    }
+    if let Some(other) = request.filter.organizations.iter().find(|o| **o != own) {
+        return Err(AssignmentError::NotFound {
+            resource: "organization",
+            id: other.to_string(),
+        });
+    }
+    request.filter.organizations = vec![own];
+    Ok(())
+}
+
 #[tonic::async_trait]
 impl pb::notification_service_server::NotificationService for NotificationApi {
     type SubscribeStream = EventStream;
@@ -209,8 +230,12 @@ impl pb::notification_service_server::NotificationService for NotificationApi {
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let peer = request.remote_addr();
+        let scope = Scope::of(&request);
         let mut request = SubscribeRequest::try_from(request.into_inner())?;
         request.peer = peer;
+        if let Some(own) = scope.organization() {
+            confine(&mut request, own)?;
+        }
         let receiver = stream::subscribe(&self.hub, request).await?;
         Ok(Response::new(EventStream {
             receiver,

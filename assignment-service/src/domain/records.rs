@@ -60,6 +60,8 @@ pub struct User {
     pub active: bool,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// The organization that created it through its own token, if any.
+    pub owner_organization_id: Option<OrganizationId>,
 }
 
 /// The sync directions an installation enables.

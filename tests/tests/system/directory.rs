@@ -135,7 +135,7 @@ async fn duplicates_unknown_ids_and_bad_input_get_clear_errors_and_write_nothing
             organization_id: org,
             integration_id: "acme-jira".into(),
             sync_settings: None,
-            request_id: String::new(),
+            ..Default::default()
         })
         .await;
     assert_error(again, Code::AlreadyExists, None);

@@ -25,10 +25,11 @@ fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
     request
 }
 
-fn token_args(entries: &[(&str, &str)]) -> Vec<Secret<String>> {
+/// `--auth-token` values: (name, role, token).
+fn token_args(entries: &[(&str, &str, &str)]) -> Vec<Secret<String>> {
     entries
         .iter()
-        .map(|(name, token)| Secret::new(format!("{name}={token}")))
+        .map(|(name, role, token)| Secret::new(format!("{name}:{role}={token}")))
         .collect()
 }
 
@@ -54,7 +55,10 @@ async fn calls_without_a_valid_token_are_unauthenticated_and_the_pair_works_with
     let tracker_db = TestDatabase::fresh().await;
     let jira = JiraSim::start().await;
     let mut config = AssignmentApp::config(assignment_db.url());
-    config.grpc.auth_tokens = token_args(&[("tracker", TRACKER_TOKEN), ("bot", BOT_TOKEN)]);
+    config.grpc.auth_tokens = token_args(&[
+        ("tracker", "service", TRACKER_TOKEN),
+        ("bot", "admin", BOT_TOKEN),
+    ]);
     let assignment_app = AssignmentApp::spawn_with(config).await;
 
     let mut groups = assignment_app.groups();
@@ -100,7 +104,7 @@ async fn calls_without_a_valid_token_are_unauthenticated_and_the_pair_works_with
         format!("http://{}", assignment_app.grpc_addr),
     );
     tracker_config.assignment_token = Some(Secret::new(TRACKER_TOKEN.into()));
-    tracker_config.grpc.auth_tokens = token_args(&[("backend", BOT_TOKEN)]);
+    tracker_config.grpc.auth_tokens = token_args(&[("backend", "admin", BOT_TOKEN)]);
     let tracker_app = TrackerApp::spawn_with(tracker_config).await;
     let create = tracker::CreateIntegrationRequest {
         integration_id: JIRA.into(),
@@ -173,7 +177,7 @@ async fn calls_without_a_valid_token_are_unauthenticated_and_the_pair_works_with
 async fn health_and_reflection_can_be_protected_too() {
     let db = TestDatabase::fresh().await;
     let mut config = AssignmentApp::config(db.url());
-    config.grpc.auth_tokens = token_args(&[("bot", BOT_TOKEN)]);
+    config.grpc.auth_tokens = token_args(&[("bot", "admin", BOT_TOKEN)]);
     config.grpc.protect_health_and_reflection = true;
     let app = AssignmentApp::spawn_with(config).await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(app.channel());
@@ -211,7 +215,10 @@ async fn the_pair_works_over_tls_with_tokens() {
     let mut config = AssignmentApp::config(assignment_db.url());
     config.grpc.tls_cert = Some(cert.clone());
     config.grpc.tls_key = Some(key.clone());
-    config.grpc.auth_tokens = token_args(&[("tracker", TRACKER_TOKEN), ("bot", BOT_TOKEN)]);
+    config.grpc.auth_tokens = token_args(&[
+        ("tracker", "service", TRACKER_TOKEN),
+        ("bot", "admin", BOT_TOKEN),
+    ]);
     let assignment_app = AssignmentApp::spawn_with(config).await;
 
     service_runtime::tls::install_crypto_provider();

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+mod access;
 mod create_issue;
 mod directory;
 mod foundation;

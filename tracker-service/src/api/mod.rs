@@ -1,6 +1,7 @@
 //! The gRPC edge of `tracker.v1`: converts requests into domain values (every
 //! field violation at once), calls the logic modules, converts results back.
 
+pub mod access;
 mod convert;
 
 use proto::tracker::v1 as pb;
@@ -12,7 +13,10 @@ use service_runtime::pagination::PageRequest;
 use service_runtime::status::Violations;
 use tonic::{Request, Response, Status};
 
-use crate::error::TrackerError;
+use service_runtime::auth::Caller;
+
+use crate::assignment_client::{AssignmentClient, CallContext};
+use crate::error::{Reason, TrackerError};
 use crate::integrations;
 use crate::integrations::{IntegrationChanges, NewIntegration};
 use crate::issues::CreateIssueCommand;
@@ -21,34 +25,93 @@ use crate::jira::targets::TargetPolicy;
 use crate::webhooks::inbox;
 use crate::webhooks::waker::DispatchWaker;
 
-/// Every gRPC service of the tracker API, ready to serve; requests larger than
-/// `max_message_bytes` are refused.
-pub fn services(
-    db: &Database,
-    issues: &IssueService,
-    waker: &DispatchWaker,
-    targets: TargetPolicy,
-    max_message_bytes: usize,
-) -> GrpcServices {
-    GrpcServices::new().with(
-        pb::tracker_service_server::TrackerServiceServer::new(TrackerApi {
-            db: db.clone(),
-            issues: issues.clone(),
-            waker: waker.clone(),
-            targets,
-        })
-        .max_decoding_message_size(max_message_bytes),
-    )
-}
-
-/// Serves `TrackerService`.
+/// What the tracker API serves with.
 #[derive(Debug, Clone)]
 pub struct TrackerApi {
-    db: Database,
-    issues: IssueService,
-    waker: DispatchWaker,
+    /// The tracker's database.
+    pub db: Database,
+    /// Issue creation and the create form.
+    pub issues: IssueService,
+    /// Wakes the dispatcher after a delivery is queued again.
+    pub waker: DispatchWaker,
+    /// Asks the assignment service which integrations an organization
+    /// installed, to confine an organization's calls.
+    pub assignment: AssignmentClient,
     /// Which Jira hosts integrations may point at.
-    targets: TargetPolicy,
+    pub targets: TargetPolicy,
+}
+
+impl TrackerApi {
+    /// Every gRPC service of the tracker API, ready to serve; requests larger
+    /// than `max_message_bytes` are refused.
+    pub fn into_services(self, max_message_bytes: usize) -> GrpcServices {
+        GrpcServices::new().with(
+            pb::tracker_service_server::TrackerServiceServer::new(self)
+                .max_decoding_message_size(max_message_bytes),
+        )
+    }
+
+    /// NOT_FOUND, as if the integration did not exist, unless the caller may
+    /// act through it: operators always, an organization when it installed it
+    /// (asked of the assignment service).
+    async fn check_installed(
+        &self,
+        scope: Option<i64>,
+        integration: &IntegrationId,
+    ) -> Result<(), TrackerError> {
+        let Some(organization) = scope else {
+            return Ok(());
+        };
+        match self
+            .assignment
+            .installed(organization, integration, &CallContext::default())
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(TrackerError::NotFound {
+                resource: "integration",
+                id: integration.to_string(),
+            }),
+            Err(error) => {
+                tracing::warn!(%error, "could not check an organization's installation");
+                Err(TrackerError::refused(
+                    Reason::Unavailable,
+                    "could not check the organization's installation with the assignment service; retry",
+                ))
+            }
+        }
+    }
+}
+
+/// The organization a call is confined to: none for operators, the token's
+/// organization for an organization's token.
+fn scope<T>(request: &Request<T>) -> Option<i64> {
+    Caller::of(request).organization()
+}
+
+/// An organization's request id, in a namespace of its own so two
+/// organizations choosing the same id never see each other's creations.
+fn scoped_request_id(scope: Option<i64>, id: RequestId) -> RequestId {
+    match scope {
+        Some(org) => RequestId::derived(&["organization", &org.to_string(), id.as_str()]),
+        None => id,
+    }
+}
+
+/// Decodes `data` as each `tracker.v1` request that converts with `TryFrom`,
+/// and converts what decodes, as a call would: the `grpc_request` fuzz
+/// target's entry point. Any input is accepted or refused; none panics.
+#[doc(hidden)]
+pub fn fuzz_requests(data: &[u8]) {
+    fn decode_then_convert<M: prost::Message + Default, T: TryFrom<M>>(data: &[u8]) {
+        if let Ok(message) = M::decode(data) {
+            let _ = T::try_from(message);
+        }
+    }
+    decode_then_convert::<pb::CreateIntegrationRequest, Mutation<NewIntegration>>(data);
+    decode_then_convert::<pb::UpdateIntegrationRequest, Mutation<IntegrationChanges>>(data);
+    decode_then_convert::<pb::CreateIssueRequest, Mutation<CreateIssueCommand>>(data);
+    decode_then_convert::<pb::ListWebhookDeliveriesRequest, convert::DeliveryQuery>(data);
 }
 
 /// A mutating command with its optional idempotency key.
@@ -64,6 +127,12 @@ impl<T> Mutation<T> {
         if let Some(id) = &self.request_id {
             tracing::Span::current().record("request_id", id.as_str());
         }
+        self
+    }
+
+    /// Puts an organization's request id in its own namespace.
+    fn scoped(mut self, scope: Option<i64>) -> Self {
+        self.request_id = self.request_id.map(|id| scoped_request_id(scope, id));
         self
     }
 }
@@ -113,6 +182,7 @@ impl pb::tracker_service_server::TrackerService for TrackerApi {
         &self,
         request: Request<pb::GetIntegrationRequest>,
     ) -> Result<Response<pb::GetIntegrationResponse>, Status> {
+        let scope = scope(&request);
         let mut v = Violations::new();
         let id = integration_id(
             &mut v,
@@ -120,6 +190,7 @@ impl pb::tracker_service_server::TrackerService for TrackerApi {
             &request.into_inner().integration_id,
         );
         let id = v.finish_with(|| id).map_err(TrackerError::from)?;
+        self.check_installed(scope, &id).await?;
         let integration = integrations::load(self.db.conn(), &id).await?;
         Ok(Response::new(pb::GetIntegrationResponse {
             integration: Some(integration.summary().into()),
@@ -144,10 +215,12 @@ impl pb::tracker_service_server::TrackerService for TrackerApi {
         &self,
         request: Request<pb::GetCreateIssueConfigRequest>,
     ) -> Result<Response<pb::GetCreateIssueConfigResponse>, Status> {
+        let scope = scope(&request);
         let r = request.into_inner();
         let mut v = Violations::new();
         let id = integration_id(&mut v, "integration_id", &r.integration_id);
         let id = v.finish_with(|| id).map_err(TrackerError::from)?;
+        self.check_installed(scope, &id).await?;
         let config = self
             .issues
             .form_config(FormRequest {
@@ -167,7 +240,21 @@ impl pb::tracker_service_server::TrackerService for TrackerApi {
         &self,
         request: Request<pb::CreateIssueRequest>,
     ) -> Result<Response<pb::CreateIssueResponse>, Status> {
-        let m = Mutation::<CreateIssueCommand>::try_from(request.into_inner())?.traced();
+        let scope = scope(&request);
+        let m = Mutation::<CreateIssueCommand>::try_from(request.into_inner())?
+            .scoped(scope)
+            .traced();
+        if let Some(own) = scope
+            && m.command.organization_id != own
+        {
+            return Err(TrackerError::NotFound {
+                resource: "organization",
+                id: m.command.organization_id.to_string(),
+            }
+            .into());
+        }
+        self.check_installed(scope, &m.command.integration_id)
+            .await?;
         let creation =
             retrying(|| self.issues.create(m.command.clone(), m.request_id.as_ref())).await?;
         tracing::Span::current().record("jira_key", creation.issue.key.as_str());
@@ -182,10 +269,21 @@ impl pb::tracker_service_server::TrackerService for TrackerApi {
         &self,
         request: Request<pb::GetIssueCreationRequest>,
     ) -> Result<Response<pb::GetIssueCreationResponse>, Status> {
+        let scope = scope(&request);
         let raw = request.into_inner().request_id;
         let request_id = RequestId::parse(&raw)
             .map_err(|e| TrackerError::invalid_field("request_id", e.to_string()))?;
-        let creation = self.issues.get(&request_id).await?;
+        let creation = self
+            .issues
+            .get(&scoped_request_id(scope, request_id))
+            .await?;
+        if scope.is_some_and(|own| own != creation.organization_id) {
+            return Err(TrackerError::NotFound {
+                resource: "issue creation",
+                id: raw,
+            }
+            .into());
+        }
         Ok(Response::new(pb::GetIssueCreationResponse {
             issue: Some((&creation.issue).into()),
             link_state: pb::LinkState::from(creation.link_state).into(),

@@ -9,6 +9,7 @@ pub mod group;
 pub mod group_assignee;
 pub mod group_link;
 pub mod installation;
+pub mod integration_install_secret;
 pub mod notification;
 pub mod notification_log;
 pub mod notification_thread;

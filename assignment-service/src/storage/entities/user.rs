@@ -10,6 +10,7 @@ pub struct Model {
     pub display_name: String,
     pub active: bool,
     pub created_at: DateTimeUtc,
+    pub owner_organization_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

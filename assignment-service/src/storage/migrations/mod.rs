@@ -3,6 +3,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_create_schema;
+mod m20261129_000002_tenant_scopes;
 
 /// The assignment service's migrations.
 #[derive(Debug)]
@@ -11,7 +12,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261126_000001_create_schema::Migration)]
+        vec![
+            Box::new(m20261126_000001_create_schema::Migration),
+            Box::new(m20261129_000002_tenant_scopes::Migration),
+        ]
     }
 }
 
