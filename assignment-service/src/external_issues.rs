@@ -567,6 +567,7 @@ pub async fn link(
                 issue_key: Some(request.key.clone()),
                 request_id: request_id.clone(),
                 traceparent: String::new(),
+                actor: None,
             };
             let mut effects = Effects::default();
             let mut newly_linked = Vec::new();
@@ -637,6 +638,7 @@ pub async fn unlink(
                 issue_key: Some(issue_key),
                 request_id: request_id.clone(),
                 traceparent: String::new(),
+                actor: None,
             };
             let mut effects = Effects::default();
             let mut unlinked = Vec::new();

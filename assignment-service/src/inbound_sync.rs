@@ -124,6 +124,7 @@ fn origin(
         issue_key: Some(record.key.clone()),
         request_id: request_id.cloned(),
         traceparent: traceparent.to_owned(),
+        actor: None,
     }
 }
 

@@ -7,6 +7,7 @@
 //! their transactions. [`stream`] serves the notification log to subscribers.
 
 pub mod api;
+pub mod commit_log;
 pub mod config;
 pub mod directory;
 pub mod domain;
@@ -16,6 +17,7 @@ pub mod groups;
 pub mod inbound_sync;
 pub mod metrics;
 pub mod notification_log;
+pub mod outbound;
 pub mod startup;
 pub mod storage;
 pub mod stream;

@@ -1,42 +1,24 @@
 //! The notification log: the table the stream reads, and how rows get into it.
 //!
-//! # Sequence order equals commit order
-//!
-//! A subscriber resumes with "everything after sequence N", so a notification
-//! must never become visible with a sequence lower than one already visible. A
-//! database sequence cannot promise that on PostgreSQL: its value is taken at
-//! insert, not at commit, so a transaction that took 7 may commit after one that
-//! took 8, and a reader that saw 8 would skip 7 forever.
-//!
-//! Here sequences come from the single row of `notification_log`: a writer adds
-//! its count to `last_sequence` with an `UPDATE … RETURNING` as the last statement
-//! of its transaction. The row lock it takes is held until commit, so the next
-//! writer gets its numbers only after this one committed (or rolled back, which
-//! also rolls the counter back). Visible sequences are therefore always a gap-free
-//! prefix. SQLite has one writer at a time anyway. The cost is that writers of
-//! notifications serialise from that statement to their commit; it is the last
-//! statement to keep that window short.
-//!
-//! On PostgreSQL the transaction also sends `NOTIFY assignment_notifications`,
-//! delivered at commit, which wakes the stream readers of every replica.
+//! Sequences are commit-ordered: see [`crate::commit_log`].
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait as _, ConnectionTrait, DatabaseTransaction, DbBackend,
-    EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _, Statement,
+    ActiveValue::Set, ColumnTrait as _, ConnectionTrait, DatabaseTransaction, EntityTrait as _,
+    QueryFilter as _, QueryOrder as _, QuerySelect as _,
 };
 use service_runtime::database::Database;
 use service_runtime::ids::{IntegrationId, IssueKey};
 use service_runtime::time::now;
 
+use crate::commit_log::{self, Log};
 use crate::domain::messages::{MessageFacts, notification_text, thread_message_key};
 use crate::domain::{ActivityId, GroupId, NotificationKind, OrganizationId, Sequence, UserId};
-use crate::error::{AssignmentError, Reason, Refusal};
-use crate::storage::entities::{notification, notification_log, notification_thread};
+use crate::error::AssignmentError;
+use crate::storage::entities::{notification, notification_thread};
 
-/// The PostgreSQL channel on which commits of notifications are announced.
-pub const NOTIFY_CHANNEL: &str = "assignment_notifications";
+pub use crate::commit_log::NOTIFY_CHANNEL;
 
 /// A notification about to be written.
 #[derive(Debug, Clone)]
@@ -119,50 +101,35 @@ pub async fn append(
         rows.push((message_key, update, message));
     }
 
-    let count = i64::try_from(drafts.len()).unwrap_or(i64::MAX);
-    let backend = txn.get_database_backend();
-    let placeholder = if backend == DbBackend::Postgres {
-        "$1"
-    } else {
-        "?"
-    };
-    let last = txn
-        .query_one_raw(Statement::from_sql_and_values(
-            backend,
-            format!(
-                "UPDATE notification_log SET last_sequence = last_sequence + {placeholder} \
-                 WHERE id = 1 RETURNING last_sequence"
-            ),
-            [count.into()],
-        ))
-        .await?
-        .ok_or_else(|| AssignmentError::Corrupt("notification_log row is missing".into()))?
-        .try_get::<i64>("", "last_sequence")?;
-    let first = last - count + 1;
+    let (first, last) = commit_log::allocate(txn, Log::Notifications, drafts.len()).await?;
 
-    let models = drafts.into_iter().zip(rows).zip(first..=last).map(
-        |((draft, (message_key, update, message)), sequence)| notification::ActiveModel {
-            sequence: Set(sequence),
-            recipient_user_id: Set(draft.recipient.get()),
-            organization_id: Set(draft.organization_id.get()),
-            group_id: Set(draft.group_id.get()),
-            external_issue_key: Set(draft
-                .issue_key
-                .map(|k| k.as_str().to_owned())
-                .unwrap_or_default()),
-            integration_id: Set(draft
-                .integration_id
-                .map(|i| i.as_str().to_owned())
-                .unwrap_or_default()),
-            kind: Set(draft.kind.as_str().to_owned()),
-            message: Set(message),
-            message_key: Set(message_key),
-            is_update: Set(update),
-            activity_id: Set(draft.activity_id.get()),
-            traceparent: Set(draft.traceparent),
-            created_at: Set(created_at),
-        },
-    );
+    let models = drafts
+        .into_iter()
+        .zip(rows)
+        .zip(first.to_row()..=last.to_row())
+        .map(
+            |((draft, (message_key, update, message)), sequence)| notification::ActiveModel {
+                sequence: Set(sequence),
+                recipient_user_id: Set(draft.recipient.get()),
+                organization_id: Set(draft.organization_id.get()),
+                group_id: Set(draft.group_id.get()),
+                external_issue_key: Set(draft
+                    .issue_key
+                    .map(|k| k.as_str().to_owned())
+                    .unwrap_or_default()),
+                integration_id: Set(draft
+                    .integration_id
+                    .map(|i| i.as_str().to_owned())
+                    .unwrap_or_default()),
+                kind: Set(draft.kind.as_str().to_owned()),
+                message: Set(message),
+                message_key: Set(message_key),
+                is_update: Set(update),
+                activity_id: Set(draft.activity_id.get()),
+                traceparent: Set(draft.traceparent),
+                created_at: Set(created_at),
+            },
+        );
     let models: Vec<notification::ActiveModel> = models.collect();
     for chunk in models.chunks(ROWS_PER_INSERT) {
         notification::Entity::insert_many(chunk.to_vec())
@@ -170,15 +137,8 @@ pub async fn append(
             .await?;
     }
 
-    if backend == DbBackend::Postgres {
-        txn.execute_raw(Statement::from_sql_and_values(
-            backend,
-            "SELECT pg_notify($1, $2)",
-            [NOTIFY_CHANNEL.into(), last.to_string().into()],
-        ))
-        .await?;
-    }
-    Ok(Some(Sequence::from_row(last)))
+    commit_log::announce(txn, last).await?;
+    Ok(Some(last))
 }
 
 /// Rows per multi-row insert (well under both engines' bound-parameter limits).
@@ -297,58 +257,14 @@ pub async fn read_after<C: ConnectionTrait>(
         .collect()
 }
 
-/// The log's bounds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LogBounds {
-    /// The last sequence committed (0 when nothing was ever written).
-    pub head: Sequence,
-    /// Everything up to this sequence was pruned; a cursor below it is out of
-    /// range.
-    pub pruned_through: Sequence,
-}
+pub use crate::commit_log::LogBounds;
 
-impl LogBounds {
-    /// The oldest sequence still available (it may not exist yet).
-    pub fn oldest_available(self) -> Sequence {
-        self.pruned_through.next()
-    }
-
-    /// OUT_OF_RANGE for a cursor behind retention, with the bounds in the
-    /// metadata.
-    pub fn behind_retention(self, message: String) -> AssignmentError {
-        self.refusal(Reason::CursorOutOfRange, message)
-    }
-
-    /// OUT_OF_RANGE for a sequence beyond the head, with the bounds in the
-    /// metadata.
-    pub fn beyond_head(self, message: String) -> AssignmentError {
-        self.refusal(Reason::CursorBeyondHead, message)
-    }
-
-    fn refusal(self, reason: Reason, message: String) -> AssignmentError {
-        Refusal::new(reason, message)
-            .with(
-                "oldest_available_sequence",
-                self.oldest_available().get().to_string(),
-            )
-            .with("head_sequence", self.head.get().to_string())
-            .into()
-    }
-}
-
-/// Reads the log's bounds.
+/// Reads the notification log's bounds.
 ///
 /// # Errors
 /// Database errors.
 pub async fn bounds<C: ConnectionTrait>(conn: &C) -> Result<LogBounds, AssignmentError> {
-    let row = notification_log::Entity::find_by_id(1)
-        .one(conn)
-        .await?
-        .ok_or_else(|| AssignmentError::Corrupt("notification_log row is missing".into()))?;
-    Ok(LogBounds {
-        head: Sequence::from_row(row.last_sequence),
-        pruned_through: Sequence::from_row(row.pruned_through),
-    })
+    commit_log::bounds(conn, Log::Notifications).await
 }
 
 /// Retention limits.
@@ -369,7 +285,6 @@ pub async fn prune(db: &Database, retention: Retention) -> Result<u64, Assignmen
     let write = db.begin_write().await?;
     let txn = &*write;
     let bounds = bounds(txn).await?;
-    let by_count = bounds.head.get().saturating_sub(retention.max_count);
     let cutoff =
         now() - chrono::Duration::from_std(retention.max_age).unwrap_or(chrono::Duration::MAX);
     let by_age = notification::Entity::find()
@@ -379,25 +294,16 @@ pub async fn prune(db: &Database, retention: Retention) -> Result<u64, Assignmen
         .one(txn)
         .await?
         .map_or(0, |row| Sequence::from_row(row.sequence).get());
-    let through = by_count.max(by_age).max(bounds.pruned_through.get());
-    if through == bounds.pruned_through.get() {
+    let Some(through) = commit_log::prune_target(bounds, retention.max_count, by_age) else {
         write.rollback().await?;
         return Ok(0);
-    }
-    let through = Sequence::new(through);
+    };
     let deleted = notification::Entity::delete_many()
         .filter(notification::Column::Sequence.lte(through.to_row()))
         .exec(txn)
         .await?
         .rows_affected;
-    notification_log::Entity::update_many()
-        .col_expr(
-            notification_log::Column::PrunedThrough,
-            sea_orm::sea_query::Expr::value(through.to_row()),
-        )
-        .filter(notification_log::Column::Id.eq(1))
-        .exec(txn)
-        .await?;
+    commit_log::raise_floor(txn, Log::Notifications, through).await?;
     write.commit().await?;
     Ok(deleted)
 }

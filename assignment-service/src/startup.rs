@@ -105,9 +105,10 @@ impl Application {
         let metrics = metrics.finish();
         let grpc_options = GrpcOptions {
             gate: GateLayer::new(
-                config
-                    .grpc
-                    .gate(&[api::SUBSCRIBE_PATH], api::access::rules())?,
+                config.grpc.gate(
+                    &[api::SUBSCRIBE_PATH, api::WATCH_OUTBOUND_PATH],
+                    api::access::rules(),
+                )?,
                 Some(rpc_metrics),
             ),
             tls: config.grpc.tls()?,

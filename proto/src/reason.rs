@@ -73,6 +73,9 @@ reasons! {
     // --- assignment.v1 -------------------------------------------------------
     /// The organization has not installed the integration.
     IntegrationNotInstalled => ("INTEGRATION_NOT_INSTALLED", FailedPrecondition),
+    /// The user cannot be assigned the group (metadata `why`: `inactive`, or
+    /// `no_project_access` to the group's project).
+    AssigneeNotEligible => ("ASSIGNEE_NOT_ELIGIBLE", FailedPrecondition),
     /// A link would exceed a limit (external issues per group, groups per
     /// issue).
     LinkLimitReached => ("LINK_LIMIT_REACHED", FailedPrecondition),

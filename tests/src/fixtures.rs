@@ -16,6 +16,16 @@ pub fn inbound_on() -> pb::SyncSettings {
     }
 }
 
+/// Sync settings with everything on, inbound and outbound.
+pub fn two_way() -> pb::SyncSettings {
+    pb::SyncSettings {
+        sync_reverse_assignment: true,
+        sync_status_reverse: true,
+        sync_forward_assignment: true,
+        sync_status_forward: true,
+    }
+}
+
 /// Sync settings with everything off.
 pub fn all_off() -> pb::SyncSettings {
     pb::SyncSettings::default()
@@ -190,6 +200,63 @@ impl AssignmentApi {
                 return all;
             }
             page_token = page.next_page_token;
+        }
+    }
+
+    /// Assigns a group as `actor` (0: nobody); returns the action's result.
+    pub async fn assign(&self, group_id: i64, user_id: i64, actor: i64) -> pb::GroupActionResult {
+        self.groups()
+            .assign_group(pb::AssignGroupRequest {
+                group_id,
+                user_id,
+                acting_user_id: actor,
+                request_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .result
+            .unwrap()
+    }
+
+    /// Resolves a group as `actor` (0: nobody); returns the action's result.
+    pub async fn resolve(&self, group_id: i64, actor: i64) -> pb::GroupActionResult {
+        self.groups()
+            .resolve_group(pb::ResolveGroupRequest {
+                group_id,
+                acting_user_id: actor,
+                request_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .result
+            .unwrap()
+    }
+
+    /// Every entry of the outbound log after `after`, read through
+    /// WatchOutboundSyncs until its first heartbeat (it sends one only once it
+    /// caught up). Needs no concurrent writers.
+    pub async fn outbound_after(&self, after: i64) -> Vec<pb::OutboundSync> {
+        let mut stream = self
+            .external_issues()
+            .watch_outbound_syncs(pb::WatchOutboundSyncsRequest {
+                after_sequence: after,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut seen = Vec::new();
+        loop {
+            let message = tokio::time::timeout(crate::wait::DEFAULT_DEADLINE, stream.next())
+                .await
+                .expect("the stream answers within the deadline")
+                .expect("the stream stays open")
+                .expect("the stream does not fail");
+            if message.syncs.is_empty() {
+                return seen;
+            }
+            seen.extend(message.syncs);
         }
     }
 

@@ -49,6 +49,10 @@ pub const RULES: &[(&str, &[RoleKind])] = &[
     ("/assignment.v1.GroupService/GetGroup", TENANT),
     ("/assignment.v1.GroupService/ListGroups", TENANT),
     ("/assignment.v1.GroupService/ListActivities", TENANT),
+    ("/assignment.v1.GroupService/AssignGroup", TENANT),
+    ("/assignment.v1.GroupService/UnassignGroup", TENANT),
+    ("/assignment.v1.GroupService/ResolveGroup", TENANT),
+    ("/assignment.v1.GroupService/UnresolveGroup", TENANT),
     (
         "/assignment.v1.ExternalIssueService/LinkExternalIssue",
         LINKING,
@@ -78,6 +82,11 @@ pub const RULES: &[(&str, &[RoleKind])] = &[
         SYNC,
     ),
     ("/assignment.v1.ExternalIssueService/ResetWatermarks", ADMIN),
+    // The tracker reads what Jira must show.
+    (
+        "/assignment.v1.ExternalIssueService/WatchOutboundSyncs",
+        SYNC,
+    ),
     // Subscribers are services (chat bots, mailers); an organization may watch
     // its own notifications, without a durable cursor.
     ("/assignment.v1.NotificationService/Subscribe", LINKING),

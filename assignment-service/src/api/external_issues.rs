@@ -6,15 +6,14 @@ use service_runtime::ids::{IntegrationId, IssueKey, JiraIssueId};
 use service_runtime::status::Violations;
 use service_runtime::text;
 use service_runtime::time::{from_timestamp, to_timestamp};
-use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use super::limits::{
     EXTERNAL_ISSUES_PAGE, MAX_GROUPS_PER_CALL, MAX_ISSUE_TITLE_CHARS, MAX_URL_BYTES,
 };
-use super::{Mutation, Scope, optional_id, page, request_id, retrying};
+use super::{Mutation, Scope, optional_id, page, request_id, retrying, traceparent};
 use crate::domain::records::{ExternalIssue, GroupSyncResult};
-use crate::domain::{Email, GroupId, OrganizationId, StatusAction, SyncOutcome};
+use crate::domain::{Email, GroupId, OrganizationId, Sequence, StatusAction, SyncOutcome};
 use crate::error::AssignmentError;
 use crate::external_issues::{
     self, ExternalIssueFilter, IssueRef, LinkRequest, MoveRequest, ResetRequest, UnlinkRequest,
@@ -22,12 +21,17 @@ use crate::external_issues::{
 };
 use crate::inbound_sync::batcher::AssigneeBatcher;
 use crate::inbound_sync::{self, AssigneeChange, AssigneeTarget, StatusChange, SyncResponse};
+use crate::outbound::{OutboundSync, OutboundTarget};
 use crate::stream::LogWaker;
+use crate::stream::StreamHub;
+use crate::stream::outbound::OutboundItem;
 
 /// Serves `ExternalIssueService` over the service's database.
 #[derive(Debug, Clone)]
 pub struct ExternalIssueApi {
     db: Database,
+    /// Serves the outbound log.
+    hub: StreamHub,
     waker: LogWaker,
     /// Applies SyncAssigneeInbound calls in groups.
     assignees: AssigneeBatcher,
@@ -35,10 +39,11 @@ pub struct ExternalIssueApi {
 
 impl ExternalIssueApi {
     /// A handler over `db` that wakes the stream after writing notifications.
-    pub fn new(db: Database, waker: LogWaker, assignees: AssigneeBatcher) -> Self {
+    pub fn new(db: Database, hub: StreamHub, assignees: AssigneeBatcher) -> Self {
         Self {
             db,
-            waker,
+            waker: hub.waker(),
+            hub,
             assignees,
         }
     }
@@ -164,16 +169,6 @@ fn source(v: &mut Violations, raw: &str, issue: Option<&IssueRef>) -> Option<Int
     } else {
         v.check("source_integration_id", IntegrationId::parse(raw))
     }
-}
-
-/// The caller's W3C trace context, when it sent a well-formed one.
-fn traceparent(metadata: &MetadataMap) -> String {
-    metadata
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() == 55 && v.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
-        .unwrap_or_default()
-        .to_owned()
 }
 
 impl TryFrom<pb::LinkExternalIssueRequest> for Mutation<LinkRequest> {
@@ -416,8 +411,98 @@ fn record_key(issue: &IssueRef) {
     tracing::Span::current().record("jira_key", issue.describe());
 }
 
+impl From<OutboundSync> for pb::OutboundSync {
+    fn from(e: OutboundSync) -> Self {
+        use pb::outbound_sync::Target;
+        let target = match e.target {
+            OutboundTarget::Assignee { user, emails } => Target::Assignee(pb::OutboundAssignee {
+                user_id: user.get(),
+                emails,
+            }),
+            OutboundTarget::Unassigned => Target::Unassigned(true),
+            OutboundTarget::Status(action) => Target::Status(
+                match action {
+                    StatusAction::Resolve => pb::StatusAction::Resolve,
+                    StatusAction::Unresolve => pb::StatusAction::Unresolve,
+                }
+                .into(),
+            ),
+        };
+        Self {
+            sequence: e.sequence.to_row(),
+            organization_id: e.organization_id.get(),
+            group_id: e.group_id.get(),
+            issue: Some(pb::ExternalIssueRef {
+                integration_id: e.integration_id.to_string(),
+                key: e.issue_key.to_string(),
+                jira_issue_id: e.jira_issue_id.map(|i| i.to_string()).unwrap_or_default(),
+            }),
+            target: Some(target),
+            from_source: e.from_source,
+            request_id: e.request_id.unwrap_or_default(),
+            traceparent: e.traceparent,
+            create_time: Some(to_timestamp(e.created_at)),
+        }
+    }
+}
+
+/// The gRPC side of an outbound watch: converts entries, and ends with the
+/// error status that ended the watch, never a clean OK.
+pub struct OutboundStream {
+    receiver: tokio::sync::mpsc::Receiver<OutboundItem>,
+    ended: bool,
+}
+
+impl futures_util::Stream for OutboundStream {
+    type Item = Result<pb::WatchOutboundSyncsResponse, Status>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match self.receiver.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok((entries, head)))) => {
+                Poll::Ready(Some(Ok(pb::WatchOutboundSyncsResponse {
+                    syncs: entries.into_iter().map(Into::into).collect(),
+                    head_sequence: head.to_row(),
+                })))
+            }
+            Poll::Ready(Some(Err(error))) => {
+                self.ended = true;
+                Poll::Ready(Some(Err((*error).into())))
+            }
+            Poll::Ready(None) => {
+                self.ended = true;
+                Poll::Ready(Some(Err(AssignmentError::ShuttingDown.into())))
+            }
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl pb::external_issue_service_server::ExternalIssueService for ExternalIssueApi {
+    type WatchOutboundSyncsStream = OutboundStream;
+
+    async fn watch_outbound_syncs(
+        &self,
+        request: Request<pb::WatchOutboundSyncsRequest>,
+    ) -> Result<Response<Self::WatchOutboundSyncsStream>, Status> {
+        let after = request.into_inner().after_sequence;
+        let after = u64::try_from(after).map_err(|_| {
+            AssignmentError::invalid_field("after_sequence", "must not be negative")
+        })?;
+        let receiver = crate::stream::outbound::watch(&self.hub, Sequence::new(after)).await?;
+        Ok(Response::new(OutboundStream {
+            receiver,
+            ended: false,
+        }))
+    }
+
     async fn link_external_issue(
         &self,
         request: Request<pb::LinkExternalIssueRequest>,

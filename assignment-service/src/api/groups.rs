@@ -8,23 +8,27 @@ use service_runtime::time::to_timestamp;
 use tonic::{Request, Response, Status};
 
 use super::limits::{GROUPS_PAGE, MAX_GROUP_TITLE_CHARS, SMALL_ITEMS_PAGE};
-use super::{Mutation, Scope, optional_id, page, request_id, retrying};
+use super::{Mutation, Scope, optional_id, page, request_id, retrying, traceparent};
 use crate::directory;
 use crate::domain::records::{Activity, Group};
 use crate::domain::{ActivityKind, GroupId, GroupStatus, OrganizationId, ProjectId, UserId};
 use crate::error::AssignmentError;
+use crate::groups::actions::{self, Action, ActionResult, GroupAction};
 use crate::groups::{self, AssigneeFilter, GroupFilter, NewGroup};
+use crate::stream::LogWaker;
 
 /// Serves `GroupService` over the service's database.
 #[derive(Debug, Clone)]
 pub struct GroupApi {
     db: Database,
+    /// Wakes the stream after an action wrote notifications.
+    waker: LogWaker,
 }
 
 impl GroupApi {
-    /// A handler over `db`.
-    pub fn new(db: Database) -> Self {
-        Self { db }
+    /// A handler over `db` that wakes the stream after writing notifications.
+    pub fn new(db: Database, waker: LogWaker) -> Self {
+        Self { db, waker }
     }
 }
 
@@ -127,12 +131,152 @@ impl From<Activity> for pb::Activity {
             external_issue_key: a.external_issue_key.unwrap_or_default(),
             request_id: a.request_id.unwrap_or_default(),
             create_time: Some(to_timestamp(a.created_at)),
+            actor_user_id: a.actor.map(UserId::get),
         }
+    }
+}
+
+/// Parses a group action's fields into the command.
+fn group_action(
+    group_id: i64,
+    action: impl FnOnce(&mut Violations) -> Option<Action>,
+    acting_user_id: i64,
+    raw_request_id: &str,
+) -> Result<Mutation<GroupAction>, AssignmentError> {
+    let mut v = Violations::new();
+    let group = v.check("group_id", GroupId::parse(group_id));
+    let action = action(&mut v);
+    let actor = optional_id(&mut v, "acting_user_id", acting_user_id, UserId::parse);
+    let request_id = request_id(&mut v, raw_request_id);
+    Ok(v.finish_with(|| {
+        Some(Mutation {
+            command: GroupAction {
+                group_id: group?,
+                action: action?,
+                actor: actor?,
+            },
+            request_id: request_id?,
+        })
+    })?)
+}
+
+impl From<ActionResult> for pb::GroupActionResult {
+    fn from(r: ActionResult) -> Self {
+        Self {
+            group: Some(r.group.into()),
+            changed: r.changed,
+        }
+    }
+}
+
+impl GroupApi {
+    /// Runs a group action for the caller: an organization acts only on its own
+    /// groups, and names only an acting user it can see.
+    async fn act(
+        &self,
+        scope: Scope,
+        m: Mutation<GroupAction>,
+        traceparent: &str,
+    ) -> Result<pb::GroupActionResult, Status> {
+        let m = m.scoped(scope).traced();
+        if scope.organization().is_some() {
+            let group = groups::get_group(self.db.conn(), m.command.group_id).await?;
+            scope.check(group.organization_id, "group", m.command.group_id)?;
+            if let Some(actor) = m.command.actor {
+                let user = directory::get_user(self.db.conn(), actor).await?;
+                let org = group.organization_id;
+                if !directory::user_visible_to(self.db.conn(), &user, org).await? {
+                    return Err(AssignmentError::NotFound {
+                        resource: "user",
+                        id: actor.to_string(),
+                    }
+                    .into());
+                }
+            }
+        }
+        let result =
+            retrying(|| actions::act(&self.db, m.command, m.request_id.as_ref(), traceparent))
+                .await?;
+        if result.changed {
+            self.waker.wake();
+        }
+        Ok(result.into())
     }
 }
 
 #[tonic::async_trait]
 impl pb::group_service_server::GroupService for GroupApi {
+    async fn assign_group(
+        &self,
+        request: Request<pb::AssignGroupRequest>,
+    ) -> Result<Response<pb::AssignGroupResponse>, Status> {
+        let (scope, trace) = (Scope::of(&request), traceparent(request.metadata()));
+        let r = request.into_inner();
+        let m = group_action(
+            r.group_id,
+            |v| {
+                v.check("user_id", UserId::parse(r.user_id))
+                    .map(Action::Assign)
+            },
+            r.acting_user_id,
+            &r.request_id,
+        )?;
+        Ok(Response::new(pb::AssignGroupResponse {
+            result: Some(self.act(scope, m, &trace).await?),
+        }))
+    }
+
+    async fn unassign_group(
+        &self,
+        request: Request<pb::UnassignGroupRequest>,
+    ) -> Result<Response<pb::UnassignGroupResponse>, Status> {
+        let (scope, trace) = (Scope::of(&request), traceparent(request.metadata()));
+        let r = request.into_inner();
+        let m = group_action(
+            r.group_id,
+            |_| Some(Action::Unassign),
+            r.acting_user_id,
+            &r.request_id,
+        )?;
+        Ok(Response::new(pb::UnassignGroupResponse {
+            result: Some(self.act(scope, m, &trace).await?),
+        }))
+    }
+
+    async fn resolve_group(
+        &self,
+        request: Request<pb::ResolveGroupRequest>,
+    ) -> Result<Response<pb::ResolveGroupResponse>, Status> {
+        let (scope, trace) = (Scope::of(&request), traceparent(request.metadata()));
+        let r = request.into_inner();
+        let m = group_action(
+            r.group_id,
+            |_| Some(Action::Resolve),
+            r.acting_user_id,
+            &r.request_id,
+        )?;
+        Ok(Response::new(pb::ResolveGroupResponse {
+            result: Some(self.act(scope, m, &trace).await?),
+        }))
+    }
+
+    async fn unresolve_group(
+        &self,
+        request: Request<pb::UnresolveGroupRequest>,
+    ) -> Result<Response<pb::UnresolveGroupResponse>, Status> {
+        let (scope, trace) = (Scope::of(&request), traceparent(request.metadata()));
+        let r = request.into_inner();
+        let m = group_action(
+            r.group_id,
+            |_| Some(Action::Unresolve),
+            r.acting_user_id,
+            &r.request_id,
+        )?;
+        Ok(Response::new(pb::UnresolveGroupResponse {
+            result: Some(self.act(scope, m, &trace).await?),
+        }))
+    }
+
     async fn create_group(
         &self,
         request: Request<pb::CreateGroupRequest>,

@@ -127,6 +127,7 @@ mod tests {
             external_issue_key: format!("{}-{}", "X".repeat(234), u64::MAX),
             request_id: "r".repeat(128),
             create_time: ts(),
+            actor_user_id: Some(i64::MAX),
         };
         let organization = pb::Organization {
             id: i64::MAX,

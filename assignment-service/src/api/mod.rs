@@ -32,6 +32,9 @@ use crate::stream::StreamHub;
 /// in-flight limit.
 pub const SUBSCRIBE_PATH: &str = "/assignment.v1.NotificationService/Subscribe";
 
+/// The outbound log's streaming RPC, also left out of the in-flight limit.
+pub const WATCH_OUTBOUND_PATH: &str = "/assignment.v1.ExternalIssueService/WatchOutboundSyncs";
+
 /// Every gRPC service of the assignment API, ready to serve; requests larger
 /// than `max_message_bytes` are refused.
 pub fn services(
@@ -48,12 +51,15 @@ pub fn services(
             .max_decoding_message_size(max_message_bytes),
         )
         .with(
-            pb::group_service_server::GroupServiceServer::new(groups::GroupApi::new(db.clone()))
-                .max_decoding_message_size(max_message_bytes),
+            pb::group_service_server::GroupServiceServer::new(groups::GroupApi::new(
+                db.clone(),
+                hub.waker(),
+            ))
+            .max_decoding_message_size(max_message_bytes),
         )
         .with(
             pb::external_issue_service_server::ExternalIssueServiceServer::new(
-                external_issues::ExternalIssueApi::new(db.clone(), hub.waker(), assignees.clone()),
+                external_issues::ExternalIssueApi::new(db.clone(), hub.clone(), assignees.clone()),
             )
             .max_decoding_message_size(max_message_bytes),
         )
@@ -180,6 +186,16 @@ impl Scope {
             (Some(org), _) => Ok(Some(org)),
         }
     }
+}
+
+/// The caller's W3C trace context, when it sent a well-formed one.
+pub(crate) fn traceparent(metadata: &tonic::metadata::MetadataMap) -> String {
+    metadata
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() == 55 && v.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Parses a request id field.

@@ -147,6 +147,8 @@ pub struct Activity {
     pub request_id: Option<String>,
     /// When it was committed.
     pub created_at: DateTime<Utc>,
+    /// The user who made the change through the API, when one was named.
+    pub actor: Option<UserId>,
 }
 
 /// One organization's record of an external issue.

@@ -1,11 +1,12 @@
 //! What an effective group change writes: its activity (the audit trail's one
 //! writer) and the notifications telling the people concerned.
 //!
-//! A caller decides *that* a group changed (inbound sync, linking); it records
-//! the change here with where it came from, and writes everything recorded, in
-//! its transaction, with [`Effects::write`]: the activities with multi-row
-//! inserts, then the notifications, each pointing at the activity that caused
-//! it. Who is told what is decided here and nowhere else:
+//! A caller decides *that* a group changed (a GroupService action, inbound
+//! sync, linking); it records the change here with where it came from, and
+//! writes everything recorded, in its transaction, with [`Effects::write`]: the
+//! activities with multi-row inserts, then what linked Jira issues must now
+//! show ([`crate::outbound`]), then the notifications, each pointing at the
+//! activity that caused it. Who is told what is decided here and nowhere else:
 //!
 //! | change | told |
 //! |---|---|
@@ -13,6 +14,9 @@
 //! | unassigned (P removed) | P: unassigned |
 //! | resolved / reopened | the assignee, if any |
 //! | linked / unlinked | nobody |
+//!
+//! The user who made the change (the acting user of a GroupService action) is
+//! never told of it.
 
 use sea_orm::{ActiveValue::Set, DatabaseTransaction, EntityTrait as _};
 use service_runtime::ids::{IntegrationId, IssueKey, RequestId};
@@ -23,6 +27,7 @@ use crate::domain::{
 };
 use crate::error::AssignmentError;
 use crate::notification_log::{self, NotificationDraft};
+use crate::outbound::{self, Direction, OutboundChange};
 use crate::storage::entities::activity;
 
 /// Rows per multi-row insert.
@@ -53,6 +58,9 @@ pub struct Origin {
     pub request_id: Option<RequestId>,
     /// The W3C trace context of that request, or empty.
     pub traceparent: String,
+    /// The user who made the change, when a GroupService caller named one:
+    /// recorded on the activity, never notified of their own change.
+    pub actor: Option<UserId>,
 }
 
 /// An effective change to a group.
@@ -128,6 +136,15 @@ impl Change {
             Self::Linked | Self::Unlinked => Vec::new(),
         }
     }
+
+    /// Which part of the group's state linked issues must follow, if any.
+    fn direction(self) -> Option<Direction> {
+        match self {
+            Self::Assigned { .. } | Self::Unassigned { .. } => Some(Direction::Assignee),
+            Self::Resolved { .. } | Self::Unresolved { .. } => Some(Direction::Status),
+            Self::Linked | Self::Unlinked => None,
+        }
+    }
 }
 
 /// Changes recorded in a transaction, written together by [`Effects::write`].
@@ -138,6 +155,8 @@ pub struct Effects {
     /// Notification drafts, each with the index in `activities` of the activity
     /// that caused it (its id is known only once the activities are inserted).
     notifications: Vec<(NotificationDraft, usize)>,
+    /// Changes linked issues must follow, in order.
+    outbound: Vec<OutboundChange>,
 }
 
 impl Effects {
@@ -157,10 +176,23 @@ impl Effects {
             external_issue_key: Set(origin.issue_key.as_ref().map(|k| k.as_str().to_owned())),
             request_id: Set(origin.request_id.as_ref().map(|r| r.as_str().to_owned())),
             created_at: Set(now()),
+            actor_user_id: Set(origin.actor.map(UserId::get)),
             ..Default::default()
         });
         let activity = self.activities.len() - 1;
+        if let Some(direction) = change.direction() {
+            self.outbound.push(OutboundChange {
+                group_id: group.id,
+                direction,
+                source: origin.source_integration_id.clone(),
+                request_id: origin.request_id.clone(),
+                traceparent: origin.traceparent.clone(),
+            });
+        }
         for (recipient, kind) in change.recipients() {
+            if origin.actor == Some(recipient) {
+                continue;
+            }
             self.notifications.push((
                 NotificationDraft {
                     recipient,
@@ -212,9 +244,11 @@ impl Effects {
             .collect()
     }
 
-    /// Writes every recorded activity and notification in `txn`; returns the
-    /// last notification sequence written, if any. Call it as the last write of
-    /// the transaction (the notification log's sequence lock is held to commit).
+    /// Writes every recorded activity, outbound sync and notification in `txn`;
+    /// returns the last notification sequence written, if any. Call it as the
+    /// last write of the transaction, after the groups were changed (the
+    /// outbound entries carry the groups' state as of now, and the logs'
+    /// sequence locks are held to commit).
     ///
     /// # Errors
     /// Database errors.
@@ -223,6 +257,7 @@ impl Effects {
         txn: &DatabaseTransaction,
     ) -> Result<Option<Sequence>, AssignmentError> {
         let ids = insert_activities(txn, self.activities).await?;
+        outbound::append(txn, &self.outbound).await?;
         let notifications = self
             .notifications
             .into_iter()

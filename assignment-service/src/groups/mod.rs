@@ -26,6 +26,7 @@ use crate::domain::{
 use crate::error::AssignmentError;
 use crate::storage::entities::{activity, external_issue, group, group_assignee, group_link};
 
+pub mod actions;
 pub mod effects;
 use service_runtime::idempotency::{IdempotencyKey, idempotent_write};
 
@@ -142,6 +143,7 @@ fn activity_from_row(row: activity::Model) -> Result<Activity, AssignmentError> 
         external_issue_key: row.external_issue_key,
         request_id: row.request_id,
         created_at: row.created_at,
+        actor: row.actor_user_id.map(UserId::from_row),
     })
 }
 

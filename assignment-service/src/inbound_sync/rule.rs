@@ -8,8 +8,10 @@
 //! 2. the organization's installation must enable this direction of sync, else
 //!    every linked group is `SYNC_DISABLED`;
 //! 3. the event's provider time is compared with the direction's watermark: an
-//!    older event is `STALE`; an equal one is applied again; an event without a
-//!    time is applied, unordered;
+//!    older event is `STALE`; an equal one is applied again for the assignee
+//!    but is `STALE` for the status (as Sentry's `test_equal_event_is_stale`:
+//!    once groups can be resolved locally, a redelivered status event must not
+//!    undo a local resolve); an event without a time is applied, unordered;
 //! 4. an applied event moves the watermark forward (never backwards).
 
 use chrono::{DateTime, Utc};
@@ -65,7 +67,9 @@ pub fn admit(record: &mut IssueRecord, enabled: bool, event: &Event<'_>) -> Admi
     };
     let verdict = if !enabled {
         Some(SyncOutcome::SyncDisabled)
-    } else if matches!((event.provider_time, *watermark), (Some(t), Some(w)) if t < w) {
+    } else if matches!((event.provider_time, *watermark), (Some(t), Some(w))
+        if t < w || (t == w && event.direction == Direction::Status))
+    {
         Some(SyncOutcome::Stale)
     } else {
         None
@@ -156,6 +160,31 @@ mod tests {
             if jira_id.is_some() {
                 assert_eq!(r.jira_issue_id, id, "{case:?}");
             }
+        }
+    }
+
+    /// Sentry's `test_equal_event_is_stale`: a status event as old as the
+    /// watermark is stale (a redelivery must not undo a local resolve), while
+    /// an equal assignee event is applied again.
+    #[test]
+    fn an_equal_status_time_is_stale_and_an_equal_assignee_time_is_not() {
+        for (direction, verdict) in [
+            (Direction::Status, Some(SyncOutcome::Stale)),
+            (Direction::Assignee, None),
+        ] {
+            let mut r = record(Some(5), None);
+            r.status_watermark = Some(at(5));
+            let admission = admit(
+                &mut r,
+                true,
+                &Event {
+                    direction,
+                    provider_time: Some(at(5)),
+                    jira_issue_id: None,
+                },
+            );
+            assert_eq!(admission.verdict, verdict, "{direction:?}");
+            assert!(!admission.changed);
         }
     }
 

@@ -33,6 +33,7 @@
 //! elsewhere with their cursor.
 
 mod filter;
+pub mod outbound;
 mod retention;
 mod subscription;
 mod tailer;
@@ -45,7 +46,7 @@ use std::time::Duration;
 
 use service_runtime::database::Database;
 use service_runtime::shutdown::Shutdown;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, watch};
 
 pub use filter::NotificationFilter;
 pub use retention::{RetentionSettings, run_retention};
@@ -119,6 +120,10 @@ pub struct StreamHub {
     /// Live subscriptions and their cursors, for the lag metrics.
     live: Arc<LiveSubscriptions>,
     metrics: StreamMetrics,
+    /// Counts the tailer's looks at the database (after each wake-up or poll):
+    /// readers of the outbound log wait on it instead of running a tailer of
+    /// their own.
+    rounds: watch::Sender<u64>,
 }
 
 /// A live subscription: its durable name (if any), its cursor, and the client
@@ -168,6 +173,7 @@ impl StreamHub {
             head: Arc::new(AtomicU64::new(0)),
             live: Arc::new(LiveSubscriptions::default()),
             metrics,
+            rounds: watch::Sender::new(0),
         }
     }
 

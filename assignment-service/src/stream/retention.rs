@@ -1,5 +1,6 @@
-//! Retention: a background task that prunes old notifications (by age and by
-//! count) and old idempotency records.
+//! Retention: a background task that prunes old notifications and old entries
+//! of the outbound log (by age and by count, the same limits), and old
+//! idempotency records.
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use crate::notification_log::{self, Retention};
 /// What retention keeps and how often it runs.
 #[derive(Debug, Clone, Copy)]
 pub struct RetentionSettings {
-    /// Notifications kept.
+    /// Notifications kept, and outbound log entries kept.
     pub notifications: Retention,
     /// How long stored responses of mutating calls are kept.
     pub request_ids: Duration,
@@ -28,6 +29,11 @@ pub async fn run_retention(db: Database, settings: RetentionSettings, shutdown: 
             Ok(0) => {}
             Ok(pruned) => tracing::info!(pruned, "retention pruned notifications"),
             Err(error) => tracing::warn!(%error, "retention could not prune notifications"),
+        }
+        match crate::outbound::prune(&db, settings.notifications).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "retention pruned the outbound log"),
+            Err(error) => tracing::warn!(%error, "retention could not prune the outbound log"),
         }
         let cutoff = now()
             - chrono::Duration::from_std(settings.request_ids).unwrap_or(chrono::Duration::MAX);

@@ -36,6 +36,8 @@ pub async fn run_tailer(hub: StreamHub) {
             listener = listen(&hub).await;
         }
         published = publish_new_rows(&hub, published).await;
+        hub.rounds
+            .send_modify(|round| *round = round.wrapping_add(1));
         tokio::select! {
             () = hub.shutdown.wait() => return,
             () = hub.waker.woken() => {}

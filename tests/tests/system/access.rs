@@ -48,6 +48,10 @@ const MATRIX: &[(&str, &str)] = &[
     ("/assignment.v1.GroupService/GetGroup", "AO"),
     ("/assignment.v1.GroupService/ListGroups", "AO"),
     ("/assignment.v1.GroupService/ListActivities", "AO"),
+    ("/assignment.v1.GroupService/AssignGroup", "AO"),
+    ("/assignment.v1.GroupService/UnassignGroup", "AO"),
+    ("/assignment.v1.GroupService/ResolveGroup", "AO"),
+    ("/assignment.v1.GroupService/UnresolveGroup", "AO"),
     (
         "/assignment.v1.ExternalIssueService/LinkExternalIssue",
         "ASO",
@@ -77,6 +81,10 @@ const MATRIX: &[(&str, &str)] = &[
         "AS",
     ),
     ("/assignment.v1.ExternalIssueService/ResetWatermarks", "A"),
+    (
+        "/assignment.v1.ExternalIssueService/WatchOutboundSyncs",
+        "AS",
+    ),
     ("/assignment.v1.NotificationService/Subscribe", "ASO"),
     (
         "/assignment.v1.NotificationService/AcknowledgeNotifications",
@@ -245,7 +253,8 @@ async fn every_role_may_call_exactly_the_rpcs_its_rule_lists() {
             s.assignment.channel()
         };
         for (letter, token) in [('A', ADMIN), ('S', SERVICE), ('O', GLOBEX)] {
-            let result = if path.ends_with("/Subscribe") {
+            let streaming = path.ends_with("/Subscribe") || path.ends_with("/WatchOutboundSyncs");
+            let result = if streaming {
                 raw::open_stream(channel.clone(), path, Vec::new(), Some(token)).await
             } else {
                 raw::unary(channel.clone(), path, Vec::new(), Some(token))

@@ -6,6 +6,7 @@ mod access;
 mod create_issue;
 mod directory;
 mod foundation;
+mod group_actions;
 mod hardening;
 mod inbound_sync;
 mod links;

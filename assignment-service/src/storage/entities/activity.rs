@@ -16,6 +16,7 @@ pub struct Model {
     pub external_issue_key: Option<String>,
     pub request_id: Option<String>,
     pub created_at: DateTimeUtc,
+    pub actor_user_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,6 +14,7 @@ pub mod notification;
 pub mod notification_log;
 pub mod notification_thread;
 pub mod organization;
+pub mod outbound_sync;
 pub mod project;
 pub mod project_member;
 pub mod subscriber;

@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_create_schema;
 mod m20261129_000002_tenant_scopes;
+mod m20261130_000003_two_way_sync;
 
 /// The assignment service's migrations.
 #[derive(Debug)]
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_create_schema::Migration),
             Box::new(m20261129_000002_tenant_scopes::Migration),
+            Box::new(m20261130_000003_two_way_sync::Migration),
         ]
     }
 }
