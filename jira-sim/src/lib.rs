@@ -1,12 +1,20 @@
 //! A Jira simulator at the HTTP level: serves Sentry's fixtures
-//! (`fixtures/jira/`), accepts creates, records every request, and can be
-//! scripted to fail.
+//! (`fixtures/jira/`), keeps issues, users and workflows it can change
+//! (creates, assignee changes, transitions), sends signed webhooks back after
+//! a change as Jira does, records every request, and can be scripted to fail.
 //!
 //! Only HTTP is simulated: the tracker's real client talks to it over a real
 //! socket. The tests, `cargo xtask demo` and the benchmarks use it; the
 //! `jira-sim` binary runs it on its own (for the Python client check in CI).
+//!
+//! Code map: `world` (projects, workflows, users, issues and their JSON),
+//! `routes` (the REST endpoints), `webhooks` (signing and posting webhooks).
 
 #![allow(clippy::unwrap_used)]
+
+mod routes;
+mod webhooks;
+mod world;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -14,11 +22,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use axum::http::{HeaderMap, Method};
+use serde_json::Value;
+
+pub use webhooks::{WebhookTarget, signature};
+use world::{SimIssue, SimProject, SimUser};
 
 /// The directory of Sentry's Jira fixtures.
 pub fn fixtures_dir() -> std::path::PathBuf {
@@ -62,18 +70,46 @@ struct Scripted {
     body: String,
 }
 
+/// An issue as a test reads it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueView {
+    /// Jira's id.
+    pub id: String,
+    /// Its key.
+    pub key: String,
+    /// Its assignee's account id.
+    pub assignee: Option<String>,
+    /// Its status id.
+    pub status_id: String,
+}
+
 #[derive(Debug, Default)]
 struct FakeState {
     requests: Vec<Recorded>,
-    created: Vec<Value>,
+    projects: Vec<SimProject>,
+    issues: Vec<SimIssue>,
+    users: Vec<SimUser>,
     next_number: u32,
+    next_changelog: u64,
     script: VecDeque<Scripted>,
     /// After recording a create, wait this long before answering (to make the
     /// client time out although the issue exists).
     create_answer_delay: Option<Duration>,
     /// Answers for the next creates, which are still made: (status, body).
     create_answers: VecDeque<(u16, String)>,
+    /// What the e-mail API answers, by account id.
     emails: HashMap<String, String>,
+    /// Where webhooks go after a change; none: no webhooks.
+    webhooks: Option<WebhookTarget>,
+    /// Webhooks posted and the status each got.
+    webhooks_sent: Vec<(String, Result<u16, String>)>,
+    /// Posts webhooks one after another, in the order of the changes.
+    outbox: Option<tokio::sync::mpsc::UnboundedSender<routes::Outgoing>>,
+    /// While set, webhooks wait here instead of going out.
+    held: Option<Vec<routes::Outgoing>>,
+    /// Answers to requests matching (method, path prefix, path suffix) are
+    /// delayed this long after the request took effect.
+    slow: Vec<(Method, String, String, Duration)>,
 }
 
 /// A running simulator.
@@ -94,10 +130,15 @@ impl JiraSim {
     pub async fn start_on(addr: SocketAddr) -> Self {
         let state = Arc::new(Mutex::new(FakeState {
             next_number: 1,
+            next_changelog: 20_000,
+            projects: world::projects(),
             ..FakeState::default()
         }));
+        let (outbox, outgoing) = tokio::sync::mpsc::unbounded_channel();
+        state.lock().unwrap().outbox = Some(outbox);
+        tokio::spawn(routes::post_in_order(Arc::clone(&state), outgoing));
         let app = Router::new()
-            .fallback(handle)
+            .fallback(routes::handle)
             .with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -125,9 +166,24 @@ impl JiraSim {
             .collect()
     }
 
-    /// The issues created so far (their `fields` objects).
+    /// The requests that change something (anything but GET).
+    pub fn writes(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method != Method::GET)
+            .collect()
+    }
+
+    /// The issues created so far (their `fields` objects as created).
     pub fn created_issues(&self) -> Vec<Value> {
-        self.state.lock().unwrap().created.clone()
+        self.state
+            .lock()
+            .unwrap()
+            .issues
+            .iter()
+            .filter(|i| i.fields.is_object())
+            .map(|i| serde_json::json!({ "id": i.id, "key": i.key, "fields": i.fields }))
+            .collect()
     }
 
     /// Answers the next `times` requests `METHOD path-prefix…` with `status`.
@@ -176,196 +232,121 @@ impl JiraSim {
             .emails
             .insert(account_id.to_owned(), email.to_owned());
     }
-}
 
-fn json_response(status: StatusCode, body: Value) -> Response {
-    (status, axum::Json(body)).into_response()
-}
-
-fn labels_of(fields: &Value) -> Vec<String> {
-    fields
-        .get("labels")
-        .and_then(Value::as_array)
-        .map(|l| {
-            l.iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn decode(s: &str) -> String {
-    let mut out = Vec::new();
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn query_param(query: &str, key: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == key).then(|| decode(v))
-    })
-}
-
-async fn handle(
-    State(state): State<Arc<Mutex<FakeState>>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let path = uri.path().to_owned();
-    let query = uri.query().unwrap_or_default().to_owned();
-    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let scripted = {
-        let mut s = state.lock().unwrap();
-        s.requests.push(Recorded {
-            method: method.clone(),
-            path: path.clone(),
-            query: query.clone(),
-            headers,
-            body: parsed.clone(),
+    /// Adds a Jira user, assignable to every issue; `email_visible: false`
+    /// hides the address from user and issue answers (the e-mail API still
+    /// gives it).
+    pub fn add_user(&self, account_id: &str, email: &str, email_visible: bool) {
+        let mut s = self.state.lock().unwrap();
+        let name = email.split('@').next().unwrap_or(email).to_owned();
+        s.users.push(SimUser {
+            account_id: account_id.to_owned(),
+            name,
+            email: email.to_owned(),
+            email_visible,
         });
-        let found = s
-            .script
-            .iter_mut()
-            .find(|x| x.method == method && path.starts_with(&x.path_prefix) && x.remaining > 0);
-        let answer = found.map(|x| {
-            x.remaining -= 1;
-            x.clone()
-        });
-        s.script.retain(|x| x.remaining > 0);
-        answer
-    };
-    if let Some(answer) = scripted {
-        let mut response = (
-            StatusCode::from_u16(answer.status).unwrap(),
-            answer.body.clone(),
-        )
-            .into_response();
-        for (k, v) in &answer.headers {
-            response.headers_mut().insert(
-                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        return response;
+        s.emails.insert(account_id.to_owned(), email.to_owned());
     }
 
-    match (method.as_str(), path.as_str()) {
-        ("GET", "/rest/api/2/issue/createmeta") => {
-            json_response(StatusCode::OK, fixture_json("createmeta_response.json"))
+    /// Adds an issue (in the project `project_id`, first status, unassigned),
+    /// as if someone had created it in Jira.
+    pub fn add_issue(&self, key: &str, id: &str, project_id: &str) {
+        let mut s = self.state.lock().unwrap();
+        let status = s
+            .projects
+            .iter()
+            .find(|p| p.id == project_id)
+            .and_then(|p| p.statuses.first())
+            .map_or("10000", |st| st.id);
+        let issue = SimIssue {
+            id: id.to_owned(),
+            key: key.to_owned(),
+            fields: serde_json::json!({ "summary": format!("issue {key}") }),
+            project_id: project_id.to_owned(),
+            status_id: status.to_owned(),
+            assignee: None,
+            updated: chrono::Utc::now(),
+            deleted: false,
+        };
+        s.issues.push(issue);
+    }
+
+    /// An issue's current state.
+    pub fn issue(&self, id_or_key: &str) -> Option<IssueView> {
+        let s = self.state.lock().unwrap();
+        s.issues
+            .iter()
+            .find(|i| i.is(id_or_key))
+            .map(|i| IssueView {
+                id: i.id.clone(),
+                key: i.key.clone(),
+                assignee: i.assignee.clone(),
+                status_id: i.status_id.clone(),
+            })
+    }
+
+    /// Sends signed webhooks to `target` after every change from now on.
+    pub fn send_webhooks_to(&self, target: WebhookTarget) {
+        self.state.lock().unwrap().webhooks = Some(target);
+    }
+
+    /// The webhooks posted so far: their identifier and the tracker's answer.
+    pub fn webhooks_sent(&self) -> Vec<(String, Result<u16, String>)> {
+        self.state.lock().unwrap().webhooks_sent.clone()
+    }
+
+    /// Holds webhooks back (they queue in order) until
+    /// [`Self::release_webhooks`].
+    pub fn hold_webhooks(&self) {
+        let mut s = self.state.lock().unwrap();
+        if s.held.is_none() {
+            s.held = Some(Vec::new());
         }
-        ("GET", "/rest/api/2/project/search") => {
-            json_response(StatusCode::OK, fixture_json("projects_paginated.json"))
-        }
-        ("GET", "/rest/api/2/priority") => {
-            json_response(StatusCode::OK, fixture_json("priorities_response.json"))
-        }
-        ("GET", "/rest/api/2/status") => {
-            json_response(StatusCode::OK, fixture_json("status_response.json"))
-        }
-        ("GET", p) if p.starts_with("/rest/api/2/project/") && p.ends_with("/versions") => {
-            json_response(StatusCode::OK, fixture_json("versions_response.json"))
-        }
-        ("POST", "/rest/api/2/issue") => {
-            let (answer, delay, odd) = {
-                let mut s = state.lock().unwrap();
-                let number = s.next_number;
-                s.next_number += 1;
-                let id = format!("{}", 10_000 + number);
-                let key = format!("EX-{number}");
-                let fields = parsed.get("fields").cloned().unwrap_or(Value::Null);
-                s.created
-                    .push(json!({ "id": id, "key": key, "fields": fields }));
-                (
-                    json!({ "id": id, "key": key, "self": format!("http://jira/rest/api/2/issue/{id}") }),
-                    s.create_answer_delay,
-                    s.create_answers.pop_front(),
-                )
-            };
-            if let Some(delay) = delay {
-                tokio::time::sleep(delay).await;
-            }
-            match odd {
-                Some((status, body)) => {
-                    (StatusCode::from_u16(status).unwrap(), body).into_response()
-                }
-                None => json_response(StatusCode::CREATED, answer),
-            }
-        }
-        ("GET", "/rest/api/2/search") => {
-            let jql = query_param(&query, "jql").unwrap_or_default();
-            let wanted = jql
-                .split_once('"')
-                .and_then(|(_, rest)| rest.split_once('"'))
-                .map(|(label, _)| label.to_owned())
-                .unwrap_or_default();
-            let s = state.lock().unwrap();
-            let issues: Vec<Value> = s
-                .created
-                .iter()
-                .filter(|i| labels_of(&i["fields"]).contains(&wanted))
-                .map(|i| json!({ "id": i["id"], "key": i["key"], "fields": { "summary": i["fields"]["summary"] } }))
-                .collect();
-            json_response(
-                StatusCode::OK,
-                json!({ "startAt": 0, "maxResults": 5, "total": issues.len(), "issues": issues }),
-            )
-        }
-        ("GET", p) if p.starts_with("/rest/api/2/issue/") => {
-            let key = p.trim_start_matches("/rest/api/2/issue/");
-            let s = state.lock().unwrap();
-            match s.created.iter().find(|i| i["key"] == key) {
-                Some(issue) => json_response(
-                    StatusCode::OK,
-                    json!({
-                        "id": issue["id"], "key": issue["key"],
-                        "fields": {
-                            "summary": issue["fields"]["summary"],
-                            "description": issue["fields"]["description"],
-                        }
-                    }),
-                ),
-                None => json_response(
-                    StatusCode::NOT_FOUND,
-                    json!({ "errorMessages": ["Issue does not exist or you do not have permission to see it."], "errors": {} }),
-                ),
+    }
+
+    /// Sends the held webhooks, in order, and stops holding.
+    pub fn release_webhooks(&self) {
+        let mut s = self.state.lock().unwrap();
+        let held = s.held.take().unwrap_or_default();
+        if let Some(outbox) = &s.outbox {
+            for outgoing in held {
+                let _ = outbox.send(outgoing);
             }
         }
-        ("GET", "/rest/api/3/user/email") => {
-            let account = query_param(&query, "accountId").unwrap_or_default();
-            let s = state.lock().unwrap();
-            match s.emails.get(&account) {
-                Some(email) => json_response(
-                    StatusCode::OK,
-                    json!({ "accountId": account, "email": email }),
-                ),
-                None => json_response(
-                    StatusCode::NOT_FOUND,
-                    json!({ "errorMessages": ["User not found"], "errors": {} }),
-                ),
-            }
+    }
+
+    /// Forgets every scripted failure not yet used.
+    pub fn clear_failures(&self) {
+        self.state.lock().unwrap().script.clear();
+    }
+
+    /// Delays the answers to `METHOD` requests whose path starts with `prefix`
+    /// and ends with `suffix` by `delay`, after the request took effect (a
+    /// change is made, its answer is late); `None` stops delaying.
+    pub fn delay_answers(
+        &self,
+        method: Method,
+        prefix: &str,
+        suffix: &str,
+        delay: Option<Duration>,
+    ) {
+        let mut s = self.state.lock().unwrap();
+        s.slow
+            .retain(|(m, p, x, _)| !(m == method && p == prefix && x == suffix));
+        if let Some(delay) = delay {
+            s.slow
+                .push((method, prefix.to_owned(), suffix.to_owned(), delay));
         }
-        ("GET", "/rest/api/2/serverInfo") => {
-            json_response(StatusCode::OK, json!({ "version": "fake" }))
-        }
-        _ => json_response(
-            StatusCode::NOT_FOUND,
-            json!({ "errorMessages": [format!("the fake has no {method} {path}")], "errors": {} }),
-        ),
+    }
+
+    /// Someone changes the assignee in Jira (by account id, or nobody): the
+    /// issue changes and a webhook goes out, as for a change through the API.
+    pub fn assign_in_jira(&self, id_or_key: &str, account_id: Option<&str>) {
+        routes::change_assignee(&self.state, id_or_key, account_id.map(str::to_owned));
+    }
+
+    /// Someone moves the issue to a status in Jira; a webhook goes out.
+    pub fn move_in_jira(&self, id_or_key: &str, status_id: &str) {
+        routes::change_status(&self.state, id_or_key, status_id);
     }
 }

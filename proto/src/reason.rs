@@ -118,6 +118,8 @@ reasons! {
     /// An earlier CreateIssue with this request id may have created the issue;
     /// retrying with the same request id resolves it without a second issue.
     CreateOutcomeUnknown => ("CREATE_OUTCOME_UNKNOWN", Unavailable),
+    /// Only a stopped outbound sync can be retried.
+    OutboundSyncNotStopped => ("OUTBOUND_SYNC_NOT_STOPPED", FailedPrecondition),
     /// Only failed webhook deliveries can be retried.
     DeliveryNotFailed => ("DELIVERY_NOT_FAILED", FailedPrecondition),
     /// The integration's Jira account sees no project.

@@ -259,6 +259,25 @@ impl Database {
     }
 }
 
+/// Writes raw SQL once for both engines: replaces `?` placeholders with `$1`,
+/// `$2`, ... on PostgreSQL (SQLite takes `?` as is).
+pub fn placeholders(backend: DbBackend, sql: &str) -> String {
+    if backend != DbBackend::Postgres {
+        return sql.to_owned();
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Whether an error is a unique-constraint violation (on either engine).
 pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(
@@ -294,5 +313,19 @@ pub fn is_transient(err: &DbErr) -> bool {
             .iter()
             .any(|needle| text.contains(needle))
         }
+    }
+}
+
+#[cfg(test)]
+mod placeholder_tests {
+    use super::*;
+
+    #[test]
+    fn postgres_placeholders_are_numbered() {
+        assert_eq!(
+            placeholders(DbBackend::Postgres, "a = ? AND b < ?"),
+            "a = $1 AND b < $2"
+        );
+        assert_eq!(placeholders(DbBackend::Sqlite, "a = ?"), "a = ?");
     }
 }

@@ -16,6 +16,7 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
+use crate::domain::outbound::{OutboundIntent, OutboundIssue, OutboundTarget};
 use crate::domain::sync::{
     AssigneeSync, AssigneeTarget, GroupEffect, IssueRef, LinkRequest, MoveSync, StatusAction,
     StatusSync, SyncOutcome,
@@ -266,6 +267,154 @@ impl AssignmentClient {
             .into_inner()
             .external_issues
             .len())
+    }
+}
+
+/// A watch of the assignment service's outbound log (`WatchOutboundSyncs`).
+#[derive(Debug)]
+pub struct OutboundWatch {
+    stream: tonic::Streaming<pb::WatchOutboundSyncsResponse>,
+}
+
+/// One message of an outbound watch: consecutive entries (none when the
+/// stream is idle) and the newest sequence the server knew of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundBatch {
+    /// The entries, in sequence order.
+    pub intents: Vec<OutboundIntent>,
+    /// The head (at least the last entry's sequence).
+    pub head: u64,
+}
+
+/// Why an outbound watch ended or could not start.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WatchError {
+    /// The call failed (transient or not).
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// The cursor is behind the log's retention: entries were lost to this
+    /// reader; it may resume from `oldest_available`.
+    #[error(
+        "the outbound log no longer has the entries after the cursor; the oldest available is {oldest_available}"
+    )]
+    OutOfRange {
+        /// The oldest sequence still available.
+        oldest_available: u64,
+    },
+    /// An entry could not be read.
+    #[error("malformed outbound entry: {0}")]
+    Malformed(String),
+}
+
+impl From<Status> for WatchError {
+    fn from(status: Status) -> Self {
+        use tonic_types::StatusExt as _;
+        if status.code() == Code::OutOfRange
+            && let Some(info) = status.get_details_error_info()
+            && info.reason == "CURSOR_OUT_OF_RANGE"
+            && let Some(oldest) = info
+                .metadata
+                .get("oldest_available_sequence")
+                .and_then(|s| s.parse().ok())
+        {
+            return Self::OutOfRange {
+                oldest_available: oldest,
+            };
+        }
+        Self::Call(status.into())
+    }
+}
+
+impl AssignmentClient {
+    /// Watches the outbound log after `after` (`WatchOutboundSyncs`). The
+    /// call has no deadline: it stays open.
+    ///
+    /// # Errors
+    /// The classified failure of opening the stream.
+    pub async fn watch_outbound(&self, after: u64) -> Result<OutboundWatch, WatchError> {
+        let mut request = Request::new(pb::WatchOutboundSyncsRequest {
+            after_sequence: i64::try_from(after).unwrap_or(i64::MAX),
+        });
+        if let Some(authorization) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", authorization.clone());
+        }
+        let stream = self
+            .external_issues
+            .clone()
+            .watch_outbound_syncs(request)
+            .await?
+            .into_inner();
+        Ok(OutboundWatch { stream })
+    }
+}
+
+impl OutboundWatch {
+    /// The next message; `None` when the server closed the stream cleanly
+    /// (it never should: treat it as a reason to reconnect).
+    ///
+    /// # Errors
+    /// The status the stream ended with, or a malformed entry.
+    pub async fn next(&mut self) -> Result<Option<OutboundBatch>, WatchError> {
+        let Some(message) = self.stream.message().await? else {
+            return Ok(None);
+        };
+        let intents = message
+            .syncs
+            .into_iter()
+            .map(OutboundIntent::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(OutboundBatch {
+            intents,
+            head: u64::try_from(message.head_sequence).unwrap_or(0),
+        }))
+    }
+}
+
+impl TryFrom<pb::OutboundSync> for OutboundIntent {
+    type Error = WatchError;
+    fn try_from(e: pb::OutboundSync) -> Result<Self, Self::Error> {
+        use pb::outbound_sync::Target;
+        let malformed = |what: &str| WatchError::Malformed(format!("entry {}: {what}", e.sequence));
+        let issue = e.issue.as_ref().ok_or_else(|| malformed("no issue"))?;
+        let issue = OutboundIssue {
+            integration_id: service_runtime::ids::IntegrationId::parse(&issue.integration_id)
+                .map_err(|_| malformed("integration id"))?,
+            key: service_runtime::ids::IssueKey::parse(&issue.key)
+                .map_err(|_| malformed("issue key"))?,
+            jira_issue_id: if issue.jira_issue_id.is_empty() {
+                None
+            } else {
+                Some(
+                    service_runtime::ids::JiraIssueId::parse(&issue.jira_issue_id)
+                        .map_err(|_| malformed("Jira issue id"))?,
+                )
+            },
+        };
+        let target = match &e.target {
+            Some(Target::Assignee(a)) => OutboundTarget::Assignee {
+                user_id: a.user_id,
+                emails: a.emails.clone(),
+            },
+            Some(Target::Unassigned(true)) => OutboundTarget::Unassigned,
+            Some(Target::Status(raw)) => match pb::StatusAction::try_from(*raw) {
+                Ok(pb::StatusAction::Resolve) => OutboundTarget::Status(StatusAction::Resolve),
+                Ok(pb::StatusAction::Unresolve) => OutboundTarget::Status(StatusAction::Unresolve),
+                _ => return Err(malformed("status action")),
+            },
+            Some(Target::Unassigned(false)) | None => return Err(malformed("no target")),
+        };
+        Ok(Self {
+            source_sequence: u64::try_from(e.sequence).map_err(|_| malformed("sequence"))?,
+            organization_id: e.organization_id,
+            group_id: e.group_id,
+            issue,
+            target,
+            from_source: e.from_source,
+            request_id: (!e.request_id.is_empty()).then(|| e.request_id.clone()),
+            traceparent: e.traceparent.clone(),
+        })
     }
 }
 

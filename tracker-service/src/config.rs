@@ -119,6 +119,17 @@ pub struct Config {
     #[arg(long, env = "TRACKER_DISPATCH_MAX_BACKOFF", default_value = "60s", value_parser = parse_duration)]
     pub dispatch_max_backoff: Duration,
 
+    /// Outbound syncs (our changes carried to Jira) applied at once.
+    #[arg(long, env = "TRACKER_OUTBOUND_CONCURRENCY", default_value_t = 64)]
+    pub outbound_concurrency: usize,
+
+    /// Attempts of an outbound sync that keeps failing transiently (Jira
+    /// unavailable, rate-limited) before it is stopped for an operator to
+    /// retry; with the backoff capped at `--dispatch-max-backoff` the default
+    /// spans about an hour and a half.
+    #[arg(long, env = "TRACKER_OUTBOUND_MAX_ATTEMPTS", default_value_t = 100)]
+    pub outbound_max_attempts: i32,
+
     /// Deadline of one HTTP request to Jira.
     #[arg(long, env = "TRACKER_JIRA_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub jira_timeout: Duration,
@@ -199,6 +210,8 @@ impl Config {
             dispatch_poll_interval: Duration::from_millis(200),
             dispatch_lease: Duration::from_secs(6),
             dispatch_max_backoff: Duration::from_millis(500),
+            outbound_concurrency: 64,
+            outbound_max_attempts: 100,
             jira_timeout: Duration::from_secs(5),
             jira_max_attempts: 5,
             jira_max_retry_wait: Duration::from_secs(10),

@@ -12,9 +12,11 @@ pub mod integrations;
 pub mod issues;
 pub mod jira;
 pub mod metrics;
+pub mod outbound;
 pub mod startup;
 pub mod storage;
 pub mod webhooks;
+pub mod worker;
 
 pub use config::Config;
 pub use startup::Application;

@@ -19,6 +19,9 @@ struct Inner {
     jira_calls: Family<Labels, Counter>,
     inbox_pending: Gauge,
     inbox_oldest_pending_seconds: Gauge<f64, AtomicU64>,
+    outbound_syncs: Family<Labels, Counter>,
+    outbound_pending: Gauge,
+    outbound_oldest_pending_seconds: Gauge<f64, AtomicU64>,
 }
 
 impl fmt::Debug for Metrics {
@@ -61,12 +64,33 @@ impl Metrics {
             "Age of the oldest delivery not yet applied (0 when none)",
             inbox_oldest_pending_seconds.clone(),
         );
+        let outbound_syncs = Family::<Labels, Counter>::default();
+        registry.register(
+            "outbound_syncs",
+            "Attempts to apply outbound entries to Jira, by outcome (done, stopped, retry)",
+            outbound_syncs.clone(),
+        );
+        let outbound_pending = Gauge::default();
+        registry.register(
+            "outbound_pending",
+            "Outbound entries stored and not yet applied",
+            outbound_pending.clone(),
+        );
+        let outbound_oldest_pending_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "outbound_oldest_pending_age_seconds",
+            "Age of the oldest outbound entry not yet applied (0 when none)",
+            outbound_oldest_pending_seconds.clone(),
+        );
         Self(Arc::new(Inner {
             webhook_deliveries,
             dispatch_retries,
             jira_calls,
             inbox_pending,
             inbox_oldest_pending_seconds,
+            outbound_syncs,
+            outbound_pending,
+            outbound_oldest_pending_seconds,
         }))
     }
 
@@ -97,5 +121,23 @@ impl Metrics {
             .inbox_pending
             .set(i64::try_from(pending).unwrap_or(i64::MAX));
         self.0.inbox_oldest_pending_seconds.set(oldest_age_seconds);
+    }
+
+    /// Counts an attempt to apply an outbound entry.
+    pub fn outbound_outcome(&self, outcome: &'static str) {
+        self.0
+            .outbound_syncs
+            .get_or_create(&vec![("outcome", outcome.to_owned())])
+            .inc();
+    }
+
+    /// Sets the outbound gauges.
+    pub fn outbound(&self, pending: u64, oldest_age_seconds: f64) {
+        self.0
+            .outbound_pending
+            .set(i64::try_from(pending).unwrap_or(i64::MAX));
+        self.0
+            .outbound_oldest_pending_seconds
+            .set(oldest_age_seconds);
     }
 }

@@ -28,6 +28,7 @@ use crate::issues::{IssueService, IssueSettings, run_linker};
 use crate::jira::targets::TargetPolicy;
 use crate::jira::{JiraClient, JiraSettings};
 use crate::metrics::Metrics;
+use crate::outbound::{self, apply::OutboundApplier};
 use crate::storage::migrations::{MIGRATION_LOCK_KEY, Migrator};
 use crate::webhooks::apply::Applier;
 use crate::webhooks::dispatcher::{DispatchSettings, Dispatcher, run_dispatcher};
@@ -149,10 +150,11 @@ impl Application {
         let waker = DispatchWaker::default();
         let applier = Applier::new(
             db.clone(),
-            jira,
+            jira.clone(),
             assignment.clone(),
             config.jira_metadata_ttl,
         );
+        let outbound_waker = DispatchWaker::default();
         let owner = config.replica_id.clone().unwrap_or_else(|| {
             format!(
                 "{}-{}-{:x}",
@@ -179,7 +181,33 @@ impl Application {
                     lease: config.dispatch_lease,
                     max_backoff: config.dispatch_max_backoff,
                 },
-                owner,
+                owner: owner.clone(),
+                metrics: metrics.clone(),
+            },
+            shutdown.clone(),
+        ));
+        tasks.spawn(outbound::run_receiver(
+            outbound::Receiver {
+                db: db.clone(),
+                assignment: assignment.clone(),
+                waker: outbound_waker.clone(),
+            },
+            shutdown.clone(),
+        ));
+        tasks.spawn(outbound::run_worker(
+            outbound::Worker {
+                db: db.clone(),
+                applier: OutboundApplier {
+                    db: db.clone(),
+                    jira: jira.clone(),
+                    max_attempts: config.outbound_max_attempts,
+                    max_backoff: config.dispatch_max_backoff,
+                },
+                waker: outbound_waker.clone(),
+                owner: owner.clone(),
+                concurrency: config.outbound_concurrency,
+                poll_interval: config.dispatch_poll_interval,
+                lease: config.dispatch_lease,
                 metrics: metrics.clone(),
             },
             shutdown.clone(),
@@ -201,6 +229,8 @@ impl Application {
             targets: TargetPolicy {
                 allow_loopback: config.jira_allow_loopback,
             },
+            jira: jira.clone(),
+            outbound_waker: outbound_waker.clone(),
         }
         .into_services(config.grpc.max_message_bytes);
         let router = ops_http::router(db.clone(), Arc::new(move || rendered.render())).merge(
@@ -255,6 +285,11 @@ async fn run_retention(db: Database, config: Config, shutdown: Shutdown) {
             Ok(pruned) => tracing::info!(pruned, "retention pruned delivered webhooks"),
             Err(error) => tracing::warn!(%error, "retention could not prune webhooks"),
         }
+        match crate::outbound::store::prune(&db, age(config.inbox_retention)).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "retention pruned applied outbound syncs"),
+            Err(error) => tracing::warn!(%error, "retention could not prune outbound syncs"),
+        }
         if let Err(error) =
             service_runtime::idempotency::prune(&db, age(config.request_id_retention)).await
         {
@@ -280,6 +315,15 @@ async fn run_gauges(db: Database, metrics: Metrics, pools: PoolMetrics, shutdown
                 metrics.inbox(pending, age);
             }
             Err(error) => tracing::debug!(%error, "cannot read inbox gauges"),
+        }
+        match crate::outbound::store::pending_stats(&db).await {
+            Ok((pending, oldest)) => {
+                let age = oldest
+                    .map(|t| (now() - t).num_milliseconds().max(0) as f64 / 1000.0)
+                    .unwrap_or(0.0);
+                metrics.outbound(pending, age);
+            }
+            Err(error) => tracing::debug!(%error, "cannot read outbound gauges"),
         }
         tokio::select! {
             () = shutdown.wait() => return,

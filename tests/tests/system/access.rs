@@ -103,6 +103,12 @@ const MATRIX: &[(&str, &str)] = &[
     ("/tracker.v1.TrackerService/ListWebhookDeliveries", "A"),
     ("/tracker.v1.TrackerService/GetWebhookDelivery", "A"),
     ("/tracker.v1.TrackerService/RetryWebhookDelivery", "A"),
+    ("/tracker.v1.TrackerService/GetStatusSyncConfig", "AO"),
+    ("/tracker.v1.TrackerService/ListJiraProjectStatuses", "AO"),
+    ("/tracker.v1.TrackerService/SetStatusMappings", "AO"),
+    ("/tracker.v1.TrackerService/ListOutboundSyncs", "A"),
+    ("/tracker.v1.TrackerService/GetOutboundSync", "A"),
+    ("/tracker.v1.TrackerService/RetryOutboundSync", "A"),
 ];
 
 /// Both services with scoped tokens: organizations 1 (acme) and 2 (globex)

@@ -14,4 +14,5 @@ mod postgres;
 mod security;
 mod stories;
 mod stream;
+mod two_way;
 mod webhooks;

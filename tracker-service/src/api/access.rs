@@ -23,6 +23,12 @@ pub const RULES: &[(&str, &[RoleKind])] = &[
     ("/tracker.v1.TrackerService/ListWebhookDeliveries", ADMIN),
     ("/tracker.v1.TrackerService/GetWebhookDelivery", ADMIN),
     ("/tracker.v1.TrackerService/RetryWebhookDelivery", ADMIN),
+    ("/tracker.v1.TrackerService/GetStatusSyncConfig", TENANT),
+    ("/tracker.v1.TrackerService/ListJiraProjectStatuses", TENANT),
+    ("/tracker.v1.TrackerService/SetStatusMappings", TENANT),
+    ("/tracker.v1.TrackerService/ListOutboundSyncs", ADMIN),
+    ("/tracker.v1.TrackerService/GetOutboundSync", ADMIN),
+    ("/tracker.v1.TrackerService/RetryOutboundSync", ADMIN),
 ];
 
 /// The rules, for the gate.

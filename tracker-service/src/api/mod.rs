@@ -3,6 +3,7 @@
 
 pub mod access;
 mod convert;
+mod outbound;
 
 use proto::tracker::v1 as pb;
 use service_runtime::database::Database;
@@ -21,6 +22,7 @@ use crate::integrations;
 use crate::integrations::{IntegrationChanges, NewIntegration};
 use crate::issues::CreateIssueCommand;
 use crate::issues::{FormRequest, IssueService};
+use crate::jira::JiraClient;
 use crate::jira::targets::TargetPolicy;
 use crate::webhooks::inbox;
 use crate::webhooks::waker::DispatchWaker;
@@ -39,6 +41,10 @@ pub struct TrackerApi {
     pub assignment: AssignmentClient,
     /// Which Jira hosts integrations may point at.
     pub targets: TargetPolicy,
+    /// The Jira client (statuses and projects for status mappings).
+    pub jira: JiraClient,
+    /// Wakes the outbound worker after a retry.
+    pub outbound_waker: DispatchWaker,
 }
 
 impl TrackerApi {
@@ -346,5 +352,47 @@ impl pb::tracker_service_server::TrackerService for TrackerApi {
         Ok(Response::new(pb::RetryWebhookDeliveryResponse {
             delivery: Some(delivery.into()),
         }))
+    }
+
+    async fn get_status_sync_config(
+        &self,
+        request: Request<pb::GetStatusSyncConfigRequest>,
+    ) -> Result<Response<pb::GetStatusSyncConfigResponse>, Status> {
+        self.get_status_sync_config_impl(request).await
+    }
+
+    async fn list_jira_project_statuses(
+        &self,
+        request: Request<pb::ListJiraProjectStatusesRequest>,
+    ) -> Result<Response<pb::ListJiraProjectStatusesResponse>, Status> {
+        self.list_jira_project_statuses_impl(request).await
+    }
+
+    async fn set_status_mappings(
+        &self,
+        request: Request<pb::SetStatusMappingsRequest>,
+    ) -> Result<Response<pb::SetStatusMappingsResponse>, Status> {
+        self.set_status_mappings_impl(request).await
+    }
+
+    async fn list_outbound_syncs(
+        &self,
+        request: Request<pb::ListOutboundSyncsRequest>,
+    ) -> Result<Response<pb::ListOutboundSyncsResponse>, Status> {
+        self.list_outbound_syncs_impl(request).await
+    }
+
+    async fn get_outbound_sync(
+        &self,
+        request: Request<pb::GetOutboundSyncRequest>,
+    ) -> Result<Response<pb::GetOutboundSyncResponse>, Status> {
+        self.get_outbound_sync_impl(request).await
+    }
+
+    async fn retry_outbound_sync(
+        &self,
+        request: Request<pb::RetryOutboundSyncRequest>,
+    ) -> Result<Response<pb::RetryOutboundSyncResponse>, Status> {
+        self.retry_outbound_sync_impl(request).await
     }
 }

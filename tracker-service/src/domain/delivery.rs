@@ -28,6 +28,8 @@ pub enum AssigneeSnapshot {
         email: Option<String>,
         /// `accountId` (Cloud), for the e-mail API.
         account_id: Option<String>,
+        /// `name` (Data Center's user identifier).
+        name: Option<String>,
     },
 }
 
@@ -164,6 +166,7 @@ pub fn classify(body: &[u8]) -> Result<Classified, PayloadError> {
         Some(Value::Object(person)) => AssigneeSnapshot::Person {
             email: text(person.get("emailAddress")),
             account_id: text(person.get("accountId")),
+            name: text(person.get("name")),
         },
         _ => AssigneeSnapshot::Nobody,
     };
@@ -356,7 +359,8 @@ mod tests {
             event.assignee,
             AssigneeSnapshot::Person {
                 email: Some("jess@sentry.io".into()),
-                account_id: Some("deadbeef123".into())
+                account_id: Some("deadbeef123".into()),
+                name: None,
             }
         );
         assert!(event.change("assignee").is_some());

@@ -150,6 +150,12 @@ pub enum Credentials {
 }
 
 impl Credentials {
+    /// Whether the site addresses users by name (Jira Data Center / Server)
+    /// rather than by account id (Cloud).
+    pub fn addresses_users_by_name(&self) -> bool {
+        matches!(self, Self::PersonalAccessToken { .. })
+    }
+
     /// The auth mode this credential selects.
     pub fn mode(&self) -> AuthMode {
         match self {

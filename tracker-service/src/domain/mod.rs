@@ -4,6 +4,7 @@
 
 pub mod delivery;
 pub mod integration;
+pub mod outbound;
 pub mod sync;
 
 pub use integration::{AuthMode, BaseUrl, Credentials, Integration, IntegrationSummary};

@@ -20,7 +20,8 @@ use serde_json::Value;
 use super::connect_jwt;
 use super::error::{JiraError, capped};
 use super::model::{
-    CreateMeta, CreatedIssue, Issue, Named, ProjectPage, SearchResult, Status, UserEmail,
+    CreateMeta, CreatedIssue, Issue, IssueState, IssueTypeStatuses, JiraUser, Named, ProjectPage,
+    ProjectRef, SearchResult, Status, Transitions, UserEmail,
 };
 use super::targets::TargetPolicy;
 use crate::domain::{Credentials, Integration};
@@ -301,6 +302,32 @@ impl Site<'_> {
         .await
     }
 
+    /// Every project the integration's account can see, following Jira's
+    /// pages (`isLast`) up to [`MAX_PROJECT_PAGES`] pages of 100.
+    ///
+    /// # Errors
+    /// Jira's error.
+    pub async fn all_projects(&self) -> Result<Vec<ProjectRef>, JiraError> {
+        let mut projects = Vec::new();
+        for _ in 0..MAX_PROJECT_PAGES {
+            let page: ProjectPage = self
+                .get(
+                    "project_search",
+                    &format!(
+                        "/rest/api/2/project/search?startAt={}&maxResults=100",
+                        projects.len()
+                    ),
+                )
+                .await?;
+            let last = page.is_last.unwrap_or(true) || page.values.is_empty();
+            projects.extend(page.values);
+            if last {
+                break;
+            }
+        }
+        Ok(projects)
+    }
+
     /// Issue priorities.
     ///
     /// # Errors
@@ -373,6 +400,116 @@ impl Site<'_> {
         .await
     }
 
+    /// An issue's current assignee, status and project.
+    ///
+    /// # Errors
+    /// Jira's error (`NotFound` for a deleted issue).
+    pub async fn issue_state(&self, id_or_key: &str) -> Result<IssueState, JiraError> {
+        self.get(
+            "issue_state",
+            &format!(
+                "/rest/api/2/issue/{}?fields=assignee,status,project",
+                urlencode(id_or_key)
+            ),
+        )
+        .await
+    }
+
+    /// Users who may be assigned the issue, matching `query` (an e-mail
+    /// address). Data Center names the parameter `username`.
+    ///
+    /// # Errors
+    /// Jira's error.
+    pub async fn assignable_users(
+        &self,
+        issue_key: &str,
+        query: &str,
+    ) -> Result<Vec<JiraUser>, JiraError> {
+        let parameter = if self.integration.credentials.addresses_users_by_name() {
+            "username"
+        } else {
+            "query"
+        };
+        self.get(
+            "user_assignable_search",
+            &format!(
+                "/rest/api/2/user/assignable/search?issueKey={}&{parameter}={}",
+                urlencode(issue_key),
+                urlencode(query)
+            ),
+        )
+        .await
+    }
+
+    /// Sets the issue's assignee: a Cloud account id or a Data Center user
+    /// name, or nobody. Setting the same value again changes nothing, so the
+    /// call is retried like a read.
+    ///
+    /// # Errors
+    /// Jira's error.
+    pub async fn set_assignee(&self, id_or_key: &str, user: Option<&str>) -> Result<(), JiraError> {
+        let field = if self.integration.credentials.addresses_users_by_name() {
+            "name"
+        } else {
+            "accountId"
+        };
+        let body = serde_json::json!({ field: user });
+        self.call(
+            "issue_assignee",
+            Method::PUT,
+            &format!("/rest/api/2/issue/{}/assignee", urlencode(id_or_key)),
+            Some(&body),
+            Repeatable::Yes,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The transitions available from the issue's current status.
+    ///
+    /// # Errors
+    /// Jira's error.
+    pub async fn transitions(&self, id_or_key: &str) -> Result<Transitions, JiraError> {
+        self.get(
+            "issue_transitions",
+            &format!("/rest/api/2/issue/{}/transitions", urlencode(id_or_key)),
+        )
+        .await
+    }
+
+    /// Moves the issue through a transition. Not repeated when its outcome is
+    /// unknown (the caller reads the issue's status before trying again).
+    ///
+    /// # Errors
+    /// Jira's error.
+    pub async fn transition(&self, id_or_key: &str, transition_id: &str) -> Result<(), JiraError> {
+        let body = serde_json::json!({ "transition": { "id": transition_id } });
+        self.call(
+            "issue_transition",
+            Method::POST,
+            &format!("/rest/api/2/issue/{}/transitions", urlencode(id_or_key)),
+            Some(&body),
+            Repeatable::OnlyIfNotProcessed,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A project's statuses, per issue type.
+    ///
+    /// # Errors
+    /// Jira's error.
+    pub async fn project_statuses(
+        &self,
+        project_id: &str,
+    ) -> Result<Vec<IssueTypeStatuses>, JiraError> {
+        self.get(
+            "project_statuses",
+            &format!("/rest/api/2/project/{}/statuses", urlencode(project_id)),
+        )
+        .await
+    }
+
     /// Creates an issue. Not repeated by the client when its outcome is unknown.
     ///
     /// # Errors
@@ -393,6 +530,9 @@ impl Site<'_> {
         parse(answer)
     }
 }
+
+/// The most pages of projects read (100 each).
+pub const MAX_PROJECT_PAGES: usize = 50;
 
 fn parse<T: DeserializeOwned>((status, body): (u16, String)) -> Result<T, JiraError> {
     serde_json::from_str(&body).map_err(|e| JiraError::Unreadable {

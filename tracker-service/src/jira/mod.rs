@@ -10,5 +10,5 @@ pub mod form;
 pub mod model;
 pub mod targets;
 
-pub use client::{JiraClient, JiraSettings};
+pub use client::{JiraClient, JiraSettings, Site};
 pub use error::JiraError;

@@ -253,6 +253,111 @@ pub struct ErrorBody {
     pub errors: BTreeMap<String, Value>,
 }
 
+/// An issue's current assignee, status and project
+/// (`GET /rest/api/2/issue/{idOrKey}?fields=assignee,status,project`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct IssueState {
+    /// Jira's issue id.
+    pub id: String,
+    /// The issue's key.
+    pub key: String,
+    /// The fields asked for.
+    #[serde(default)]
+    pub fields: IssueStateFields,
+}
+
+/// The fields of [`IssueState`].
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct IssueStateFields {
+    /// The assignee; absent or null when unassigned.
+    #[serde(default)]
+    pub assignee: Option<JiraUser>,
+    /// The status.
+    #[serde(default)]
+    pub status: Option<StatusRef>,
+    /// The project.
+    #[serde(default)]
+    pub project: Option<ProjectRef>,
+}
+
+/// A Jira user as the user and issue endpoints return one.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JiraUser {
+    /// Cloud's identifier.
+    #[serde(default)]
+    pub account_id: Option<String>,
+    /// Data Center's identifier.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The address, unless the user's privacy settings hide it.
+    #[serde(default)]
+    pub email_address: Option<String>,
+    /// The display name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// A status reference (an issue's status, a transition's target).
+#[derive(Debug, Clone, Deserialize)]
+pub struct StatusRef {
+    /// The status id.
+    #[serde(deserialize_with = "string_or_number")]
+    pub id: String,
+    /// Its name.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// `GET /rest/api/2/issue/{idOrKey}/transitions`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Transitions {
+    /// The transitions available from the issue's current status.
+    #[serde(default)]
+    pub transitions: Vec<Transition>,
+}
+
+/// One available transition.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Transition {
+    /// Its id, to post.
+    #[serde(deserialize_with = "string_or_number")]
+    pub id: String,
+    /// Its name.
+    #[serde(default)]
+    pub name: String,
+    /// The status it leads to.
+    pub to: StatusRef,
+}
+
+/// One issue type's statuses in a project
+/// (`GET /rest/api/2/project/{projectIdOrKey}/statuses`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct IssueTypeStatuses {
+    /// The issue type's id.
+    #[serde(default, deserialize_with = "string_or_number_or_empty")]
+    pub id: String,
+    /// The issue type's name.
+    #[serde(default)]
+    pub name: String,
+    /// Its statuses.
+    #[serde(default)]
+    pub statuses: Vec<Status>,
+}
+
+fn string_or_number_or_empty<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<String, D::Error> {
+    match Value::deserialize(deserializer)? {
+        Value::Null => Ok(String::new()),
+        Value::String(s) => Ok(s),
+        Value::Number(n) => Ok(n.to_string()),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a string or number id, got {other}"
+        ))),
+    }
+}
+
 fn string_or_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     match Value::deserialize(deserializer)? {
         Value::String(s) => Ok(s),

@@ -13,6 +13,10 @@
 //!   integration and refreshed when an unknown status id appears; a status id
 //!   Jira does not list is matched by name as a last resort.
 //!
+//! - Echoes: when the change is one this tracker sent to Jira (outbound sync)
+//!   and a newer local change of the issue still waits to be sent, it is not
+//!   applied (see [`crate::outbound`]); otherwise it is applied as usual.
+//!
 //! Every call carries a request id derived from the delivery, so a redelivered
 //! or retried delivery changes nothing twice.
 
@@ -35,6 +39,7 @@ use crate::integrations;
 use crate::jira::cache::TtlCache;
 use crate::jira::model::Status;
 use crate::jira::{JiraClient, JiraError};
+use crate::outbound::store::{self as outbound, Echo};
 
 /// Why a delivery could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,6 +50,14 @@ pub enum ApplyError {
     /// Will not succeed as is; an operator may retry it after fixing the cause.
     #[error("{0}")]
     Permanent(String),
+}
+
+/// Whether to apply a change Jira reports (see [`Applier::echo`]).
+enum EchoCheck {
+    /// Apply it; the note (possibly empty) goes into the action's summary.
+    Apply(String),
+    /// Do not apply it: the reason is among the actions already.
+    Skip,
 }
 
 impl From<CallError> for ApplyError {
@@ -193,6 +206,42 @@ impl Applier {
         Ok(())
     }
 
+    /// Whether the event's change of `direction` is Jira reporting what an
+    /// outbound sync sent (`value`: the account id, user name or status id
+    /// now shown), and whether to apply it.
+    async fn echo(
+        &self,
+        integration: &Integration,
+        event: &IssueEvent,
+        direction: crate::domain::outbound::Direction,
+        value: &str,
+        actions: &mut Vec<DeliveryAction>,
+    ) -> Result<EchoCheck, ApplyError> {
+        let mut keys = Vec::new();
+        if let Some(id) = &event.jira_issue_id {
+            keys.push(format!("{}:id:{}", direction.as_str(), id.as_str()));
+        }
+        if let Some(key) = &event.key {
+            keys.push(format!("{}:key:{}", direction.as_str(), key.as_str()));
+        }
+        match outbound::recognise_echo(&self.db, &integration.id, &keys, value).await? {
+            Echo::NotOurs => Ok(EchoCheck::Apply(String::new())),
+            Echo::Ours { id } => Ok(EchoCheck::Apply(format!(
+                " (Jira reporting outbound sync {id})"
+            ))),
+            Echo::Overtaken { id, newer } => {
+                actions.push(DeliveryAction {
+                    summary: format!(
+                        "{}: Jira reporting outbound sync {id}, while a newer local change (outbound sync {newer}) waits to be sent: not applied",
+                        direction.as_str()
+                    ),
+                    group_effects: Vec::new(),
+                });
+                Ok(EchoCheck::Skip)
+            }
+        }
+    }
+
     async fn apply_assignee(
         &self,
         integration: &Integration,
@@ -201,6 +250,36 @@ impl Applier {
         request_id: RequestId,
         actions: &mut Vec<DeliveryAction>,
     ) -> Result<(), ApplyError> {
+        let shown = match &event.assignee {
+            AssigneeSnapshot::Nobody => Some(String::new()),
+            AssigneeSnapshot::Person {
+                account_id, name, ..
+            } => {
+                if integration.credentials.addresses_users_by_name() {
+                    name.clone()
+                } else {
+                    account_id.clone()
+                }
+            }
+        };
+        let note = match shown {
+            Some(value) => {
+                match self
+                    .echo(
+                        integration,
+                        event,
+                        crate::domain::outbound::Direction::Assignee,
+                        &value,
+                        actions,
+                    )
+                    .await?
+                {
+                    EchoCheck::Apply(note) => note,
+                    EchoCheck::Skip => return Ok(()),
+                }
+            }
+            None => String::new(),
+        };
         let (target, summary) = match &event.assignee {
             AssigneeSnapshot::Nobody => (AssigneeTarget::Unassign, "unassign".to_owned()),
             AssigneeSnapshot::Person {
@@ -212,6 +291,7 @@ impl Applier {
             AssigneeSnapshot::Person {
                 email: None,
                 account_id,
+                ..
             } => match self
                 .hidden_email(integration, account_id.as_deref())
                 .await?
@@ -236,7 +316,10 @@ impl Applier {
             request_id,
         };
         let group_effects = self.assignment.sync_assignee(&sync, context).await?;
-        actions.push(DeliveryAction::with_effects(summary, group_effects));
+        actions.push(DeliveryAction::with_effects(
+            format!("{summary}{note}"),
+            group_effects,
+        ));
         Ok(())
     }
 
@@ -314,6 +397,24 @@ impl Applier {
                 return Ok(());
             }
         };
+        let note = match &item.to {
+            Some(to) => {
+                match self
+                    .echo(
+                        integration,
+                        event,
+                        crate::domain::outbound::Direction::Status,
+                        to,
+                        actions,
+                    )
+                    .await?
+                {
+                    EchoCheck::Apply(note) => note,
+                    EchoCheck::Skip => return Ok(()),
+                }
+            }
+            None => String::new(),
+        };
         let sync = StatusSync {
             issue: issue_ref(integration, event),
             action,
@@ -326,7 +427,7 @@ impl Applier {
             StatusAction::Unresolve => "reopen",
         };
         actions.push(DeliveryAction::with_effects(
-            format!("status {change}: {verb}"),
+            format!("status {change}: {verb}{note}"),
             group_effects,
         ));
         Ok(())

@@ -1,5 +1,6 @@
 //! The dispatcher: applies inbox deliveries, in arrival order per Jira issue,
-//! different issues in parallel.
+//! different issues in parallel, on the shared worker loop
+//! ([`crate::worker`]).
 //!
 //! It claims the head delivery of each issue with a lease (see
 //! [`super::inbox`]), applies it, and records the outcome. A transient failure
@@ -9,13 +10,12 @@
 //! the issue moves on. Deliveries survive restarts: on start, pending ones are
 //! simply claimable again.
 
-use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use service_runtime::database::Database;
 use service_runtime::shutdown::Shutdown;
 use service_runtime::time::now;
-use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
 use super::apply::{Applier, ApplyError};
@@ -23,7 +23,9 @@ use super::inbox::{self, ClaimScope, Outcome, OutcomeKind};
 use super::inbox_writer::InboxWriter;
 use super::waker::DispatchWaker;
 use crate::domain::delivery::DeliveryRecord;
+use crate::error::TrackerError;
 use crate::metrics::Metrics;
+use crate::worker::{self, Queue, WorkerSettings, backoff};
 
 /// Dispatcher settings.
 #[derive(Debug, Clone)]
@@ -51,16 +53,6 @@ impl Default for DispatchSettings {
     }
 }
 
-/// Backoff before attempt `attempts + 1`: exponential from 200 ms, capped, with
-/// full jitter.
-pub fn backoff(attempts: i32, max: Duration) -> Duration {
-    let exp = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
-    let base = Duration::from_millis(200).saturating_mul(2u32.saturating_pow(exp));
-    let capped = base.min(max);
-    let millis = u64::try_from(capped.as_millis()).unwrap_or(60_000).max(1);
-    Duration::from_millis(rand::random_range(millis / 2..=millis))
-}
-
 /// What the dispatcher works with; it runs from start-up to shutdown.
 #[derive(Debug)]
 pub struct Dispatcher {
@@ -80,6 +72,79 @@ pub struct Dispatcher {
     pub metrics: Metrics,
 }
 
+/// The inbox as a worker queue.
+#[derive(Debug, Clone)]
+struct InboxQueue {
+    db: Database,
+    inbox_writer: InboxWriter,
+    applier: Applier,
+    owner: String,
+    lease: Duration,
+    max_backoff: Duration,
+    poll_interval: Duration,
+    metrics: Metrics,
+    /// When the whole backlog may be searched again (see [`ClaimScope`]): at
+    /// once while such searches find work, else once per poll interval, so an
+    /// idle dispatcher does not pay for two statements per wake-up.
+    backlog_scan_at: Arc<Mutex<tokio::time::Instant>>,
+}
+
+impl Queue for InboxQueue {
+    type Item = DeliveryRecord;
+
+    fn id(item: &DeliveryRecord) -> i64 {
+        item.id
+    }
+
+    async fn claim(&self, limit: u64) -> Result<Vec<DeliveryRecord>, TrackerError> {
+        let claimed =
+            inbox::claim_ready(&self.db, &self.owner, self.lease, limit, ClaimScope::Oldest)
+                .await?;
+        let scan_due = {
+            let at = self
+                .backlog_scan_at
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            tokio::time::Instant::now() >= *at
+        };
+        if !claimed.is_empty() || !scan_due {
+            return Ok(claimed);
+        }
+        let claimed = inbox::claim_ready(
+            &self.db,
+            &self.owner,
+            self.lease,
+            limit,
+            ClaimScope::Backlog,
+        )
+        .await?;
+        if claimed.is_empty() {
+            *self
+                .backlog_scan_at
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) =
+                tokio::time::Instant::now() + self.poll_interval;
+        }
+        Ok(claimed)
+    }
+
+    async fn renew(&self, ids: &[i64]) -> Result<(), TrackerError> {
+        inbox::renew_leases(&self.db, &self.owner, ids, self.lease).await?;
+        Ok(())
+    }
+
+    async fn process(&self, row: DeliveryRecord) {
+        dispatch_one(
+            &self.inbox_writer,
+            &self.applier,
+            row,
+            self.max_backoff,
+            &self.metrics,
+        )
+        .await;
+    }
+}
+
 /// Runs the dispatcher until shutdown; in-flight deliveries finish first.
 pub async fn run_dispatcher(dispatcher: Dispatcher, shutdown: Shutdown) {
     let Dispatcher {
@@ -91,76 +156,29 @@ pub async fn run_dispatcher(dispatcher: Dispatcher, shutdown: Shutdown) {
         owner,
         metrics,
     } = dispatcher;
-    let mut running: JoinSet<i64> = JoinSet::new();
-    // When the whole backlog may be searched again (see `ClaimScope`): at once
-    // while such searches find work, else once per poll interval, so an idle
-    // dispatcher does not pay for two statements per wake-up.
-    let mut backlog_scan_at = tokio::time::Instant::now();
-    // Deliveries in progress, whose leases are renewed while they run.
-    let mut in_flight: HashSet<i64> = HashSet::new();
-    let mut renewal = tokio::time::interval((settings.lease / 3).max(Duration::from_millis(10)));
-    renewal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let free = settings.concurrency.saturating_sub(running.len());
-        // Claim in batches: one statement for several deliveries, unless little
-        // is running (then at once, for latency).
-        let worth_claiming =
-            free >= CLAIM_BATCH.min(settings.concurrency) || running.len() < CLAIM_BATCH;
-        if free > 0 && worth_claiming && !shutdown.is_triggered() {
-            let limit = free as u64;
-            let mut claimed =
-                inbox::claim_ready(&db, &owner, settings.lease, limit, ClaimScope::Oldest).await;
-            if claimed.as_ref().is_ok_and(Vec::is_empty)
-                && tokio::time::Instant::now() >= backlog_scan_at
-            {
-                claimed =
-                    inbox::claim_ready(&db, &owner, settings.lease, limit, ClaimScope::Backlog)
-                        .await;
-                if claimed.as_ref().is_ok_and(Vec::is_empty) {
-                    backlog_scan_at = tokio::time::Instant::now() + settings.poll_interval;
-                }
-            }
-            match claimed {
-                Ok(claimed) => {
-                    for row in claimed {
-                        let inbox_writer = inbox_writer.clone();
-                        let applier = applier.clone();
-                        let max_backoff = settings.max_backoff;
-                        let metrics = metrics.clone();
-                        in_flight.insert(row.id);
-                        running.spawn(async move {
-                            let id = row.id;
-                            dispatch_one(&inbox_writer, &applier, row, max_backoff, &metrics).await;
-                            id
-                        });
-                    }
-                }
-                Err(error) => tracing::warn!(%error, "dispatcher cannot claim deliveries"),
-            }
-        }
-        tokio::select! {
-            () = shutdown.wait(), if !shutdown.is_triggered() => {}
-            () = waker.woken() => {}
-            () = tokio::time::sleep(settings.poll_interval) => {}
-            Some(done) = running.join_next(), if !running.is_empty() => {
-                if let Ok(id) = done {
-                    in_flight.remove(&id);
-                }
-            }
-            _ = renewal.tick(), if !in_flight.is_empty() => {
-                let ids: Vec<i64> = in_flight.iter().copied().collect();
-                if let Err(error) = inbox::renew_leases(&db, &owner, &ids, settings.lease).await {
-                    tracing::warn!(%error, "could not renew leases; another replica may take these deliveries over");
-                }
-            }
-        }
-        if shutdown.is_triggered() {
-            // Let in-flight deliveries record their outcome; the rest stay
-            // pending for the next start (or another replica).
-            while running.join_next().await.is_some() {}
-            return;
-        }
-    }
+    let queue = InboxQueue {
+        db,
+        inbox_writer,
+        applier,
+        owner,
+        lease: settings.lease,
+        max_backoff: settings.max_backoff,
+        poll_interval: settings.poll_interval,
+        metrics,
+        backlog_scan_at: Arc::new(Mutex::new(tokio::time::Instant::now())),
+    };
+    worker::run(
+        queue,
+        waker,
+        WorkerSettings {
+            name: "dispatcher",
+            concurrency: settings.concurrency,
+            poll_interval: settings.poll_interval,
+            lease: settings.lease,
+        },
+        shutdown,
+    )
+    .await;
 }
 
 async fn dispatch_one(
@@ -231,23 +249,6 @@ async fn dispatch_one(
     }
 }
 
-/// Deliveries claimed by one statement when the dispatcher is busy.
-const CLAIM_BATCH: usize = 32;
-
 /// How often a delivery's outcome is written again before the lease is left to
 /// expire.
 const RECORD_TRIES: i32 = 8;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_is_bounded() {
-        for attempts in 0..30 {
-            let wait = backoff(attempts, Duration::from_secs(60));
-            assert!(wait <= Duration::from_secs(60));
-        }
-        assert!(backoff(1, Duration::from_secs(60)) <= Duration::from_millis(400));
-    }
-}

@@ -13,10 +13,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait as _, ConnectionTrait, DbBackend, EntityTrait as _,
-    FromQueryResult as _, QueryFilter as _, QueryOrder as _, QuerySelect as _, Statement,
+    ActiveValue::Set, ColumnTrait as _, ConnectionTrait, EntityTrait as _, FromQueryResult as _,
+    QueryFilter as _, QueryOrder as _, QuerySelect as _, Statement,
 };
-use service_runtime::database::Database;
+use service_runtime::database::{Database, placeholders};
 use service_runtime::idempotency::{IdempotencyKey, idempotent_write};
 use service_runtime::ids::{IntegrationId, IssueKey, JiraIssueId, RequestId};
 use service_runtime::pagination::PageRequest;
@@ -178,24 +178,6 @@ pub async fn store_batch<C: ConnectionTrait>(
         .into_iter()
         .map(|key| new.remove(&key).map_or(Stored::Duplicate, Stored::New))
         .collect())
-}
-
-/// Replaces `?` placeholders with `$1`, `$2`, ... on PostgreSQL.
-fn placeholders(backend: DbBackend, sql: &str) -> String {
-    if backend != DbBackend::Postgres {
-        return sql.to_owned();
-    }
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut n = 0;
-    for c in sql.chars() {
-        if c == '?' {
-            n += 1;
-            out.push_str(&format!("${n}"));
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Claims up to `limit` deliveries that are due and at the head of their issue,
@@ -568,18 +550,4 @@ pub async fn pending_stats(db: &Database) -> Result<(u64, Option<DateTime<Utc>>)
         .await?
         .map(|r| r.received_at);
     Ok((count, oldest))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn postgres_placeholders_are_numbered() {
-        assert_eq!(
-            placeholders(DbBackend::Postgres, "a = ? AND b < ?"),
-            "a = $1 AND b < $2"
-        );
-        assert_eq!(placeholders(DbBackend::Sqlite, "a = ?"), "a = ?");
-    }
 }

@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m20261126_000001_create_schema;
 mod m20261126_000002_inbox_claim_index;
 mod m20261129_000003_body_digest;
+mod m20261130_000004_outbound_sync;
 
 /// The tracker service's migrations.
 #[derive(Debug)]
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_create_schema::Migration),
             Box::new(m20261126_000002_inbox_claim_index::Migration),
             Box::new(m20261129_000003_body_digest::Migration),
+            Box::new(m20261130_000004_outbound_sync::Migration),
         ]
     }
 }

@@ -1,0 +1,139 @@
+//! The worker loop both of the tracker's queues run (webhook deliveries in
+//! [`crate::webhooks::dispatcher`], outbound syncs in [`crate::outbound`]).
+//!
+//! It claims due items under a lease (the queue decides which: the head of
+//! each issue's queue), processes up to `concurrency` at once, renews the
+//! leases of items in progress every third of the lease (so a replica that
+//! dies frees its claims within one lease), claims again as soon as a slot
+//! frees or a waker rings, and otherwise polls. On shutdown it stops claiming
+//! and lets items in progress finish; unclaimed items wait for the next start
+//! or another replica.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::time::Duration;
+
+use service_runtime::shutdown::Shutdown;
+use tokio::task::JoinSet;
+
+use crate::error::TrackerError;
+use crate::webhooks::waker::DispatchWaker;
+
+/// A queue of leased work.
+pub trait Queue: Clone + Send + Sync + 'static {
+    /// One claimed item.
+    type Item: Send + 'static;
+
+    /// The item's id, whose lease is renewed while it is processed.
+    fn id(item: &Self::Item) -> i64;
+
+    /// Claims up to `limit` due items for this replica.
+    fn claim(
+        &self,
+        limit: u64,
+    ) -> impl Future<Output = Result<Vec<Self::Item>, TrackerError>> + Send;
+
+    /// Extends this replica's leases on `ids`.
+    fn renew(&self, ids: &[i64]) -> impl Future<Output = Result<(), TrackerError>> + Send;
+
+    /// Processes one item and records its outcome (releasing its lease).
+    fn process(&self, item: Self::Item) -> impl Future<Output = ()> + Send;
+}
+
+/// How a worker loop runs.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// What the loop is called in logs.
+    pub name: &'static str,
+    /// Items processed at once.
+    pub concurrency: usize,
+    /// How often to look for due items when nothing woke the loop.
+    pub poll_interval: Duration,
+    /// How long a claim lasts unless renewed.
+    pub lease: Duration,
+}
+
+/// Items claimed by one statement when the loop is busy.
+const CLAIM_BATCH: usize = 32;
+
+/// Runs `queue` until shutdown; items in progress finish first.
+pub async fn run<Q: Queue>(
+    queue: Q,
+    waker: DispatchWaker,
+    settings: WorkerSettings,
+    shutdown: Shutdown,
+) {
+    let mut running: JoinSet<i64> = JoinSet::new();
+    let mut in_flight: HashSet<i64> = HashSet::new();
+    let mut renewal = tokio::time::interval((settings.lease / 3).max(Duration::from_millis(10)));
+    renewal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let free = settings.concurrency.saturating_sub(running.len());
+        // Claim in batches (one statement for several items) unless little is
+        // running (then at once, for latency).
+        let worth_claiming =
+            free >= CLAIM_BATCH.min(settings.concurrency) || running.len() < CLAIM_BATCH;
+        if free > 0 && worth_claiming && !shutdown.is_triggered() {
+            match queue.claim(free as u64).await {
+                Ok(claimed) => {
+                    for item in claimed {
+                        let id = Q::id(&item);
+                        in_flight.insert(id);
+                        let queue = queue.clone();
+                        running.spawn(async move {
+                            queue.process(item).await;
+                            id
+                        });
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, worker = settings.name, "cannot claim work");
+                }
+            }
+        }
+        tokio::select! {
+            () = shutdown.wait(), if !shutdown.is_triggered() => {}
+            () = waker.woken() => {}
+            () = tokio::time::sleep(settings.poll_interval) => {}
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                if let Ok(id) = done {
+                    in_flight.remove(&id);
+                }
+            }
+            _ = renewal.tick(), if !in_flight.is_empty() => {
+                let ids: Vec<i64> = in_flight.iter().copied().collect();
+                if let Err(error) = queue.renew(&ids).await {
+                    tracing::warn!(%error, worker = settings.name, "could not renew leases; another replica may take this work over");
+                }
+            }
+        }
+        if shutdown.is_triggered() {
+            while running.join_next().await.is_some() {}
+            return;
+        }
+    }
+}
+
+/// Backoff before attempt `attempts + 1`: exponential from 200 ms, capped at
+/// `max`, with full jitter.
+pub fn backoff(attempts: i32, max: Duration) -> Duration {
+    let exp = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
+    let base = Duration::from_millis(200).saturating_mul(2u32.saturating_pow(exp));
+    let capped = base.min(max);
+    let millis = u64::try_from(capped.as_millis()).unwrap_or(60_000).max(1);
+    Duration::from_millis(rand::random_range(millis / 2..=millis))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_bounded() {
+        for attempts in 0..30 {
+            let wait = backoff(attempts, Duration::from_secs(60));
+            assert!(wait <= Duration::from_secs(60));
+        }
+        assert!(backoff(1, Duration::from_secs(60)) <= Duration::from_millis(400));
+    }
+}
