@@ -35,7 +35,8 @@ A_GRPC=127.0.0.1:19061; A_HTTP=127.0.0.1:18061
 T_GRPC=127.0.0.1:19051; T_HTTP=127.0.0.1:18051
 JIRA=127.0.0.1:18071
 BIN="$ROOT/target/debug"
-"$BIN/jira-sim" --addr "$JIRA" > "$WORK/jira.log" 2>&1 & PIDS+=($!)
+"$BIN/jira-sim" --addr "$JIRA" --webhook-url "http://$T_HTTP/webhooks/jira/sim-jira" \
+  > "$WORK/jira.log" 2>&1 & PIDS+=($!)
 "$BIN/assignment-service" --grpc-addr "$A_GRPC" --http-addr "$A_HTTP" \
   --database-url "sqlite://$WORK/assignment.db?mode=rwc" --progress-interval 1s > "$WORK/assignment.log" 2>&1 & PIDS+=($!)
 "$BIN/tracker-service" --grpc-addr "$T_GRPC" --http-addr "$T_HTTP" \
@@ -69,6 +70,33 @@ bash -euo pipefail "$WORK/setup.sh" | tee "$WORK/setup.out"
 grep -q SYNC_OUTCOME_ASSIGNED "$WORK/setup.out"
 grep -q SYNC_OUTCOME_RESOLVED "$WORK/setup.out"
 grep -q GROUP_STATUS_RESOLVED "$WORK/setup.out"
+
+step "grpcurl: the README's two-way round trip, as written"
+readme_block() {
+  awk -v marker="<!-- ci:$1 -->" '$0 == marker {found=1; next} found && /^```sh/{inblock=1; next} inblock && /^```/{exit} inblock{print}' README.md
+}
+readme_block grpcurl-roundtrip \
+  | sed -e "s/A=127.0.0.1:50061; T=127.0.0.1:50051; J=http:\/\/127.0.0.1:8071$/A=$A_GRPC; T=$T_GRPC; J=http:\/\/$JIRA/" \
+  > "$WORK/roundtrip.sh"
+grep -q "A=$A_GRPC; T=$T_GRPC" "$WORK/roundtrip.sh" || { echo "README round-trip block not found"; exit 1; }
+bash -euo pipefail "$WORK/roundtrip.sh" | tee "$WORK/roundtrip.out"
+for _ in $(seq 1 100); do
+  curl -s "http://$JIRA/rest/api/2/issue/EX-100?fields=assignee,status" > "$WORK/issue.json"
+  grep -q acc-jess "$WORK/issue.json" && grep -q '"id":"3"' "$WORK/issue.json" && break
+  sleep 0.2
+done
+cat "$WORK/issue.json"; echo
+grep -q acc-jess "$WORK/issue.json" || { echo "Jira never showed the assignee"; cat "$WORK/tracker.log"; exit 1; }
+grep -q '"id":"3"' "$WORK/issue.json" || { echo "Jira never moved to In Progress"; cat "$WORK/tracker.log"; exit 1; }
+{ echo "J=http://$JIRA; T=$T_GRPC"; readme_block grpcurl-roundtrip-check; } > "$WORK/check.sh"
+for _ in $(seq 1 100); do
+  bash -euo pipefail "$WORK/check.sh" > "$WORK/check.out"
+  grep -q "Jira reporting outbound sync" "$WORK/check.out" && break
+  sleep 0.2
+done
+cat "$WORK/check.out"
+grep -q OUTBOUND_SYNC_STATE_DONE "$WORK/check.out"
+grep -q "Jira reporting outbound sync" "$WORK/check.out"
 
 step "grpcurl: Subscribe prints the notifications (the README's command)"
 awk '/<!-- ci:grpcurl-subscribe -->/{found=1; next} found && /^```sh/{inblock=1; next} inblock && /^```/{exit} inblock{print}' README.md \

@@ -3,7 +3,9 @@
 //! Starts both services in-process on a temporary SQLite database and a local
 //! Jira simulator, sets up an organization with two users and two groups,
 //! creates a Jira issue for the groups, posts signed webhooks (assign, reassign,
-//! resolve) and prints the notification stream as it arrives.
+//! resolve) and prints the notification stream as it arrives. Then the round
+//! trip: our side assigns a group, the change reaches Jira, and Jira's webhook
+//! about it comes back and is recognised as our own.
 
 use std::time::Duration;
 
@@ -218,7 +220,7 @@ async fn demo() -> anyhow::Result<()> {
                     n.message
                 ));
                 printed += 1;
-                if printed == 8 {
+                if printed == NOTIFICATIONS {
                     return;
                 }
             }
@@ -297,6 +299,18 @@ async fn demo() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
 
+    round_trip(&RoundTrip {
+        jira: &jira,
+        tracker_http,
+        groups: &mut groups,
+        directory: &mut directory,
+        tracker: &mut tracker_client,
+        org,
+        group: group_ids[0],
+        jess: users[0].0,
+    })
+    .await?;
+
     tokio::time::timeout(Duration::from_secs(20), printer)
         .await
         .context("the notifications did not all arrive in time")??;
@@ -304,5 +318,107 @@ async fn demo() -> anyhow::Result<()> {
     shutdown.trigger();
     let _ = tracker_task.await;
     let _ = assignment_task.await;
+    Ok(())
+}
+
+/// Notifications the demo waits for: 8 from the webhooks (assign, reassign,
+/// resolve; two groups), 4 from the round trip (group 1 reassigned by us; group 2
+/// following Jira).
+const NOTIFICATIONS: usize = 12;
+
+/// What the round trip uses.
+struct RoundTrip<'a> {
+    jira: &'a jira_sim::JiraSim,
+    tracker_http: std::net::SocketAddr,
+    groups: &'a mut assignment::group_service_client::GroupServiceClient<Channel>,
+    directory: &'a mut assignment::directory_service_client::DirectoryServiceClient<Channel>,
+    tracker: &'a mut tracker::tracker_service_client::TrackerServiceClient<Channel>,
+    org: i64,
+    group: i64,
+    jess: i64,
+}
+
+/// Our side assigns group 1 to Jess; the tracker finds her Jira account by
+/// her verified address and sets the issue's assignee; Jira's webhook about it
+/// comes back: group 1 is unchanged (our own change), group 2, linked to the
+/// same issue, follows Jira.
+async fn round_trip(t: &RoundTrip<'_>) -> anyhow::Result<()> {
+    say("== two-way: turning on outbound assignment sync");
+    t.jira.add_user("acc-jess", "jess@sentry.io", true);
+    t.jira.add_user("acc-kim", "kim@sentry.io", true);
+    t.jira.send_webhooks_to(jira_sim::WebhookTarget {
+        url: format!("http://{}/webhooks/jira/{INTEGRATION}", t.tracker_http),
+        secret: WEBHOOK_SECRET.into(),
+    });
+    t.directory
+        .clone()
+        .update_installation(assignment::UpdateInstallationRequest {
+            organization_id: t.org,
+            integration_id: INTEGRATION.into(),
+            sync_settings: Some(assignment::SyncSettings {
+                sync_reverse_assignment: true,
+                sync_status_reverse: true,
+                sync_forward_assignment: true,
+                sync_status_forward: false,
+            }),
+            request_id: String::new(),
+        })
+        .await?;
+    say("== our side assigns group 1 to Jess (GroupService.AssignGroup)");
+    t.groups
+        .clone()
+        .assign_group(assignment::AssignGroupRequest {
+            group_id: t.group,
+            user_id: t.jess,
+            acting_user_id: 0,
+            request_id: "demo-assign".into(),
+        })
+        .await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let issue = loop {
+        if let Some(issue) = t.jira.issue("EX-1").filter(|i| i.assignee.is_some()) {
+            break issue;
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("the assignee never reached Jira");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    say(&format!(
+        "   Jira now shows {} as {}'s assignee (one PUT /rest/api/2/issue/…/assignee)",
+        issue.assignee.unwrap_or_default(),
+        issue.key
+    ));
+    let echo = loop {
+        let deliveries = t
+            .tracker
+            .clone()
+            .list_webhook_deliveries(tracker::ListWebhookDeliveriesRequest::default())
+            .await?
+            .into_inner()
+            .deliveries;
+        if let Some(d) = deliveries.into_iter().find(|d| {
+            d.delivery_key.starts_with("atlassian:sim-")
+                && d.state() == tracker::DeliveryState::Delivered
+        }) {
+            break d;
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("Jira's webhook about our change never came back");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    for action in &echo.actions {
+        let outcomes: Vec<String> = action
+            .group_effects
+            .iter()
+            .map(|e| format!("group {} {:?}", e.group_id, e.outcome()))
+            .collect();
+        say(&format!(
+            "   Jira's webhook came back: {} -> {}",
+            action.summary,
+            outcomes.join(", ")
+        ));
+    }
     Ok(())
 }

@@ -1,8 +1,12 @@
 //! `cargo xtask up`: build both services and run them on SQLite, in the
-//! foreground, until Ctrl-C.
+//! foreground, until Ctrl-C, with a local Jira simulator to try them against.
 //!
-//! Data lives in `./data/` of the workspace (created on first run). Ctrl-C reaches
-//! both services (they share the terminal's process group) and each drains and
+//! Data lives in `./data/` of the workspace (created on first run). The
+//! simulator listens on 127.0.0.1:8071 and posts its webhooks to the tracker
+//! for the integration `sim-jira` (secret `sim-webhook-secret-0123`); the
+//! tracker runs with `--jira-allow-loopback` so an integration may point at it
+//! (a local set-up only: production refuses loopback targets). Ctrl-C reaches
+//! every process (they share the terminal's process group) and each drains and
 //! exits; this task then waits for them.
 
 use std::io::{Read as _, Write as _};
@@ -19,6 +23,7 @@ const ASSIGNMENT_GRPC: &str = "127.0.0.1:50061";
 const ASSIGNMENT_HTTP: &str = "127.0.0.1:8061";
 const TRACKER_GRPC: &str = "127.0.0.1:50051";
 const TRACKER_HTTP: &str = "127.0.0.1:8051";
+const JIRA_SIM: &str = "127.0.0.1:8071";
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let release = args.iter().any(|a| a == "--release");
@@ -29,6 +34,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "assignment-service",
         "--bin",
         "tracker-service",
+        "--bin",
+        "jira-sim",
     ]);
     if release {
         build.arg("--release");
@@ -61,18 +68,29 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 TRACKER_HTTP,
                 "--assignment-url",
                 &format!("http://{ASSIGNMENT_GRPC}"),
+                "--jira-allow-loopback",
             ]),
         "tracker-service",
     )?;
     wait_healthy(TRACKER_HTTP, &mut tracker, "tracker-service")?;
+    let mut jira = spawn(
+        Command::new(bin_dir.join("jira-sim")).args([
+            "--addr",
+            JIRA_SIM,
+            "--webhook-url",
+            &format!("http://{TRACKER_HTTP}/webhooks/jira/sim-jira"),
+        ]),
+        "jira-sim",
+    )?;
 
     println!(
         "\n\
          both services are up (SQLite files in {data}):\n\
          \n  assignment-service  gRPC {ASSIGNMENT_GRPC}   HTTP http://{ASSIGNMENT_HTTP}/healthz\n\
          \n  tracker-service     gRPC {TRACKER_GRPC}   HTTP http://{TRACKER_HTTP}/healthz  (webhooks: POST /webhooks/jira/{{integration}})\n\
+         \n  jira-sim            http://{JIRA_SIM}  (webhooks to the tracker's integration sim-jira)\n\
          \ntry: grpcurl -plaintext {ASSIGNMENT_GRPC} list\n\
-         Ctrl-C stops both.\n",
+         Ctrl-C stops them all.\n",
         data = root.join("data").display()
     );
 
@@ -85,6 +103,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     });
     let deadline = Instant::now() + Duration::from_secs(15);
     for (child, name) in [
+        (&mut jira, "jira-sim"),
         (&mut tracker, "tracker-service"),
         (&mut assignment, "assignment-service"),
     ] {
