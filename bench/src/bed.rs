@@ -210,6 +210,8 @@ impl Bed {
 /// issue for fan-out), and `users` users who may be assigned.
 #[derive(Debug, Clone)]
 pub struct Tenant {
+    /// The organization.
+    pub org: i64,
     /// Group id of each issue, by issue index.
     pub groups: Vec<i64>,
     /// User ids, by index (e-mail `u{i}@bench.example`).
@@ -387,9 +389,46 @@ impl Tenant {
         })
         .await?;
         Ok(Self {
+            org,
             groups: group_ids,
             users: user_ids,
         })
+    }
+
+    /// Turns outbound assignment sync on, and gives the simulator the
+    /// tenant's Jira issues and users (account `acct-{i}`, the same address).
+    pub async fn enable_outbound(&self, bed: &Bed, issues: usize) -> anyhow::Result<()> {
+        let users: Vec<serde_json::Value> = (0..self.users.len())
+            .map(|i| serde_json::json!({ "account_id": format!("acct-{i}"), "email": email(i) }))
+            .collect();
+        let issues: Vec<serde_json::Value> = (0..issues)
+            .map(|i| {
+                let (key, id) = issue(i);
+                serde_json::json!({ "key": key, "id": id, "project_id": "10000" })
+            })
+            .collect();
+        reqwest::Client::new()
+            .post(format!("{}/_sim/seed", bed.jira_url))
+            .json(&serde_json::json!({ "users": users, "issues": issues }))
+            .send()
+            .await?
+            .error_for_status()?;
+        assignment::directory_service_client::DirectoryServiceClient::new(channel(
+            bed.assignment_grpc,
+        )?)
+        .update_installation(assignment::UpdateInstallationRequest {
+            organization_id: self.org,
+            integration_id: INTEGRATION.into(),
+            sync_settings: Some(assignment::SyncSettings {
+                sync_reverse_assignment: true,
+                sync_status_reverse: true,
+                sync_forward_assignment: true,
+                sync_status_forward: false,
+            }),
+            request_id: String::new(),
+        })
+        .await?;
+        Ok(())
     }
 }
 

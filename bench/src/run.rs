@@ -14,7 +14,7 @@ use crate::report::{ScenarioResult, table, write_json};
 use crate::scenarios::baselines::{self, CallRate, WriteCeilings};
 use crate::scenarios::fanout::{self, CONNECTIONS, GROUPS_PER_ISSUE, SUBSCRIBE};
 use crate::scenarios::ingest::{self, Load};
-use crate::scenarios::{Plan, peer, skim_stream, sync_rpc};
+use crate::scenarios::{Plan, outbound, peer, skim_stream, sync_rpc};
 
 /// Arguments of `run`.
 #[derive(Debug, clap::Args)]
@@ -39,7 +39,7 @@ pub struct RunArgs {
     )]
     postgres_url: String,
     /// Only these scenarios (comma-separated: baselines, ingest, latency,
-    /// sync-rpc, fanout, idle, peer).
+    /// sync-rpc, outbound, fanout, idle, peer).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -250,6 +250,62 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             );
         result.latency = Some(rate.latency);
         result.assignment = Some(bed.assignment.usage());
+        bed.stop().await?;
+        record(result)?;
+    }
+
+    if wants("outbound") {
+        let issues = 1_000;
+        let bed = Bed::start(&options, "outbound", &[]).await?;
+        let tenant = Tenant::create(&bed, issues, 1, 200).await?;
+        tenant.enable_outbound(&bed, issues).await?;
+        let run = outbound::throughput(&bed, &tenant, plan.concurrency, plan.outbound_for).await?;
+        let goal = match args.db {
+            DbKind::Sqlite => "≥ 2000 assigns/s with their Jira writes",
+            DbKind::Postgres => "–",
+        };
+        let writes_per_s = run.jira_writes as f64 / run.drain_seconds;
+        let mut result = ScenarioResult::new("outbound", "assigns/s", run.assigns.per_s, goal);
+        result.baseline = Some(("single-row commits/s".into(), ceilings.commits_per_s));
+        result
+            .figure("concurrency", plan.concurrency as f64)
+            .figure("assigns", run.assigned as f64)
+            .figure("assign_errors", run.assigns.errors as f64)
+            .figure("jira_writes", run.jira_writes as f64)
+            .figure("jira_writes_per_s_until_drained", writes_per_s)
+            .figure("seconds_until_drained", run.drain_seconds)
+            .figure(
+                "superseded_or_coalesced",
+                run.assigned.saturating_sub(run.jira_writes) as f64,
+            );
+        result.latency = Some(run.assigns.latency);
+        let (a, t) = bed.usage();
+        (result.assignment, result.tracker) = (Some(a), Some(t));
+        bed.stop().await?;
+        record(result)?;
+
+        let (rate, duration) = plan.outbound_latency;
+        let bed = Bed::start(&options, "outbound-latency", &[]).await?;
+        let tenant = Tenant::create(&bed, issues, 1, 200).await?;
+        tenant.enable_outbound(&bed, issues).await?;
+        let (latency, missing) = outbound::latency(&bed, &tenant, rate, duration).await?;
+        let mut result = ScenarioResult::new(
+            "outbound-latency",
+            "p99 ms",
+            latency.p99_ms,
+            &format!("p99 ≤ 50 ms at {rate:.0}/s (RPC → Jira receives the PUT)"),
+        );
+        result
+            .figure("rate", rate)
+            .figure("missing", missing as f64);
+        if missing > 0 {
+            result
+                .notes
+                .push(format!("{missing} assigns never reached the simulator"));
+        }
+        result.latency = Some(latency);
+        let (a, t) = bed.usage();
+        (result.assignment, result.tracker) = (Some(a), Some(t));
         bed.stop().await?;
         record(result)?;
     }

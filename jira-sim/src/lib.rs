@@ -9,6 +9,13 @@
 //!
 //! Code map: `world` (projects, workflows, users, issues and their JSON),
 //! `routes` (the REST endpoints), `webhooks` (signing and posting webhooks).
+//!
+//! Besides Jira's endpoints, two of its own serve other processes (the
+//! benchmarks): `POST /_sim/seed` adds users and issues
+//! (`{"users": [{"account_id", "email", "email_visible"}], "issues": [{"key",
+//! "id", "project_id"}]}`), and `GET /_sim/writes?suffix=…` lists the requests
+//! that changed something, with when they arrived (`at_us`, microseconds since
+//! the Unix epoch).
 
 #![allow(clippy::unwrap_used)]
 
@@ -57,6 +64,8 @@ pub struct Recorded {
     pub headers: HeaderMap,
     /// Body, parsed when JSON.
     pub body: Value,
+    /// When it arrived (wall clock, to compare across processes).
+    pub received_at: std::time::SystemTime,
 }
 
 /// A scripted answer to the next matching request(s).

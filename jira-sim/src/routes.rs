@@ -87,6 +87,7 @@ pub async fn handle(
             query: query.clone(),
             headers,
             body: parsed.clone(),
+            received_at: std::time::SystemTime::now(),
         });
         let found = s
             .script
@@ -221,11 +222,74 @@ async fn answer(
                 None => not_found("User not found"),
             }
         }
+        ("POST", ["_sim", "seed"]) => seed(&state, &parsed),
+        ("GET", ["_sim", "writes"]) => writes(&state, &query),
         ("GET", ["rest", "api", "2", "serverInfo"]) => {
             json_response(StatusCode::OK, json!({ "version": "fake" }))
         }
         _ => not_found(&format!("the fake has no {method} {path}")),
     }
+}
+
+fn seed(state: &Shared, parsed: &Value) -> Response {
+    let mut s = state.lock().unwrap();
+    let empty = Vec::new();
+    for user in parsed["users"].as_array().unwrap_or(&empty) {
+        let (Some(account_id), Some(email)) = (user["account_id"].as_str(), user["email"].as_str())
+        else {
+            continue;
+        };
+        s.users.push(crate::world::SimUser {
+            account_id: account_id.to_owned(),
+            name: email.split('@').next().unwrap_or(email).to_owned(),
+            email: email.to_owned(),
+            email_visible: user["email_visible"].as_bool().unwrap_or(true),
+        });
+        s.emails.insert(account_id.to_owned(), email.to_owned());
+    }
+    for issue in parsed["issues"].as_array().unwrap_or(&empty) {
+        let (Some(key), Some(id)) = (issue["key"].as_str(), issue["id"].as_str()) else {
+            continue;
+        };
+        let project_id = issue["project_id"].as_str().unwrap_or("10000").to_owned();
+        let status = s
+            .projects
+            .iter()
+            .find(|p| p.id == project_id)
+            .and_then(|p| p.statuses.first())
+            .map_or("10000", |st| st.id)
+            .to_owned();
+        s.issues.push(SimIssue {
+            id: id.to_owned(),
+            key: key.to_owned(),
+            fields: json!({ "summary": format!("issue {key}") }),
+            project_id,
+            status_id: status,
+            assignee: None,
+            updated: chrono::Utc::now(),
+            deleted: false,
+        });
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+fn writes(state: &Shared, query: &str) -> Response {
+    let suffix = query_param(query, "suffix").unwrap_or_default();
+    let s = state.lock().unwrap();
+    let list: Vec<Value> = s
+        .requests
+        .iter()
+        .filter(|r| r.method != Method::GET && !r.path.starts_with("/_sim/"))
+        .filter(|r| r.path.ends_with(&suffix))
+        .map(|r| {
+            let at = r
+                .received_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros());
+            json!({ "method": r.method.as_str(), "path": r.path, "body": r.body, "at_us": at })
+        })
+        .collect();
+    json_response(StatusCode::OK, Value::Array(list))
 }
 
 fn project_search(state: &Shared, query: &str) -> Response {

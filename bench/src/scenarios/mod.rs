@@ -3,6 +3,7 @@
 pub mod baselines;
 pub mod fanout;
 pub mod ingest;
+pub mod outbound;
 pub mod peer;
 pub mod sync_rpc;
 
@@ -35,6 +36,10 @@ pub struct Plan {
     pub peer_max_deliveries: usize,
     /// Idle subscribers held open.
     pub idle_subscribers: usize,
+    /// How long the outbound throughput run calls.
+    pub outbound_for: Duration,
+    /// Open-loop rate and duration of the outbound latency run.
+    pub outbound_latency: (f64, Duration),
 }
 
 impl Plan {
@@ -51,6 +56,8 @@ impl Plan {
                 fanout: vec![(100, 10_000), (1000, 2_000)],
                 peer_max_deliveries: 2_000_000,
                 idle_subscribers: 2_000,
+                outbound_for: Duration::from_secs(4),
+                outbound_latency: (200.0, Duration::from_secs(5)),
             }
         } else {
             Self {
@@ -63,6 +70,8 @@ impl Plan {
                 fanout: vec![(100, 100_000), (1000, 100_000)],
                 peer_max_deliveries: 10_000_000,
                 idle_subscribers: 10_000,
+                outbound_for: Duration::from_secs(10),
+                outbound_latency: (200.0, Duration::from_secs(20)),
             }
         }
     }
