@@ -625,41 +625,18 @@ pub async fn unlink(
                         request.organization_id
                     ),
                 })?;
-            let issue_key =
-                IssueKey::parse(&record.issue_key).map_err(|_| corrupt("external issue key"))?;
-            let links = group_link::Entity::find()
-                .filter(group_link::Column::ExternalIssueId.eq(record.id))
-                .order_by_asc(group_link::Column::GroupId)
-                .all(txn)
-                .await?;
-            let origin = Origin {
-                source_integration_id: Some(request.issue.integration_id.clone()),
-                integration_id: Some(request.issue.integration_id.clone()),
-                issue_key: Some(issue_key),
-                request_id: request_id.clone(),
-                traceparent: String::new(),
-                actor: None,
-            };
             let mut effects = Effects::default();
-            let mut unlinked = Vec::new();
-            for link in &links {
-                let group_id = GroupId::from_row(link.group_id);
-                if let UnlinkScope::Groups(ids) = &request.scope
-                    && !ids.contains(&group_id)
-                {
-                    continue;
-                }
-                group_link::Entity::delete_by_id(link.id).exec(txn).await?;
-                if let Some(group) = group::Entity::find_by_id(link.group_id).one(txn).await? {
-                    effects.record(facts(&group), Change::Unlinked, &origin);
-                }
-                unlinked.push(group_id);
-            }
+            let (unlinked, removed) = cut_links(
+                txn,
+                record.id,
+                &record.issue_key,
+                &request.scope,
+                request_id.as_ref(),
+                &mut effects,
+            )
+            .await?;
             effects.write(txn).await?;
-            let external_issue = if unlinked.len() == links.len() {
-                external_issue::Entity::delete_by_id(record.id)
-                    .exec(txn)
-                    .await?;
+            let external_issue = if removed {
                 None
             } else {
                 Some(record_with_groups(txn, record).await?)
@@ -668,6 +645,110 @@ pub async fn unlink(
                 external_issue,
                 unlinked,
             })
+        })
+    })
+    .await
+}
+
+/// Removes the links `scope` names from record `record_id`, recording each
+/// group's unlink (its source is the record's integration); deletes the record
+/// when no link is left. Returns the unlinked groups and whether the record is
+/// gone.
+async fn cut_links(
+    txn: &DatabaseTransaction,
+    record_id: i64,
+    issue_key: &str,
+    scope: &UnlinkScope,
+    request_id: Option<&RequestId>,
+    effects: &mut Effects,
+) -> Result<(Vec<GroupId>, bool), AssignmentError> {
+    let record = external_issue::Entity::find_by_id(record_id)
+        .one(txn)
+        .await?
+        .ok_or_else(|| corrupt("an external issue vanished while it was unlinked"))?;
+    let integration =
+        IntegrationId::parse(&record.integration_id).map_err(|_| corrupt("integration id"))?;
+    let links = group_link::Entity::find()
+        .filter(group_link::Column::ExternalIssueId.eq(record_id))
+        .order_by_asc(group_link::Column::GroupId)
+        .all(txn)
+        .await?;
+    let origin = Origin {
+        source_integration_id: Some(integration.clone()),
+        integration_id: Some(integration),
+        issue_key: Some(IssueKey::parse(issue_key).map_err(|_| corrupt("external issue key"))?),
+        request_id: request_id.cloned(),
+        traceparent: String::new(),
+        actor: None,
+    };
+    let mut unlinked = Vec::new();
+    for link in &links {
+        let group_id = GroupId::from_row(link.group_id);
+        if let UnlinkScope::Groups(ids) = scope
+            && !ids.contains(&group_id)
+        {
+            continue;
+        }
+        group_link::Entity::delete_by_id(link.id).exec(txn).await?;
+        if let Some(group) = group::Entity::find_by_id(link.group_id).one(txn).await? {
+            effects.record(facts(&group), Change::Unlinked, &origin);
+        }
+        unlinked.push(group_id);
+    }
+    let removed = unlinked.len() == links.len();
+    if removed {
+        external_issue::Entity::delete_by_id(record_id)
+            .exec(txn)
+            .await?;
+    }
+    Ok((unlinked, removed))
+}
+
+/// What deleting an issue did to one organization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Retired {
+    /// The organization.
+    pub organization_id: OrganizationId,
+    /// Its groups that were linked to the issue.
+    pub unlinked: Vec<GroupId>,
+}
+
+/// The issue was deleted in Jira (Sentry's `jira:issue_deleted`): every
+/// organization's record of it is retired, in one transaction: its groups are
+/// unlinked (their unlink recorded) and the record removed, so later events
+/// about the issue find nothing. An issue no organization has is a no-op.
+///
+/// # Errors
+/// Database errors; `RequestIdReused`.
+pub async fn retire(
+    db: &Database,
+    issue: IssueRef,
+    request_id: Option<&RequestId>,
+) -> Result<Vec<Retired>, AssignmentError> {
+    let key = IdempotencyKey::new("DeleteExternalIssue", request_id, &issue);
+    let request_id = request_id.cloned();
+    idempotent_write(db, key, move |txn| {
+        Box::pin(async move {
+            let records = lock_records(txn, &issue).await?;
+            let mut effects = Effects::default();
+            let mut retired = Vec::new();
+            for record in records {
+                let (unlinked, _) = cut_links(
+                    txn,
+                    record.id.get(),
+                    record.key.as_str(),
+                    &UnlinkScope::All,
+                    request_id.as_ref(),
+                    &mut effects,
+                )
+                .await?;
+                retired.push(Retired {
+                    organization_id: record.organization_id,
+                    unlinked,
+                });
+            }
+            effects.write(txn).await?;
+            Ok(retired)
         })
     })
     .await

@@ -31,6 +31,7 @@ fn integration(connect: bool) -> Integration {
         credentials,
         webhook_secret: (!connect).then(|| Secret::new("webhook-secret".into())),
         email_api_allowed: false,
+        group_link_template: None,
         created_at: chrono::Utc::now(),
         updated_at: chrono::Utc::now(),
     }

@@ -119,6 +119,8 @@ struct FakeState {
     /// Answers to requests matching (method, path prefix, path suffix) are
     /// delayed this long after the request took effect.
     slow: Vec<(Method, String, String, Duration)>,
+    /// Behave as Data Center before 8.4: no paged create metadata endpoints.
+    legacy_createmeta: bool,
 }
 
 /// A running simulator.
@@ -276,6 +278,7 @@ impl JiraSim {
             assignee: None,
             updated: chrono::Utc::now(),
             deleted: false,
+            comments: Vec::new(),
         };
         s.issues.push(issue);
     }
@@ -324,6 +327,12 @@ impl JiraSim {
         }
     }
 
+    /// Behaves as Jira Data Center before 8.4 (`true`): the paged create
+    /// metadata endpoints answer 404, only the deprecated one works.
+    pub fn legacy_createmeta(&self, legacy: bool) {
+        self.state.lock().unwrap().legacy_createmeta = legacy;
+    }
+
     /// Forgets every scripted failure not yet used.
     pub fn clear_failures(&self) {
         self.state.lock().unwrap().script.clear();
@@ -352,6 +361,30 @@ impl JiraSim {
     /// issue changes and a webhook goes out, as for a change through the API.
     pub fn assign_in_jira(&self, id_or_key: &str, account_id: Option<&str>) {
         routes::change_assignee(&self.state, id_or_key, account_id.map(str::to_owned));
+    }
+
+    /// Someone deletes the issue in Jira; a `jira:issue_deleted` webhook goes
+    /// out.
+    pub fn delete_in_jira(&self, id_or_key: &str) {
+        routes::delete_issue(&self.state, id_or_key);
+    }
+
+    /// The issue's comments, oldest first.
+    pub fn comments(&self, id_or_key: &str) -> Vec<String> {
+        let s = self.state.lock().unwrap();
+        s.issues
+            .iter()
+            .find(|i| i.is(id_or_key))
+            .map(|i| i.comments.iter().map(|(_, body, _)| body.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Sets an issue's summary (what searches match).
+    pub fn set_summary(&self, id_or_key: &str, summary: &str) {
+        let mut s = self.state.lock().unwrap();
+        if let Some(issue) = s.issues.iter_mut().find(|i| i.is(id_or_key)) {
+            issue.fields["summary"] = Value::String(summary.to_owned());
+        }
     }
 
     /// Someone moves the issue to a status in Jira; a webhook goes out.

@@ -145,6 +145,31 @@ async fn answer(
         ("GET", ["rest", "api", "2", "issue", "createmeta"]) => {
             json_response(StatusCode::OK, fixture_json("createmeta_response.json"))
         }
+        (
+            "GET",
+            [
+                "rest",
+                "api",
+                "2",
+                "issue",
+                "createmeta",
+                project,
+                "issuetypes",
+            ],
+        ) => createmeta_issue_types(&state, project, &query),
+        (
+            "GET",
+            [
+                "rest",
+                "api",
+                "2",
+                "issue",
+                "createmeta",
+                project,
+                "issuetypes",
+                issue_type,
+            ],
+        ) => createmeta_fields(&state, project, issue_type, &query),
         ("GET", ["rest", "api", "2", "project", "search"]) => project_search(&state, &query),
         ("GET", ["rest", "api", "2", "priority"]) => {
             json_response(StatusCode::OK, fixture_json("priorities_response.json"))
@@ -159,7 +184,25 @@ async fn answer(
             project_statuses(&state, project)
         }
         ("POST", ["rest", "api", "2", "issue"]) => create(&state, &parsed).await,
-        ("GET", ["rest", "api", "2", "search"]) => search_label(&state, &query),
+        ("GET", ["rest", "api", "2", "search"]) => search(&state, &query, false),
+        ("GET", ["rest", "api", "2", "search", "jql"]) => search(&state, &query, true),
+        ("GET", ["rest", "api", "2", "project", project]) => {
+            let s = state.lock().unwrap();
+            match s
+                .projects
+                .iter()
+                .find(|p| p.id == *project || p.key == *project)
+            {
+                Some(p) => json_response(
+                    StatusCode::OK,
+                    json!({ "id": p.id, "key": p.key, "name": p.name }),
+                ),
+                None => not_found(&format!("No project could be found with key '{project}'.")),
+            }
+        }
+        ("GET", ["rest", "api", "2", "jql", "autocompletedata", "suggestions"]) => {
+            autocomplete(&query)
+        }
         ("GET", ["rest", "api", "2", "user", "assignable", "search"]) => assignable(&state, &query),
         ("GET", ["rest", "api", "2", "issue", issue, "transitions"]) => transitions(&state, issue),
         ("POST", ["rest", "api", "2", "issue", issue, "transitions"]) => {
@@ -211,6 +254,66 @@ async fn answer(
             StatusCode::NO_CONTENT.into_response()
         }
         ("GET", ["rest", "api", "2", "issue", issue]) => get_issue(&state, issue),
+        ("DELETE", ["rest", "api", "2", "issue", issue]) => {
+            if delete_issue(&state, issue) {
+                StatusCode::NO_CONTENT.into_response()
+            } else {
+                no_issue()
+            }
+        }
+        ("POST", ["rest", "api", "2", "issue", issue, "comment"]) => {
+            let mut s = state.lock().unwrap();
+            let next = s.issues.iter().map(|i| i.comments.len()).sum::<usize>() + 10_000;
+            let Some(found) = s.issues.iter_mut().find(|i| i.is(issue) && !i.deleted) else {
+                return no_issue();
+            };
+            let body = parsed["body"].as_str().unwrap_or_default().to_owned();
+            let id = next.to_string();
+            found.comments.push((
+                id.clone(),
+                body.clone(),
+                parsed.get("properties").cloned().unwrap_or(json!([])),
+            ));
+            json_response(StatusCode::CREATED, json!({ "id": id, "body": body }))
+        }
+        ("GET", ["rest", "api", "2", "issue", issue, "comment"]) => {
+            let expand = query_param(&query, "expand").is_some_and(|e| e.contains("properties"));
+            let s = state.lock().unwrap();
+            let Some(found) = s.issues.iter().find(|i| i.is(issue) && !i.deleted) else {
+                return no_issue();
+            };
+            let comments: Vec<Value> = found
+                .comments
+                .iter()
+                .map(|(id, body, properties)| {
+                    let mut comment = json!({ "id": id, "body": body });
+                    if expand {
+                        comment["properties"] = properties.clone();
+                    }
+                    comment
+                })
+                .collect();
+            json_response(
+                StatusCode::OK,
+                json!({ "startAt": 0, "maxResults": 100, "total": comments.len(), "comments": comments }),
+            )
+        }
+        ("GET", ["rest", "api", "2", "user"]) => {
+            let wanted = query_param(&query, "accountId")
+                .or_else(|| query_param(&query, "username"))
+                .unwrap_or_default();
+            let s = state.lock().unwrap();
+            match s
+                .users
+                .iter()
+                .find(|u| u.account_id == wanted || u.name == wanted)
+            {
+                Some(user) => json_response(StatusCode::OK, user.json()),
+                None => not_found(&format!(
+                    "The user with account ID '{wanted}' does not exist"
+                )),
+            }
+        }
         ("GET", ["rest", "api", "3", "user", "email"]) => {
             let account = query_param(&query, "accountId").unwrap_or_default();
             let s = state.lock().unwrap();
@@ -229,6 +332,72 @@ async fn answer(
         }
         _ => not_found(&format!("the fake has no {method} {path}")),
     }
+}
+
+/// The most items a page of the current create metadata endpoints holds:
+/// fewer than the tracker asks for, so it must follow the pages.
+const CREATEMETA_PAGE: usize = 5;
+
+/// A page of `items` as Cloud's create metadata endpoints give it.
+fn page_of(list: &str, items: &[Value], query: &str) -> Value {
+    let start: usize = query_param(query, "startAt")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let max: usize = query_param(query, "maxResults")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50)
+        .clamp(1, CREATEMETA_PAGE);
+    let page: Vec<Value> = items.iter().skip(start).take(max).cloned().collect();
+    json!({ list: page, "startAt": start, "maxResults": max, "total": items.len() })
+}
+
+/// The fixture's create metadata of its one project (EX), served for every
+/// project the simulator has.
+fn fixture_issue_types(state: &Shared, project: &str) -> Option<Vec<Value>> {
+    let s = state.lock().unwrap();
+    if s.legacy_createmeta
+        || !s
+            .projects
+            .iter()
+            .any(|p| p.id == project || p.key == project)
+    {
+        return None;
+    }
+    let meta = fixture_json("createmeta_response.json");
+    meta["projects"][0]["issuetypes"].as_array().cloned()
+}
+
+fn createmeta_issue_types(state: &Shared, project: &str, query: &str) -> Response {
+    let Some(types) = fixture_issue_types(state, project) else {
+        return not_found(&format!("No project could be found with key '{project}'."));
+    };
+    let refs: Vec<Value> = types
+        .iter()
+        .map(|t| json!({ "id": t["id"], "name": t["name"] }))
+        .collect();
+    json_response(StatusCode::OK, page_of("issueTypes", &refs, query))
+}
+
+fn createmeta_fields(state: &Shared, project: &str, issue_type: &str, query: &str) -> Response {
+    let Some(types) = fixture_issue_types(state, project) else {
+        return not_found(&format!("No project could be found with key '{project}'."));
+    };
+    let Some(found) = types.iter().find(|t| t["id"] == issue_type) else {
+        return not_found(&format!("No issue type with id '{issue_type}'."));
+    };
+    let fields: Vec<Value> = found["fields"]
+        .as_object()
+        .map(|map| {
+            map.iter()
+                .map(|(key, meta)| {
+                    let mut entry = meta.clone();
+                    entry["fieldId"] = json!(key);
+                    entry
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    json_response(StatusCode::OK, page_of("fields", &fields, query))
 }
 
 fn seed(state: &Shared, parsed: &Value) -> Response {
@@ -268,6 +437,7 @@ fn seed(state: &Shared, parsed: &Value) -> Response {
             assignee: None,
             updated: chrono::Utc::now(),
             deleted: false,
+            comments: Vec::new(),
         });
     }
     StatusCode::NO_CONTENT.into_response()
@@ -370,6 +540,7 @@ async fn create(state: &Shared, parsed: &Value) -> Response {
             assignee: None,
             updated: chrono::Utc::now(),
             deleted: false,
+            comments: Vec::new(),
         });
         (
             json!({ "id": id, "key": key, "self": format!("http://jira/rest/api/2/issue/{id}") }),
@@ -386,24 +557,81 @@ async fn create(state: &Shared, parsed: &Value) -> Response {
     }
 }
 
-fn search_label(state: &Shared, query: &str) -> Response {
+/// The one condition of a JQL query the simulator understands: `labels =
+/// "x"`, `id="KEY"` or `text ~ "words"` (what the tracker sends).
+fn parse_jql(jql: &str) -> (String, String) {
+    let Some((head, rest)) = jql.split_once('"') else {
+        return (String::new(), String::new());
+    };
+    let field = head
+        .trim()
+        .trim_end_matches(['=', '~'])
+        .trim()
+        .to_ascii_lowercase();
+    let mut value = String::new();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    value.push(next);
+                }
+            }
+            '"' => break,
+            c => value.push(c),
+        }
+    }
+    (field, value)
+}
+
+fn search(state: &Shared, query: &str, enhanced: bool) -> Response {
     let jql = query_param(query, "jql").unwrap_or_default();
-    let wanted = jql
-        .split_once('"')
-        .and_then(|(_, rest)| rest.split_once('"'))
-        .map(|(label, _)| label.to_owned())
-        .unwrap_or_default();
+    let (field, wanted) = parse_jql(&jql);
     let s = state.lock().unwrap();
     let issues: Vec<Value> = s
         .issues
         .iter()
-        .filter(|i| !i.deleted && labels_of(&i.fields).contains(&wanted))
+        .filter(|i| !i.deleted)
+        .filter(|i| match field.as_str() {
+            "labels" => labels_of(&i.fields).contains(&wanted),
+            "id" => i.id == wanted || i.key.eq_ignore_ascii_case(&wanted),
+            "text" => i.fields["summary"]
+                .as_str()
+                .is_some_and(|summary| summary.to_lowercase().contains(&wanted.to_lowercase())),
+            _ => false,
+        })
         .map(|i| json!({ "id": i.id, "key": i.key, "fields": { "summary": i.fields["summary"] } }))
         .collect();
-    json_response(
-        StatusCode::OK,
-        json!({ "startAt": 0, "maxResults": 5, "total": issues.len(), "issues": issues }),
-    )
+    if enhanced {
+        json_response(StatusCode::OK, json!({ "issues": issues, "isLast": true }))
+    } else {
+        json_response(
+            StatusCode::OK,
+            json!({ "startAt": 0, "maxResults": 50, "total": issues.len(), "issues": issues }),
+        )
+    }
+}
+
+/// Sprints the autocomplete offers for any custom field.
+const SPRINTS: &[(&str, &str)] = &[("1", "Sprint 1"), ("2", "Sprint 2"), ("3", "Backlog")];
+
+fn autocomplete(query: &str) -> Response {
+    let value = query_param(query, "fieldValue")
+        .unwrap_or_default()
+        .to_lowercase();
+    let field = query_param(query, "fieldName").unwrap_or_default();
+    if !field.starts_with("cf[") {
+        return json_response(StatusCode::OK, json!({ "results": [] }));
+    }
+    let results: Vec<Value> = SPRINTS
+        .iter()
+        .filter(|(_, name)| name.to_lowercase().starts_with(&value))
+        .map(|(id, name)| {
+            let (matched, rest) = name.split_at(value.len().min(name.len()));
+            json!({ "value": id, "displayName": format!("<b>{matched}</b>{rest} ({id})") })
+        })
+        .collect();
+    json_response(StatusCode::OK, json!({ "results": results }))
 }
 
 fn assignable(state: &Shared, query: &str) -> Response {
@@ -416,6 +644,14 @@ fn assignable(state: &Shared, query: &str) -> Response {
         && !s.issues.iter().any(|i| i.is(&issue) && !i.deleted)
     {
         return no_issue();
+    }
+    if let Some(project) = query_param(query, "project")
+        && !s
+            .projects
+            .iter()
+            .any(|p| p.id == project || p.key == project)
+    {
+        return not_found(&format!("No project could be found with key '{project}'."));
     }
     // Jira matches the query against names and addresses, also hidden ones.
     let users: Vec<Value> = s
@@ -480,6 +716,34 @@ fn touch(issue: &mut SimIssue) {
     } else {
         issue.updated + chrono::Duration::milliseconds(1)
     };
+}
+
+/// Deletes an issue (later requests about it answer 404) and sends the
+/// `jira:issue_deleted` webhook; `false` when there is no such issue.
+pub fn delete_issue(state: &Shared, issue: &str) -> bool {
+    let mut s = state.lock().unwrap();
+    let Some(found) = s.issues.iter_mut().find(|i| i.is(issue) && !i.deleted) else {
+        return false;
+    };
+    found.deleted = true;
+    let found = found.clone();
+    let outgoing = s.webhooks.clone().map(|target| {
+        s.next_changelog += 1;
+        let payload = json!({
+            "timestamp": chrono::Utc::now().timestamp_millis(),
+            "webhookEvent": "jira:issue_deleted",
+            "issue_event_type_name": "issue_deleted",
+            "issue": {
+                "id": found.id,
+                "key": found.key,
+                "fields": found.fields_json(&s.projects, &s.users),
+            },
+        });
+        (target, format!("sim-{}", s.next_changelog), payload)
+    });
+    drop(s);
+    post_later(state, outgoing);
+    true
 }
 
 /// Changes an issue's assignee and sends the webhook saying so.

@@ -159,6 +159,8 @@ pub struct SimIssue {
     pub updated: DateTime<Utc>,
     /// Deleted issues answer 404.
     pub deleted: bool,
+    /// Its comments: (id, body, properties).
+    pub comments: Vec<(String, String, Value)>,
 }
 
 /// Jira's time format: `2026-11-29T23:59:59.123+0000`.

@@ -77,6 +77,7 @@ impl Pair {
                 webhook_secret: WEBHOOK_SECRET.into(),
                 email_api_allowed,
                 request_id: String::new(),
+                group_link_template: String::new(),
             })
             .await
             .unwrap()

@@ -18,8 +18,8 @@ use tonic::{Code, Request, Status};
 
 use crate::domain::outbound::{OutboundIntent, OutboundIssue, OutboundTarget};
 use crate::domain::sync::{
-    AssigneeSync, AssigneeTarget, GroupEffect, IssueRef, LinkRequest, MoveSync, StatusAction,
-    StatusSync, SyncOutcome,
+    AssigneeSync, AssigneeTarget, DeleteSync, GroupEffect, IssueRef, LinkRequest, MoveSync,
+    Retired, StatusAction, StatusSync, SyncOutcome,
 };
 
 /// A failed call to the assignment service.
@@ -241,6 +241,35 @@ impl AssignmentClient {
             .await?
             .into_inner();
         effects(response.results)
+    }
+
+    /// Retires a deleted issue's records everywhere (`DeleteExternalIssue`).
+    ///
+    /// # Errors
+    /// The classified failure.
+    pub async fn delete_issue(
+        &self,
+        sync: &DeleteSync,
+        context: &CallContext,
+    ) -> Result<Vec<Retired>, CallError> {
+        let message = pb::DeleteExternalIssueRequest {
+            issue: Some(issue_ref(&sync.issue)),
+            request_id: sync.request_id.to_string(),
+        };
+        let request = self.request(message, context);
+        Ok(self
+            .external_issues
+            .clone()
+            .delete_external_issue(request)
+            .await?
+            .into_inner()
+            .retired
+            .into_iter()
+            .map(|r| Retired {
+                organization_id: r.organization_id,
+                unlinked_group_ids: r.unlinked_group_ids,
+            })
+            .collect())
     }
 
     /// Records a key change (`MoveExternalIssue`); returns how many

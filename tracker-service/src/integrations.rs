@@ -14,7 +14,9 @@ use service_runtime::pagination::PageRequest;
 use service_runtime::secret::Secret;
 use service_runtime::time::now;
 
-use crate::domain::{AuthMode, BaseUrl, Credentials, Integration, IntegrationSummary};
+use crate::domain::{
+    AuthMode, BaseUrl, Credentials, GroupLinkTemplate, Integration, IntegrationSummary,
+};
 use crate::error::TrackerError;
 use crate::storage::entities::integration;
 
@@ -34,6 +36,8 @@ pub struct NewIntegration {
     pub webhook_secret: Option<Secret<String>>,
     /// Whether the e-mail API may be used.
     pub email_api_allowed: bool,
+    /// The link back to each group, when configured.
+    pub group_link_template: Option<GroupLinkTemplate>,
 }
 
 /// Changes to an integration; `None` keeps the current value.
@@ -52,6 +56,8 @@ pub struct IntegrationChanges {
     pub webhook_secret: Option<Option<Secret<String>>>,
     /// New e-mail API permission.
     pub email_api_allowed: Option<bool>,
+    /// New link template; `Some(None)` removes it.
+    pub group_link_template: Option<Option<GroupLinkTemplate>>,
 }
 
 /// Serialises credentials for request fingerprints: secrets as digests.
@@ -112,6 +118,10 @@ fn from_row(row: integration::Model) -> Result<Integration, TrackerError> {
         credentials,
         webhook_secret: row.webhook_secret.map(Secret::new),
         email_api_allowed: row.email_api_allowed,
+        group_link_template: row
+            .group_link_template
+            .map(|t| GroupLinkTemplate::parse(&t).map_err(|_| corrupt("group link template")))
+            .transpose()?,
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
@@ -222,6 +232,10 @@ pub async fn create(
                 base_url: Set(new.base_url.as_str().to_owned()),
                 webhook_secret: Set(new.webhook_secret.as_ref().map(|s| s.expose().clone())),
                 email_api_allowed: Set(new.email_api_allowed),
+                group_link_template: Set(new
+                    .group_link_template
+                    .as_ref()
+                    .map(|t| t.as_str().to_owned())),
                 created_at: Set(time),
                 updated_at: Set(time),
                 ..Default::default()
@@ -274,6 +288,9 @@ pub async fn update(
             row.webhook_secret = Set(webhook_secret.as_ref().map(|s| s.expose().clone()));
             if let Some(allowed) = changes.email_api_allowed {
                 row.email_api_allowed = Set(allowed);
+            }
+            if let Some(template) = &changes.group_link_template {
+                row.group_link_template = Set(template.as_ref().map(|t| t.as_str().to_owned()));
             }
             row.updated_at = Set(now());
             let row = row

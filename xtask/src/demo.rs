@@ -189,6 +189,7 @@ async fn demo() -> anyhow::Result<()> {
             webhook_secret: WEBHOOK_SECRET.into(),
             email_api_allowed: false,
             request_id: String::new(),
+            group_link_template: String::new(),
         })
         .await?;
 
@@ -239,6 +240,7 @@ async fn demo() -> anyhow::Result<()> {
             description: "Two error groups point at the cart".into(),
             fields: None,
             request_id: "demo-create-1".into(),
+            acting_user_id: 0,
         })
         .await?
         .into_inner();

@@ -74,6 +74,10 @@ pub const RULES: &[(&str, &[RoleKind])] = &[
         SYNC,
     ),
     (
+        "/assignment.v1.ExternalIssueService/DeleteExternalIssue",
+        SYNC,
+    ),
+    (
         "/assignment.v1.ExternalIssueService/SyncAssigneeInbound",
         SYNC,
     ),

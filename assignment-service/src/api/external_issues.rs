@@ -612,6 +612,40 @@ impl pb::external_issue_service_server::ExternalIssueService for ExternalIssueAp
         }))
     }
 
+    async fn delete_external_issue(
+        &self,
+        request: Request<pb::DeleteExternalIssueRequest>,
+    ) -> Result<Response<pb::DeleteExternalIssueResponse>, Status> {
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let issue = issue_ref(&mut v, "issue", r.issue, false);
+        let request_id = request_id(&mut v, &r.request_id);
+        let m = v
+            .finish_with(|| {
+                Some(Mutation {
+                    command: issue?,
+                    request_id: request_id?,
+                })
+            })
+            .map_err(AssignmentError::InvalidArgument)?
+            .traced();
+        record_key(&m.command);
+        let retired = retrying(|| {
+            external_issues::retire(&self.db, m.command.clone(), m.request_id.as_ref())
+        })
+        .await?;
+        self.waker.wake();
+        Ok(Response::new(pb::DeleteExternalIssueResponse {
+            retired: retired
+                .into_iter()
+                .map(|r| pb::RetiredExternalIssue {
+                    organization_id: r.organization_id.get(),
+                    unlinked_group_ids: r.unlinked.into_iter().map(GroupId::get).collect(),
+                })
+                .collect(),
+        }))
+    }
+
     async fn move_external_issue(
         &self,
         request: Request<pb::MoveExternalIssueRequest>,

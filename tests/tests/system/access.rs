@@ -82,6 +82,10 @@ const MATRIX: &[(&str, &str)] = &[
     ),
     ("/assignment.v1.ExternalIssueService/ResetWatermarks", "A"),
     (
+        "/assignment.v1.ExternalIssueService/DeleteExternalIssue",
+        "AS",
+    ),
+    (
         "/assignment.v1.ExternalIssueService/WatchOutboundSyncs",
         "AS",
     ),
@@ -98,8 +102,11 @@ const MATRIX: &[(&str, &str)] = &[
     ("/tracker.v1.TrackerService/GetIntegration", "AO"),
     ("/tracker.v1.TrackerService/ListIntegrations", "A"),
     ("/tracker.v1.TrackerService/GetCreateIssueConfig", "AO"),
+    ("/tracker.v1.TrackerService/SearchJira", "AO"),
     ("/tracker.v1.TrackerService/CreateIssue", "AO"),
     ("/tracker.v1.TrackerService/GetIssueCreation", "AO"),
+    ("/tracker.v1.TrackerService/GetLinkIssueConfig", "AO"),
+    ("/tracker.v1.TrackerService/LinkIssue", "AO"),
     ("/tracker.v1.TrackerService/ListWebhookDeliveries", "A"),
     ("/tracker.v1.TrackerService/GetWebhookDelivery", "A"),
     ("/tracker.v1.TrackerService/RetryWebhookDelivery", "A"),

@@ -67,6 +67,7 @@ fn create_request(
         description: "example bug report".into(),
         fields: struct_of(fields),
         request_id: request_id.into(),
+        acting_user_id: 0,
     }
 }
 
@@ -407,6 +408,7 @@ async fn create_integration(tracker: &TrackerApp, jira: &JiraSim) {
             webhook_secret: "s3cret-webhook-0123".into(),
             email_api_allowed: false,
             request_id: String::new(),
+            group_link_template: String::new(),
         })
         .await
         .unwrap();
@@ -506,6 +508,7 @@ async fn each_auth_mode_sends_the_right_authorization() {
                 webhook_secret: "s3cret-webhook-0123".into(),
                 email_api_allowed: false,
                 request_id: String::new(),
+                group_link_template: String::new(),
             })
             .await
             .unwrap();
@@ -514,6 +517,8 @@ async fn each_auth_mode_sends_the_right_authorization() {
                 integration_id: id.into(),
                 project_id: "10000".into(),
                 issue_type_id: "1".into(),
+                organization_id: 0,
+                acting_user_id: 0,
             })
             .await
             .unwrap();
@@ -582,6 +587,8 @@ async fn the_create_form_follows_sentrys_config() {
             integration_id: JIRA.into(),
             project_id: String::new(),
             issue_type_id: String::new(),
+            organization_id: 0,
+            acting_user_id: 0,
         })
         .await
         .unwrap()

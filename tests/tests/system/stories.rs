@@ -148,6 +148,7 @@ async fn story_create_assign_reassign_resolve() {
             description: "Seen 1,204 times".into(),
             fields: None,
             request_id: "story-create".into(),
+            acting_user_id: 0,
         })
         .await
         .unwrap()

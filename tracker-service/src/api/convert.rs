@@ -16,7 +16,7 @@ use service_runtime::time::to_timestamp;
 use super::Mutation;
 use crate::domain::delivery::{DeliveryAction, DeliveryRecord, DeliveryState};
 use crate::domain::sync::SyncOutcome;
-use crate::domain::{AuthMode, BaseUrl, Credentials, IntegrationSummary};
+use crate::domain::{AuthMode, BaseUrl, Credentials, GroupLinkTemplate, IntegrationSummary};
 use crate::error::TrackerError;
 use crate::integrations::{IntegrationChanges, NewIntegration};
 use crate::issues::{CreateIssueCommand, CreatedIssue, FormSnapshot, LinkState};
@@ -147,6 +147,15 @@ impl TryFrom<pb::CreateIntegrationRequest> for Mutation<NewIntegration> {
         } else {
             webhook_secret(&mut v, &r.webhook_secret).map(Some)
         };
+        let group_link_template = if r.group_link_template.trim().is_empty() {
+            Some(None)
+        } else {
+            v.check(
+                "group_link_template",
+                GroupLinkTemplate::parse(&r.group_link_template),
+            )
+            .map(Some)
+        };
         Ok(v.finish_with(|| {
             Some(Mutation {
                 command: NewIntegration {
@@ -156,6 +165,7 @@ impl TryFrom<pb::CreateIntegrationRequest> for Mutation<NewIntegration> {
                     credentials: credentials?,
                     webhook_secret: webhook_secret?,
                     email_api_allowed: r.email_api_allowed,
+                    group_link_template: group_link_template?,
                 },
                 request_id: request_id?,
             })
@@ -186,6 +196,13 @@ impl TryFrom<pb::UpdateIntegrationRequest> for Mutation<IntegrationChanges> {
             None => Some(None),
             Some(raw) => display_name(&mut v, raw).map(Some),
         };
+        let group_link_template = match r.group_link_template.as_deref().map(str::trim) {
+            None => Some(None),
+            Some("") => Some(Some(None)),
+            Some(raw) => v
+                .check("group_link_template", GroupLinkTemplate::parse(raw))
+                .map(|t| Some(Some(t))),
+        };
         Ok(v.finish_with(|| {
             Some(Mutation {
                 command: IntegrationChanges {
@@ -195,6 +212,7 @@ impl TryFrom<pb::UpdateIntegrationRequest> for Mutation<IntegrationChanges> {
                     credentials: credentials?,
                     webhook_secret: webhook_secret?,
                     email_api_allowed: r.email_api_allowed,
+                    group_link_template: group_link_template?,
                 },
                 request_id: request_id?,
             })
@@ -220,6 +238,10 @@ impl From<IntegrationSummary> for pb::Integration {
             credential_set: true,
             webhook_secret_set: s.webhook_secret_set,
             email_api_allowed: s.email_api_allowed,
+            group_link_template: s
+                .group_link_template
+                .map(|t| t.as_str().to_owned())
+                .unwrap_or_default(),
             create_time: Some(to_timestamp(s.created_at)),
             update_time: Some(to_timestamp(s.updated_at)),
         }
@@ -351,6 +373,7 @@ impl TryFrom<pb::CreateIssueRequest> for Mutation<CreateIssueCommand> {
                     integration_id: integration_id?,
                     organization_id: r.organization_id,
                     group_ids: r.group_ids.clone(),
+                    acting_user_id: (r.acting_user_id > 0).then_some(r.acting_user_id),
                     form: FormSnapshot {
                         project_id: project_id?,
                         issue_type_id: issue_type_id?,
@@ -408,7 +431,8 @@ impl From<FormField> for pb::FormField {
                 .map(|(value, label)| pb::FieldChoice { value, label })
                 .collect(),
             default_value: f.default,
-            search_url: f.search_url,
+            search_url: String::new(),
+            search_field: f.search_field,
             multiple: f.multiple,
             help_text: f.help_text,
             schema_type: f.schema_type,

@@ -3,6 +3,7 @@
 
 pub mod access;
 mod convert;
+mod link;
 mod outbound;
 
 use proto::tracker::v1 as pb;
@@ -21,7 +22,7 @@ use crate::error::{Reason, TrackerError};
 use crate::integrations;
 use crate::integrations::{IntegrationChanges, NewIntegration};
 use crate::issues::CreateIssueCommand;
-use crate::issues::{FormRequest, IssueService};
+use crate::issues::{FormRequest, IssueService, SearchRequest};
 use crate::jira::JiraClient;
 use crate::jira::targets::TargetPolicy;
 use crate::webhooks::inbox;
@@ -226,6 +227,16 @@ impl pb::tracker_service_server::TrackerService for TrackerApi {
         let mut v = Violations::new();
         let id = integration_id(&mut v, "integration_id", &r.integration_id);
         let id = v.finish_with(|| id).map_err(TrackerError::from)?;
+        if let Some(own) = scope
+            && r.organization_id != 0
+            && r.organization_id != own
+        {
+            return Err(TrackerError::NotFound {
+                resource: "organization",
+                id: r.organization_id.to_string(),
+            }
+            .into());
+        }
         self.check_installed(scope, &id).await?;
         let config = self
             .issues
@@ -233,12 +244,56 @@ impl pb::tracker_service_server::TrackerService for TrackerApi {
                 integration_id: id,
                 project_id: r.project_id,
                 issue_type_id: r.issue_type_id,
+                organization_id: (r.organization_id > 0).then_some(r.organization_id),
+                acting_user_id: (r.acting_user_id > 0).then_some(r.acting_user_id),
             })
             .await?;
         Ok(Response::new(pb::GetCreateIssueConfigResponse {
             fields: config.fields.into_iter().map(Into::into).collect(),
             project_id: config.project_id,
             issue_type_id: config.issue_type_id,
+        }))
+    }
+
+    async fn search_jira(
+        &self,
+        request: Request<pb::SearchJiraRequest>,
+    ) -> Result<Response<pb::SearchJiraResponse>, Status> {
+        let scope = scope(&request);
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let id = integration_id(&mut v, "integration_id", &r.integration_id);
+        if r.field.trim().is_empty() {
+            v.add("field", "field is a required parameter");
+        }
+        v.check(
+            "field",
+            service_runtime::text::token(r.field.trim(), 0, 255),
+        );
+        if r.query.trim().is_empty() {
+            v.add("query", "query is a required parameter");
+        }
+        v.check("query", service_runtime::text::line(&r.query, 255));
+        v.check(
+            "project_id",
+            service_runtime::text::token(r.project_id.trim(), 0, 64),
+        );
+        let id = v.finish_with(|| id).map_err(TrackerError::from)?;
+        self.check_installed(scope, &id).await?;
+        let choices = self
+            .issues
+            .search(SearchRequest {
+                integration_id: id,
+                field: r.field.trim().to_owned(),
+                query: r.query.trim().to_owned(),
+                project_id: Some(r.project_id.trim().to_owned()).filter(|p| !p.is_empty()),
+            })
+            .await?;
+        Ok(Response::new(pb::SearchJiraResponse {
+            choices: choices
+                .into_iter()
+                .map(|(value, label)| pb::FieldChoice { value, label })
+                .collect(),
         }))
     }
 
@@ -297,6 +352,7 @@ impl pb::tracker_service_server::TrackerService for TrackerApi {
             integration_id: creation.integration_id.to_string(),
             organization_id: creation.organization_id,
             group_ids: creation.group_ids,
+            comment_state: pb::CommentState::from(creation.comment_state).into(),
         }))
     }
 
@@ -394,5 +450,19 @@ impl pb::tracker_service_server::TrackerService for TrackerApi {
         request: Request<pb::RetryOutboundSyncRequest>,
     ) -> Result<Response<pb::RetryOutboundSyncResponse>, Status> {
         self.retry_outbound_sync_impl(request).await
+    }
+
+    async fn get_link_issue_config(
+        &self,
+        request: Request<pb::GetLinkIssueConfigRequest>,
+    ) -> Result<Response<pb::GetLinkIssueConfigResponse>, Status> {
+        self.get_link_issue_config_impl(request).await
+    }
+
+    async fn link_issue(
+        &self,
+        request: Request<pb::LinkIssueRequest>,
+    ) -> Result<Response<pb::LinkIssueResponse>, Status> {
+        self.link_issue_impl(request).await
     }
 }

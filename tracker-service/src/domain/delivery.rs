@@ -67,6 +67,8 @@ pub struct IssueEvent {
     pub changes: Option<Vec<ChangeItem>>,
     /// The payload's `timestamp` (when Jira sent the event), when present.
     pub sent_at: Option<DateTime<Utc>>,
+    /// `jira:issue_deleted`: the issue is gone; its links are retired.
+    pub deleted: bool,
 }
 
 /// How a well-formed body is classified.
@@ -170,6 +172,19 @@ pub fn classify(body: &[u8]) -> Result<Classified, PayloadError> {
         },
         _ => AssigneeSnapshot::Nobody,
     };
+    if event_type == "jira:issue_deleted" {
+        return Ok(Classified::Actionable(IssueEvent {
+            event_type,
+            jira_issue_id,
+            key,
+            updated,
+            assignee,
+            changelog_id: None,
+            changes: None,
+            sent_at,
+            deleted: true,
+        }));
+    }
     let changelog = root.get("changelog").and_then(Value::as_object);
     let Some(changelog) = changelog else {
         return ignored("no changelog: nothing changed that sync follows".into());
@@ -200,6 +215,7 @@ pub fn classify(body: &[u8]) -> Result<Classified, PayloadError> {
         changelog_id: text(changelog.get("id")),
         changes: Some(changes),
         sent_at,
+        deleted: false,
     }))
 }
 

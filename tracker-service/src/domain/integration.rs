@@ -181,10 +181,58 @@ pub struct Integration {
     pub webhook_secret: Option<Secret<String>>,
     /// Whether the e-mail API may be called for hidden assignee addresses.
     pub email_api_allowed: bool,
+    /// The link back to a group, when configured.
+    pub group_link_template: Option<GroupLinkTemplate>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+}
+
+/// The link back to a group that issues carry: an http(s) URL with a
+/// `{group_id}` placeholder and optionally `{organization}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupLinkTemplate(String);
+
+/// The longest template accepted, in characters.
+pub const MAX_GROUP_LINK_TEMPLATE_CHARS: usize = 500;
+
+impl GroupLinkTemplate {
+    /// Parses a template.
+    ///
+    /// # Errors
+    /// When it is not an http(s) URL with `{group_id}`, or too long, or has
+    /// spaces or control characters.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if raw.chars().count() > MAX_GROUP_LINK_TEMPLATE_CHARS {
+            return Err(format!(
+                "is longer than {MAX_GROUP_LINK_TEMPLATE_CHARS} characters"
+            ));
+        }
+        if !(raw.starts_with("https://") || raw.starts_with("http://")) {
+            return Err("must be an http:// or https:// URL".into());
+        }
+        if !raw.contains("{group_id}") {
+            return Err("must contain the {group_id} placeholder".into());
+        }
+        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("must not contain spaces or control characters".into());
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The template as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The link to one group.
+    pub fn render(&self, organization_id: i64, group_id: i64) -> String {
+        self.0
+            .replace("{organization}", &organization_id.to_string())
+            .replace("{group_id}", &group_id.to_string())
+    }
 }
 
 /// What the API may show of an integration: everything but the secrets.
@@ -206,6 +254,8 @@ pub struct IntegrationSummary {
     pub webhook_secret_set: bool,
     /// Whether the e-mail API may be used.
     pub email_api_allowed: bool,
+    /// The link back to a group, when configured.
+    pub group_link_template: Option<GroupLinkTemplate>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -229,6 +279,7 @@ impl Integration {
             connect_client_key,
             webhook_secret_set: self.webhook_secret.is_some(),
             email_api_allowed: self.email_api_allowed,
+            group_link_template: self.group_link_template.clone(),
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
@@ -269,6 +320,7 @@ mod tests {
             },
             webhook_secret: Some(Secret::new("hook-secret".into())),
             email_api_allowed: false,
+            group_link_template: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         };

@@ -7,4 +7,6 @@ pub mod integration;
 pub mod outbound;
 pub mod sync;
 
-pub use integration::{AuthMode, BaseUrl, Credentials, Integration, IntegrationSummary};
+pub use integration::{
+    AuthMode, BaseUrl, Credentials, GroupLinkTemplate, Integration, IntegrationSummary,
+};

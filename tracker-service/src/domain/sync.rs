@@ -127,3 +127,21 @@ pub struct GroupEffect {
     /// What happened to it.
     pub outcome: SyncOutcome,
 }
+
+/// An issue deleted in Jira: its records are retired everywhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteSync {
+    /// The issue.
+    pub issue: IssueRef,
+    /// Makes a repeat harmless (derived from the delivery).
+    pub request_id: RequestId,
+}
+
+/// What a deletion did to one organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retired {
+    /// The organization.
+    pub organization_id: i64,
+    /// Its groups that were linked, now unlinked.
+    pub unlinked_group_ids: Vec<i64>,
+}

@@ -26,7 +26,7 @@ use service_runtime::ids::{IntegrationId, IssueKey, JiraIssueId, RequestId};
 use service_runtime::time::now;
 use sha2::{Digest as _, Sha256};
 
-use super::{CreatedIssue, IssueCreation, IssueService, LinkState};
+use super::{CommentState, CreatedIssue, IssueCreation, IssueService, LinkState};
 use crate::assignment_client::{CallContext, CallError};
 use crate::domain::sync::LinkRequest;
 use crate::domain::{AuthMode, Integration};
@@ -51,6 +51,9 @@ pub struct CreateIssueCommand {
     pub group_ids: Vec<i64>,
     /// The form values.
     pub form: FormSnapshot,
+    /// The assignment service's user creating the issue, whose reporter
+    /// choice is remembered for their next form.
+    pub acting_user_id: Option<i64>,
 }
 
 /// The form values, serialisable for the request fingerprint.
@@ -91,8 +94,33 @@ fn marker_for(creation_id: &str) -> String {
     format!("{MARKER_PREFIX}{}", hex::encode(&digest[..8]))
 }
 
-fn generated_id() -> String {
+pub(super) fn generated_id() -> String {
     format!("generated-{:032x}", rand::random::<u128>())
+}
+
+/// The description with a line pointing back at each group first (as
+/// Sentry's description starts with its link to the issue), in Jira's wiki
+/// markup: `Error group: [group 12|https://…/12]`.
+pub fn with_back_links(
+    description: &str,
+    template: &crate::domain::GroupLinkTemplate,
+    organization_id: i64,
+    group_ids: &[i64],
+) -> String {
+    let links: Vec<String> = group_ids
+        .iter()
+        .map(|g| {
+            format!(
+                "Error group: [group {g}|{}]",
+                template.render(organization_id, *g)
+            )
+        })
+        .collect();
+    if description.trim().is_empty() {
+        links.join("\n")
+    } else {
+        format!("{}\n\n{description}", links.join("\n"))
+    }
 }
 
 /// The form with the marker label added (when labels are on the screen).
@@ -185,10 +213,18 @@ impl IssueService {
     fn shape(
         integration: &Integration,
         issue_type: &IssueTypeMeta,
-        form: &FormSnapshot,
+        command: &CreateIssueCommand,
         marker: &str,
     ) -> Result<serde_json::Value, TrackerError> {
-        let form = with_marker(form.to_form(), marker);
+        let mut form = with_marker(command.form.to_form(), marker);
+        if let Some(template) = &integration.group_link_template {
+            form.description = with_back_links(
+                &form.description,
+                template,
+                command.organization_id,
+                &command.group_ids,
+            );
+        }
         transform(&form, issue_type, user_id_field(integration))
             .map(serde_json::Value::Object)
             .map_err(|errors| {
@@ -230,7 +266,11 @@ impl IssueService {
             }
             return match row.state.as_str() {
                 "created" => view(row),
-                _ => self.resume(row, &command, &integration).await,
+                _ => {
+                    let creation = self.resume(row, &command, &integration).await?;
+                    self.remember_defaults(&command).await;
+                    Ok(creation)
+                }
             };
         }
 
@@ -240,7 +280,7 @@ impl IssueService {
         } else {
             String::new()
         };
-        let fields = Self::shape(&integration, &issue_type, &command.form, &marker)?;
+        let fields = Self::shape(&integration, &issue_type, &command, &marker)?;
         let time = now();
         let row = issue_creation::ActiveModel {
             id: Set(creation_id.clone()),
@@ -261,6 +301,9 @@ impl IssueService {
             next_link_at: Set(None),
             created_at: Set(time),
             updated_at: Set(time),
+            kind: Set("create".into()),
+            comment: Set(String::new()),
+            comment_state: Set(CommentState::None.as_str().into()),
         };
         let row = self
             .db
@@ -273,7 +316,25 @@ impl IssueService {
                     e.into()
                 }
             })?;
-        self.post(row, &integration, &fields).await
+        let creation = self.post(row, &integration, &fields).await?;
+        self.remember_defaults(&command).await;
+        Ok(creation)
+    }
+
+    /// Remembers the form's project, issue type, priority, labels and
+    /// reporter for the next form; a failure only costs the pre-filling.
+    async fn remember_defaults(&self, command: &CreateIssueCommand) {
+        if let Err(error) = super::defaults::remember(
+            &self.db,
+            &command.integration_id,
+            command.organization_id,
+            command.acting_user_id,
+            &command.form,
+        )
+        .await
+        {
+            tracing::warn!(%error, "could not remember the create form's defaults");
+        }
     }
 
     /// Posts the issue for a `posting` row and records what happened.
@@ -361,7 +422,7 @@ impl IssueService {
             ));
         }
         let issue_type = self.issue_type_meta(integration, &command.form).await?;
-        let fields = Self::shape(integration, &issue_type, &command.form, &row.marker)?;
+        let fields = Self::shape(integration, &issue_type, command, &row.marker)?;
         self.post(row, integration, &fields).await
     }
 
@@ -491,6 +552,8 @@ pub(super) fn view(row: issue_creation::Model) -> Result<IssueCreation, TrackerE
             .map_err(|_| corrupt("integration id"))?,
         organization_id: row.organization_id,
         group_ids: serde_json::from_str(&row.group_ids).map_err(|_| corrupt("group ids"))?,
+        comment_state: CommentState::from_stored(&row.comment_state)
+            .ok_or_else(|| corrupt("comment state"))?,
     })
 }
 
@@ -504,6 +567,33 @@ mod tests {
         assert_ne!(marker_for("r-1"), marker_for("r-2"));
         assert!(marker_for("r-1").starts_with(MARKER_PREFIX));
         assert_eq!(marker_for("r-1").len(), MARKER_PREFIX.len() + 16);
+    }
+
+    #[test]
+    fn back_links_come_first_one_per_group() {
+        let template = crate::domain::GroupLinkTemplate::parse(
+            "https://errors.example.com/{organization}/issues/{group_id}",
+        )
+        .expect("template");
+        assert_eq!(
+            with_back_links("Steps to reproduce", &template, 7, &[12, 13]),
+            "Error group: [group 12|https://errors.example.com/7/issues/12]\n\
+             Error group: [group 13|https://errors.example.com/7/issues/13]\n\nSteps to reproduce"
+        );
+        assert_eq!(
+            with_back_links("", &template, 7, &[12]),
+            "Error group: [group 12|https://errors.example.com/7/issues/12]"
+        );
+        for bad in [
+            "ftp://x/{group_id}",
+            "https://x/issues",
+            "https://x/{group_id} y",
+        ] {
+            assert!(
+                crate::domain::GroupLinkTemplate::parse(bad).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -17,6 +17,10 @@ pub struct FormRequest {
     pub project_id: String,
     /// Issue type id, or empty.
     pub issue_type_id: String,
+    /// The organization whose remembered defaults pre-fill the form.
+    pub organization_id: Option<i64>,
+    /// The user whose remembered reporter pre-fills the form.
+    pub acting_user_id: Option<i64>,
 }
 
 /// The form and what it was built for.
@@ -39,16 +43,39 @@ impl IssueService {
     pub async fn form_config(&self, request: FormRequest) -> Result<IssueFormConfig, TrackerError> {
         let integration = integrations::load(self.db.conn(), &request.integration_id).await?;
         let site = self.jira.site(&integration);
-        let projects = site.projects().await?.values;
-        let project_id = if request.project_id.is_empty() {
+        let projects = site.all_projects().await?;
+        let defaults = match request.organization_id {
+            Some(org) => {
+                super::defaults::recall(
+                    self.db.conn(),
+                    &integration.id,
+                    org,
+                    request.acting_user_id,
+                )
+                .await?
+            }
+            None => std::collections::BTreeMap::new(),
+        };
+        // A remembered project the account no longer sees is skipped.
+        let remembered_project = defaults
+            .get("project")
+            .filter(|id| projects.iter().any(|p| &p.id == *id));
+        let project_id = if !request.project_id.is_empty() {
+            request.project_id.clone()
+        } else if let Some(id) = remembered_project {
+            id.clone()
+        } else {
             projects.first().map(|p| p.id.clone()).ok_or_else(|| {
                 TrackerError::refused(
                     Reason::NoJiraProjects,
                     "the integration's Jira account sees no project",
                 )
             })?
+        };
+        let wanted_type = if request.issue_type_id.is_empty() {
+            defaults.get("issuetype").cloned().unwrap_or_default()
         } else {
-            request.project_id.clone()
+            request.issue_type_id.clone()
         };
         let meta = self.create_meta(&integration, &project_id).await?;
         let project = meta.projects.first().ok_or_else(|| {
@@ -60,7 +87,7 @@ impl IssueService {
         let issue_type = project
             .issuetypes
             .iter()
-            .find(|t| t.id == request.issue_type_id)
+            .find(|t| t.id == wanted_type)
             .or_else(|| project.issuetypes.first())
             .ok_or_else(|| {
                 TrackerError::invalid_field(
@@ -71,7 +98,11 @@ impl IssueService {
                     ),
                 )
             })?;
-        let priorities = if issue_type.fields.contains("priority") {
+        let needs_global_priorities = issue_type
+            .fields
+            .get("priority")
+            .is_some_and(|p| p.allowed_values.as_deref().unwrap_or_default().is_empty());
+        let priorities = if needs_global_priorities {
             site.priorities().await?
         } else {
             Vec::new()
@@ -81,15 +112,33 @@ impl IssueService {
         } else {
             Vec::new()
         };
-        let search_url = format!("/integrations/{}/search?field=", integration.id);
-        let fields = build(&FormInput {
+        let mut fields = build(&FormInput {
             projects: &projects,
             project,
             issue_type,
             priorities: &priorities,
             versions: &versions,
-            search_url: &search_url,
         });
+        for field in &mut fields {
+            let Some(value) = defaults.get(&field.name) else {
+                continue;
+            };
+            match field.name.as_str() {
+                "priority" | "labels" => field.default = value.clone(),
+                "reporter" => {
+                    // Labelled as Jira names the user; a user Jira no longer
+                    // knows is not offered.
+                    if let Ok(user) = site.user(value).await {
+                        field.default = value.clone();
+                        field.choices = vec![(
+                            value.clone(),
+                            user.display_name.unwrap_or_else(|| value.clone()),
+                        )];
+                    }
+                }
+                _ => {}
+            }
+        }
         Ok(IssueFormConfig {
             fields,
             project_id: project.id.clone(),

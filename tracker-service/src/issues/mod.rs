@@ -2,8 +2,11 @@
 //! the durable link to the assignment service.
 
 mod create;
+mod defaults;
 mod form_config;
+mod link;
 mod linker;
+mod search;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +18,9 @@ use tokio::sync::Notify;
 
 pub use create::{CreateIssueCommand, FormSnapshot, MARKER_PREFIX};
 pub use form_config::{FormRequest, IssueFormConfig};
+pub use link::{LinkIssueCommand, link_form};
 pub use linker::run_linker;
+pub use search::SearchRequest;
 
 use crate::assignment_client::AssignmentClient;
 use crate::jira::JiraClient;
@@ -54,6 +59,38 @@ impl LinkState {
     }
 }
 
+/// Whether the comment a LinkIssue asked for is on the Jira issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommentState {
+    /// No comment was asked for.
+    None,
+    /// Not posted yet (a repeat of the LinkIssue call posts it).
+    Pending,
+    /// Posted.
+    Posted,
+}
+
+impl CommentState {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Pending => "pending",
+            Self::Posted => "posted",
+        }
+    }
+
+    /// Reads the stored spelling back.
+    pub fn from_stored(s: &str) -> Option<Self> {
+        match s {
+            "none" => Some(Self::None),
+            "pending" => Some(Self::Pending),
+            "posted" => Some(Self::Posted),
+            _ => None,
+        }
+    }
+}
+
 /// A created Jira issue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedIssue {
@@ -84,6 +121,8 @@ pub struct IssueCreation {
     pub organization_id: i64,
     /// The groups.
     pub group_ids: Vec<i64>,
+    /// The comment a LinkIssue asked for (`None` for creations).
+    pub comment_state: CommentState,
 }
 
 /// Settings of issue creation.

@@ -20,8 +20,9 @@ use serde_json::Value;
 use super::connect_jwt;
 use super::error::{JiraError, capped};
 use super::model::{
-    CreateMeta, CreatedIssue, Issue, IssueState, IssueTypeStatuses, JiraUser, Named, ProjectPage,
-    ProjectRef, SearchResult, Status, Transitions, UserEmail,
+    Comments, CreateMeta, CreateMetaProject, CreatedIssue, FieldMeta, FieldPage, Issue, IssueState,
+    IssueTypeMeta, IssueTypePage, IssueTypeStatuses, JiraUser, Named, OrderedFields, ProjectPage,
+    ProjectRef, SearchResult, Status, Suggestions, Transitions, UserEmail,
 };
 use super::targets::TargetPolicy;
 use crate::domain::{Credentials, Integration};
@@ -275,11 +276,83 @@ impl Site<'_> {
         parse(answer)
     }
 
-    /// Create metadata of one project (with issue types and fields).
+    /// Create metadata of one project (issue types with their fields) from the
+    /// current endpoints (`/issue/createmeta/{project}/issuetypes[/{id}]`, Jira
+    /// Cloud and Data Center 8.4+), following their pages; when Jira does not
+    /// have them (404: Data Center before 8.4), from the deprecated
+    /// `/issue/createmeta?projectIds=…&expand=…`.
     ///
     /// # Errors
     /// Jira's error.
     pub async fn create_meta(&self, project_id: &str) -> Result<CreateMeta, JiraError> {
+        match self.create_meta_paged(project_id).await {
+            Err(JiraError::NotFound { .. }) => self.create_meta_legacy(project_id).await,
+            other => other,
+        }
+    }
+
+    async fn create_meta_paged(&self, project_id: &str) -> Result<CreateMeta, JiraError> {
+        let project = urlencode(project_id);
+        let mut types = Vec::new();
+        for _ in 0..MAX_METADATA_PAGES {
+            let page: IssueTypePage = self
+                .get(
+                    "createmeta_issuetypes",
+                    &format!(
+                        "/rest/api/2/issue/createmeta/{project}/issuetypes?startAt={}&maxResults=50",
+                        types.len()
+                    ),
+                )
+                .await?;
+            let done = page_done(
+                page.issue_types.len(),
+                types.len(),
+                page.total,
+                page.is_last,
+            );
+            types.extend(page.issue_types);
+            if done {
+                break;
+            }
+        }
+        let mut issuetypes = Vec::with_capacity(types.len());
+        for issue_type in types {
+            let mut fields: Vec<(String, FieldMeta)> = Vec::new();
+            for _ in 0..MAX_METADATA_PAGES {
+                let page: FieldPage = self
+                    .get(
+                        "createmeta_fields",
+                        &format!(
+                            "/rest/api/2/issue/createmeta/{project}/issuetypes/{}?startAt={}&maxResults=50",
+                            urlencode(&issue_type.id),
+                            fields.len()
+                        ),
+                    )
+                    .await?;
+                let done = page_done(page.fields.len(), fields.len(), page.total, page.is_last);
+                fields.extend(page.fields.into_iter().map(|f| (f.field_id, f.meta)));
+                if done {
+                    break;
+                }
+            }
+            issuetypes.push(IssueTypeMeta {
+                id: issue_type.id,
+                name: issue_type.name,
+                fields: OrderedFields(fields),
+            });
+        }
+        let project = self.project(project_id).await?;
+        Ok(CreateMeta {
+            projects: vec![CreateMetaProject {
+                id: project.id,
+                key: project.key,
+                name: project.name,
+                issuetypes,
+            }],
+        })
+    }
+
+    async fn create_meta_legacy(&self, project_id: &str) -> Result<CreateMeta, JiraError> {
         self.get(
             "createmeta",
             &format!(
@@ -376,12 +449,102 @@ impl Site<'_> {
     /// # Errors
     /// Jira's error.
     pub async fn search_label(&self, label: &str) -> Result<SearchResult, JiraError> {
-        let jql = format!("labels = \"{label}\"");
+        self.search(&format!("labels = \"{label}\""), 5).await
+    }
+
+    /// Issues matching a JQL query, with their summaries: Cloud's search
+    /// (`/rest/api/2/search/jql`, which replaced `/rest/api/2/search` there),
+    /// Data Center's `/rest/api/2/search`.
+    ///
+    /// # Errors
+    /// Jira's error.
+    pub async fn search(&self, jql: &str, max: u32) -> Result<SearchResult, JiraError> {
+        let path = if self.integration.credentials.addresses_users_by_name() {
+            "/rest/api/2/search"
+        } else {
+            "/rest/api/2/search/jql"
+        };
         self.get(
             "search",
             &format!(
-                "/rest/api/2/search?jql={}&fields=summary&maxResults=5",
-                urlencode(&jql)
+                "{path}?jql={}&fields=summary&maxResults={max}",
+                urlencode(jql)
+            ),
+        )
+        .await
+    }
+
+    /// One user, by account id (Data Center: user name).
+    ///
+    /// # Errors
+    /// Jira's error.
+    pub async fn user(&self, id: &str) -> Result<JiraUser, JiraError> {
+        let parameter = if self.integration.credentials.addresses_users_by_name() {
+            "username"
+        } else {
+            "accountId"
+        };
+        self.get(
+            "user",
+            &format!("/rest/api/2/user?{parameter}={}", urlencode(id)),
+        )
+        .await
+    }
+
+    /// One project, by id or key.
+    ///
+    /// # Errors
+    /// Jira's error.
+    pub async fn project(&self, id_or_key: &str) -> Result<ProjectRef, JiraError> {
+        self.get(
+            "project",
+            &format!("/rest/api/2/project/{}", urlencode(id_or_key)),
+        )
+        .await
+    }
+
+    /// Users who may be assigned issues of a project, matching `query` (Data
+    /// Center: `username=`).
+    ///
+    /// # Errors
+    /// Jira's error.
+    pub async fn assignable_users_for_project(
+        &self,
+        project_key: &str,
+        query: &str,
+    ) -> Result<Vec<JiraUser>, JiraError> {
+        let parameter = if self.integration.credentials.addresses_users_by_name() {
+            "username"
+        } else {
+            "query"
+        };
+        self.get(
+            "user_assignable_search",
+            &format!(
+                "/rest/api/2/user/assignable/search?project={}&{parameter}={}&maxResults=50",
+                urlencode(project_key),
+                urlencode(query)
+            ),
+        )
+        .await
+    }
+
+    /// JQL autocomplete suggestions for a field (`cf[10100]` for custom
+    /// fields).
+    ///
+    /// # Errors
+    /// Jira's error.
+    pub async fn autocomplete(
+        &self,
+        field_name: &str,
+        value: &str,
+    ) -> Result<Suggestions, JiraError> {
+        self.get(
+            "autocomplete",
+            &format!(
+                "/rest/api/2/jql/autocompletedata/suggestions?fieldName={}&fieldValue={}",
+                urlencode(field_name),
+                urlencode(value)
             ),
         )
         .await
@@ -510,6 +673,48 @@ impl Site<'_> {
         .await
     }
 
+    /// The issue's comments with their properties (the first 100).
+    ///
+    /// # Errors
+    /// Jira's error.
+    pub async fn comments(&self, key: &str) -> Result<Comments, JiraError> {
+        self.get(
+            "issue_comments",
+            &format!(
+                "/rest/api/2/issue/{}/comment?expand=properties&maxResults=100",
+                urlencode(key)
+            ),
+        )
+        .await
+    }
+
+    /// Adds a comment carrying the entity property `(property, value)`, by
+    /// which a retry recognises it. Not repeated when its outcome is unknown.
+    ///
+    /// # Errors
+    /// Jira's error.
+    pub async fn add_comment(
+        &self,
+        key: &str,
+        body: &str,
+        property: &str,
+        value: &Value,
+    ) -> Result<(), JiraError> {
+        let body = serde_json::json!({
+            "body": body,
+            "properties": [{ "key": property, "value": value }],
+        });
+        self.call(
+            "issue_comment",
+            Method::POST,
+            &format!("/rest/api/2/issue/{}/comment", urlencode(key)),
+            Some(&body),
+            Repeatable::OnlyIfNotProcessed,
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Creates an issue. Not repeated by the client when its outcome is unknown.
     ///
     /// # Errors
@@ -533,6 +738,18 @@ impl Site<'_> {
 
 /// The most pages of projects read (100 each).
 pub const MAX_PROJECT_PAGES: usize = 50;
+
+/// The most pages of create metadata read per list (50 items each).
+pub const MAX_METADATA_PAGES: usize = 20;
+
+/// Whether a page was the last: Data Center says so (`isLast`); Cloud gives
+/// the total; an empty page ends it either way.
+fn page_done(got: usize, before: usize, total: Option<u64>, is_last: Option<bool>) -> bool {
+    got == 0
+        || is_last == Some(true)
+        || total.is_some_and(|t| (before + got) as u64 >= t)
+        || (is_last.is_none() && total.is_none())
+}
 
 fn parse<T: DeserializeOwned>((status, body): (u16, String)) -> Result<T, JiraError> {
     serde_json::from_str(&body).map_err(|e| JiraError::Unreadable {

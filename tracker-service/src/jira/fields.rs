@@ -33,6 +33,29 @@ pub mod custom_types {
     pub const TEXTAREA: &str = "com.atlassian.jira.plugin.system.customfieldtypes:textarea";
 }
 
+/// Whether CreateIssue takes a list for this field (and the form offers it
+/// as `multiple`): array fields, except the sprint field, which takes one
+/// sprint although its schema says array.
+pub fn accepts_list(meta: &FieldMeta) -> bool {
+    let schema = meta.schema.clone().unwrap_or_default();
+    schema.kind.eq_ignore_ascii_case("array")
+        && schema.custom.as_deref() != Some(custom_types::SPRINT)
+}
+
+/// A number as Jira expects it: an integral value as an integer (`12`, not
+/// `12.0`), anything else as a float.
+pub fn number_json(n: f64) -> Value {
+    // Integers up to 2^53 are exact in an f64.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    if n.fract() == 0.0 && n.abs() < EXACT {
+        #[allow(clippy::cast_possible_truncation)]
+        let integer = n as i64;
+        json!(integer)
+    } else {
+        json!(n)
+    }
+}
+
 /// The longest summary Jira takes.
 pub const MAX_SUMMARY_CHARS: usize = 255;
 
@@ -154,7 +177,7 @@ fn shape_one(shape: &Shape, value: &FormValue, display_name: &str) -> Result<Val
         FormValue::Text(s) => s.clone(),
         FormValue::Number(n) => {
             if let Shape::Number = shape {
-                return Ok(json!(n));
+                return Ok(number_json(*n));
             }
             n.to_string()
         }
@@ -220,9 +243,7 @@ pub fn transform(
             continue;
         }
         let shape = shape_for(key, meta, users);
-        let schema = meta.schema.clone().unwrap_or_default();
-        let is_array = schema.kind.eq_ignore_ascii_case("array")
-            && schema.custom.as_deref() != Some(custom_types::SPRINT);
+        let is_array = accepts_list(meta);
         let display_name = if meta.name.is_empty() {
             key
         } else {

@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use super::fields::custom_types;
+use super::fields::{accepts_list, custom_types};
 use super::model::{CreateMetaProject, FieldMeta, IssueTypeMeta, Named, ProjectRef};
 
 /// How a form field is shown.
@@ -43,8 +43,8 @@ pub struct FormField {
     pub choices: Vec<(String, String)>,
     /// The default value, or empty.
     pub default: String,
-    /// Where async selects search.
-    pub search_url: String,
+    /// For async selects: the `field` SearchJira takes for its choices.
+    pub search_field: String,
     /// Whether it takes several values.
     pub multiple: bool,
     /// Jira's schema type, or empty.
@@ -54,7 +54,8 @@ pub struct FormField {
 }
 
 impl FormField {
-    fn new(name: &str, label: &str, kind: FieldKind) -> Self {
+    /// A field with nothing but its name, label and kind.
+    pub fn new(name: &str, label: &str, kind: FieldKind) -> Self {
         Self {
             name: name.to_owned(),
             label: label.to_owned(),
@@ -62,7 +63,7 @@ impl FormField {
             required: false,
             choices: Vec::new(),
             default: String::new(),
-            search_url: String::new(),
+            search_field: String::new(),
             multiple: false,
             schema_type: String::new(),
             help_text: String::new(),
@@ -83,8 +84,6 @@ pub struct FormInput<'a> {
     pub priorities: &'a [Named],
     /// The project's versions, for fix versions.
     pub versions: &'a [Named],
-    /// Where async selects search (field key appended).
-    pub search_url: &'a str,
 }
 
 /// `(value, label)` pairs from Jira's `allowedValues` (Sentry's `make_choices`):
@@ -119,7 +118,7 @@ fn named_choices(items: &[Named]) -> Vec<(String, String)> {
 
 /// The form field for one Jira field, or `None` when a form cannot fill it
 /// (Sentry's `build_dynamic_field`, with numbers shown as numbers).
-fn dynamic_field(key: &str, meta: &FieldMeta, search_url: &str) -> Option<FormField> {
+fn dynamic_field(key: &str, meta: &FieldMeta) -> Option<FormField> {
     let schema = meta.schema.clone().unwrap_or_default();
     let items = schema.items.as_deref().unwrap_or_default();
     let custom = schema.custom.as_deref().unwrap_or_default();
@@ -143,13 +142,13 @@ fn dynamic_field(key: &str, meta: &FieldMeta, search_url: &str) -> Option<FormFi
         || schema.kind == "issuelink"
     {
         field.kind = FieldKind::AsyncSelect;
-        field.search_url = format!("{search_url}{key}");
-        field.multiple = schema.kind == "array";
+        field.search_field = key.to_owned();
+        field.multiple = accepts_list(meta);
     } else if schema.kind == "timetracking" || matches!(items, "worklog" | "attachment") {
         return None;
     } else if schema.kind == "array" && items != "string" {
         field.kind = FieldKind::MultiSelect;
-        field.multiple = true;
+        field.multiple = accepts_list(meta);
         field.choices = make_choices(allowed);
     } else if schema.kind == "option" && !allowed.is_empty() {
         field.kind = FieldKind::Select;
@@ -259,11 +258,33 @@ fn build_unbounded(input: &FormInput<'_>) -> Vec<FormField> {
         if SKIPPED.contains(&key.as_str()) {
             continue;
         }
-        let Some(mut field) = dynamic_field(key, meta, input.search_url) else {
+        let Some(mut field) = dynamic_field(key, meta) else {
             continue;
         };
         match key.as_str() {
-            "priority" => field.choices = named_choices(input.priorities),
+            // The issue type's own priorities (a priority scheme may allow
+            // only some), with Jira's default; the global list only when the
+            // metadata has none.
+            "priority" => {
+                let allowed = meta.allowed_values.as_deref().unwrap_or_default();
+                if allowed.is_empty() {
+                    field.choices = named_choices(input.priorities);
+                } else {
+                    field.choices = make_choices(allowed);
+                }
+                if let Some(default) = meta
+                    .default_value
+                    .as_ref()
+                    .and_then(|d| d.get("id"))
+                    .and_then(|id| match id {
+                        Value::String(s) => Some(s.clone()),
+                        Value::Number(n) => Some(n.to_string()),
+                        _ => None,
+                    })
+                {
+                    field.default = default;
+                }
+            }
             "fixVersions" => field.choices = named_choices(input.versions),
             _ => {}
         }
@@ -294,7 +315,6 @@ mod tests {
             issue_type: &project.issuetypes[0],
             priorities: &[],
             versions: &[],
-            search_url: "/search/",
         });
         let summary: Vec<(&str, FieldKind, bool)> = form
             .iter()
@@ -349,7 +369,7 @@ mod tests {
                 ("Feature 2".to_owned(), "Feature 2".to_owned())
             ]
         );
-        assert_eq!(by_name("reporter").search_url, "/search/reporter");
+        assert_eq!(by_name("reporter").search_field, "reporter");
         assert_eq!(by_name("customfield_10400").label, "Epic Link");
         assert_eq!(by_name("customfield_10500").label, "Sprint");
     }
@@ -394,7 +414,6 @@ mod tests {
             issue_type: &issue_type,
             priorities: &priorities,
             versions: &versions,
-            search_url: "/s/",
         });
         let names: Vec<&str> = form.iter().skip(4).map(|f| f.name.as_str()).collect();
         assert_eq!(

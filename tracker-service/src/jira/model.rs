@@ -231,6 +231,115 @@ pub struct SearchHit {
     pub id: String,
     /// The issue key.
     pub key: String,
+    /// The fields asked for (`summary`).
+    #[serde(default)]
+    pub fields: IssueFields,
+}
+
+/// A page of `GET /rest/api/2/issue/createmeta/{project}/issuetypes`: Cloud
+/// names the list `issueTypes`, Data Center `values`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IssueTypePage {
+    /// The issue types of this page.
+    #[serde(default, alias = "values")]
+    pub issue_types: Vec<IssueTypeRef>,
+    /// How many there are in all (Cloud).
+    #[serde(default)]
+    pub total: Option<u64>,
+    /// Whether this is the last page (Data Center).
+    #[serde(default)]
+    pub is_last: Option<bool>,
+}
+
+/// An issue type, by id and name.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IssueTypeRef {
+    /// Its id.
+    #[serde(deserialize_with = "string_or_number")]
+    pub id: String,
+    /// Its name.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// A page of `GET /rest/api/2/issue/createmeta/{project}/issuetypes/{id}`:
+/// Cloud names the list `fields` (or `results`), Data Center `values`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldPage {
+    /// The fields of this page.
+    #[serde(default, alias = "values", alias = "results")]
+    pub fields: Vec<FieldEntry>,
+    /// How many there are in all (Cloud).
+    #[serde(default)]
+    pub total: Option<u64>,
+    /// Whether this is the last page (Data Center).
+    #[serde(default)]
+    pub is_last: Option<bool>,
+}
+
+/// One field of an issue type's create screen, with its key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldEntry {
+    /// The field's key (`summary`, `customfield_10200`, ...).
+    pub field_id: String,
+    /// The field's metadata.
+    #[serde(flatten)]
+    pub meta: FieldMeta,
+}
+
+/// `GET /rest/api/2/issue/{key}/comment?expand=properties`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Comments {
+    /// The comments (the first page).
+    #[serde(default)]
+    pub comments: Vec<Comment>,
+}
+
+/// A comment, with its entity properties when expanded.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Comment {
+    /// Its id.
+    #[serde(default, deserialize_with = "string_or_number_or_empty")]
+    pub id: String,
+    /// Its text.
+    #[serde(default)]
+    pub body: Value,
+    /// Its properties (`{key, value}`).
+    #[serde(default)]
+    pub properties: Vec<EntityProperty>,
+}
+
+/// An entity property.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EntityProperty {
+    /// Its key.
+    pub key: String,
+    /// Its value.
+    #[serde(default)]
+    pub value: Value,
+}
+
+/// `GET /rest/api/2/jql/autocompletedata/suggestions`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Suggestions {
+    /// The suggestions.
+    #[serde(default)]
+    pub results: Vec<Suggestion>,
+}
+
+/// One autocomplete suggestion.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Suggestion {
+    /// The value to submit.
+    #[serde(default)]
+    pub value: String,
+    /// The label, with HTML emphasis of the matched part.
+    #[serde(default)]
+    pub display_name: String,
 }
 
 /// `GET /rest/api/3/user/email` response.

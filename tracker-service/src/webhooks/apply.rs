@@ -32,7 +32,7 @@ use crate::domain::delivery::{
     AssigneeSnapshot, Classified, DeliveryAction, DeliveryRecord, IssueEvent, classify,
 };
 use crate::domain::sync::{
-    AssigneeSync, AssigneeTarget, IssueRef, MoveSync, StatusAction, StatusSync,
+    AssigneeSync, AssigneeTarget, DeleteSync, IssueRef, MoveSync, StatusAction, StatusSync,
 };
 use crate::error::TrackerError;
 use crate::integrations;
@@ -153,6 +153,26 @@ impl Applier {
         let request_id = |action: &str| {
             RequestId::derived(&[row.integration_id.as_str(), &row.delivery_key, action])
         };
+        if event.deleted {
+            let sync = DeleteSync {
+                issue: issue_ref(&integration, &event),
+                request_id: request_id("delete"),
+            };
+            let retired = self.assignment.delete_issue(&sync, &context).await?;
+            let groups: usize = retired.iter().map(|r| r.unlinked_group_ids.len()).sum();
+            actions.push(DeliveryAction {
+                summary: if retired.is_empty() {
+                    "deleted in Jira: no organization had the issue linked; nothing to do".into()
+                } else {
+                    format!(
+                        "deleted in Jira: unlinked {groups} group(s) in {} organization(s) and retired their records",
+                        retired.len()
+                    )
+                },
+                group_effects: Vec::new(),
+            });
+            return Ok(());
+        }
 
         if let (Some(previous), Some(new_key)) = (event.moved_from(), event.key.as_ref())
             && previous != new_key.as_str()

@@ -161,6 +161,7 @@ mod tests {
             credentials,
             webhook_secret: webhook_secret.map(|s| Secret::new(s.to_owned())),
             email_api_allowed: false,
+            group_link_template: None,
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
         }

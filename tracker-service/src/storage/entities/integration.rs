@@ -20,6 +20,7 @@ pub struct Model {
     pub email_api_allowed: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    pub group_link_template: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

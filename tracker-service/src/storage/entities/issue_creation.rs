@@ -29,6 +29,10 @@ pub struct Model {
     pub next_link_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    pub kind: String,
+    #[sea_orm(column_type = "Text")]
+    pub comment: String,
+    pub comment_state: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -2,6 +2,7 @@
 
 pub mod integration;
 pub mod issue_creation;
+pub mod issue_default;
 pub mod outbound_cursor;
 pub mod outbound_sync;
 pub mod status_mapping;

@@ -6,6 +6,7 @@ mod m20261126_000001_create_schema;
 mod m20261126_000002_inbox_claim_index;
 mod m20261129_000003_body_digest;
 mod m20261130_000004_outbound_sync;
+mod m20261130_000005_issue_flow;
 
 /// The tracker service's migrations.
 #[derive(Debug)]
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_inbox_claim_index::Migration),
             Box::new(m20261129_000003_body_digest::Migration),
             Box::new(m20261130_000004_outbound_sync::Migration),
+            Box::new(m20261130_000005_issue_flow::Migration),
         ]
     }
 }
