@@ -364,7 +364,42 @@ fn fixture_issue_types(state: &Shared, project: &str) -> Option<Vec<Value>> {
         return None;
     }
     let meta = fixture_json("createmeta_response.json");
-    meta["projects"][0]["issuetypes"].as_array().cloned()
+    let mut types = meta["projects"][0]["issuetypes"].as_array().cloned()?;
+    types.push(task_issue_type());
+    Some(types)
+}
+
+/// An issue type the current endpoints offer besides the fixture's Bug: a
+/// Task whose priority scheme allows two priorities (Medium by default) and
+/// with a number field.
+fn task_issue_type() -> Value {
+    json!({
+        "id": "3",
+        "name": "Task",
+        "fields": {
+            "summary": { "name": "Summary", "required": true, "schema": { "type": "string", "system": "summary" } },
+            "issuetype": { "name": "Issue Type", "required": true, "schema": { "type": "issuetype", "system": "issuetype" } },
+            "project": { "name": "Project", "required": true, "schema": { "type": "project", "system": "project" } },
+            "description": { "name": "Description", "required": false, "schema": { "type": "string", "system": "description" } },
+            "priority": {
+                "name": "Priority", "required": false,
+                "schema": { "type": "priority", "system": "priority" },
+                "allowedValues": [ { "id": "2", "name": "High" }, { "id": "3", "name": "Medium" } ],
+                "hasDefaultValue": true,
+                "defaultValue": { "id": "3", "name": "Medium" }
+            },
+            "labels": { "name": "Labels", "required": false, "schema": { "type": "array", "items": "string", "system": "labels" } },
+            "customfield_10600": {
+                "name": "Story Points", "required": false,
+                "schema": { "type": "number", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:float", "customId": 10600 }
+            },
+            "reporter": {
+                "name": "Reporter", "required": true,
+                "schema": { "type": "user", "system": "reporter" },
+                "autoCompleteUrl": "https://jira.example/rest/api/2/user/search?query="
+            }
+        }
+    })
 }
 
 fn createmeta_issue_types(state: &Shared, project: &str, query: &str) -> Response {

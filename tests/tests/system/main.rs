@@ -9,6 +9,7 @@ mod foundation;
 mod group_actions;
 mod hardening;
 mod inbound_sync;
+mod issue_flow;
 mod links;
 mod postgres;
 mod security;
