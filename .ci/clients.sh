@@ -110,6 +110,12 @@ cat "$WORK/subscribe.out"
 grep -q NOTIFICATION_KIND_ASSIGNED "$WORK/subscribe.out"
 grep -q NOTIFICATION_KIND_RESOLVED "$WORK/subscribe.out"
 
+step "logs written to files carry no colour codes"
+for log in "$WORK/assignment.log" "$WORK/tracker.log"; do
+  if grep -q $'\x1b\[' "$log"; then echo "ANSI colour codes in $log"; exit 1; fi
+  grep -q INFO "$log" || { echo "no log lines in $log"; exit 1; }
+done
+
 step "Python grpcio: stubs from proto/, story 1"
 mkdir -p "$WORK/gen"
 python -m grpc_tools.protoc -I proto -I proto/third_party \

@@ -13,7 +13,8 @@ use service_runtime::metrics::{Labels, MetricsBuilder};
 pub struct StreamMetrics {
     /// Notifications committed, as this process's tailer saw them.
     pub notifications: Counter,
-    /// The newest sequence the tailer published.
+    /// The newest committed sequence this process knows of: its own commits
+    /// as they commit, other replicas' as its tailer reads them.
     pub head: Gauge,
     /// Live subscriptions.
     pub subscribers: Gauge,
@@ -47,7 +48,7 @@ impl StreamMetrics {
         );
         registry.register(
             "notification_head_sequence",
-            "The newest notification sequence this process has read",
+            "The newest committed notification sequence this process knows of (its own commits at once, other replicas' as it reads them)",
             this.head.clone(),
         );
         registry.register(

@@ -41,6 +41,11 @@ pub struct NotificationDraft {
     pub activity_id: ActivityId,
     /// The W3C trace context of the causing request, or empty.
     pub traceparent: String,
+    /// The recipient follows the group rather than being (or having been)
+    /// its assignee in this change.
+    pub follower: bool,
+    /// For [`NotificationKind::AssigneeChanged`]: the new assignee, if any.
+    pub subject: Option<UserId>,
 }
 
 /// A notification as stored, ready to stream.
@@ -90,6 +95,7 @@ pub async fn append(
     let created_at = now();
     // Threads first: they decide `update` and the message key.
     let threads = open_threads(txn, &drafts, created_at).await?;
+    let names = subject_names(txn, &drafts).await?;
     let mut rows = Vec::with_capacity(drafts.len());
     for (draft, (message_key, update)) in drafts.iter().zip(threads) {
         let message = notification_text(&MessageFacts {
@@ -97,6 +103,11 @@ pub async fn append(
             group_id: draft.group_id,
             group_title: &draft.group_title,
             issue_key: draft.issue_key.as_ref().map(IssueKey::as_str),
+            follower: draft.follower,
+            assignee_name: draft
+                .subject
+                .and_then(|s| names.get(&s.get()))
+                .map(String::as_str),
         });
         rows.push((message_key, update, message));
     }
@@ -139,6 +150,28 @@ pub async fn append(
 
     commit_log::announce(txn, last).await?;
     Ok(Some(last))
+}
+
+/// The display names of the drafts' subjects (new assignees), by user id.
+async fn subject_names(
+    txn: &DatabaseTransaction,
+    drafts: &[NotificationDraft],
+) -> Result<std::collections::HashMap<i64, String>, AssignmentError> {
+    let ids: std::collections::BTreeSet<i64> = drafts
+        .iter()
+        .filter_map(|d| d.subject)
+        .map(UserId::get)
+        .collect();
+    if ids.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    Ok(crate::storage::entities::user::Entity::find()
+        .filter(crate::storage::entities::user::Column::Id.is_in(ids))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.display_name))
+        .collect())
 }
 
 /// Rows per multi-row insert (well under both engines' bound-parameter limits).

@@ -76,6 +76,11 @@ reasons! {
     /// The user cannot be assigned the group (metadata `why`: `inactive`, or
     /// `no_project_access` to the group's project).
     AssigneeNotEligible => ("ASSIGNEE_NOT_ELIGIBLE", FailedPrecondition),
+    /// The user cannot follow the group (metadata `why`: `inactive`, or
+    /// `no_project_access` to the group's project).
+    ParticipantNotEligible => ("PARTICIPANT_NOT_ELIGIBLE", FailedPrecondition),
+    /// The group has as many participants as it may (metadata `limit`).
+    ParticipantLimitReached => ("PARTICIPANT_LIMIT_REACHED", FailedPrecondition),
     /// A link would exceed a limit (external issues per group, groups per
     /// issue).
     LinkLimitReached => ("LINK_LIMIT_REACHED", FailedPrecondition),

@@ -53,6 +53,9 @@ pub const RULES: &[(&str, &[RoleKind])] = &[
     ("/assignment.v1.GroupService/UnassignGroup", TENANT),
     ("/assignment.v1.GroupService/ResolveGroup", TENANT),
     ("/assignment.v1.GroupService/UnresolveGroup", TENANT),
+    ("/assignment.v1.GroupService/SubscribeToGroup", TENANT),
+    ("/assignment.v1.GroupService/UnsubscribeFromGroup", TENANT),
+    ("/assignment.v1.GroupService/ListGroupParticipants", TENANT),
     (
         "/assignment.v1.ExternalIssueService/LinkExternalIssue",
         LINKING,

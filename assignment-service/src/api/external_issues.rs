@@ -634,7 +634,7 @@ impl pb::external_issue_service_server::ExternalIssueService for ExternalIssueAp
             external_issues::retire(&self.db, m.command.clone(), m.request_id.as_ref())
         })
         .await?;
-        self.waker.wake();
+        self.waker.committed(self.db.conn()).await;
         Ok(Response::new(pb::DeleteExternalIssueResponse {
             retired: retired
                 .into_iter()
@@ -675,7 +675,7 @@ impl pb::external_issue_service_server::ExternalIssueService for ExternalIssueAp
             })
         })
         .await?;
-        self.waker.wake();
+        self.waker.committed(self.db.conn()).await;
         Ok(Response::new(pb::SyncAssigneeInboundResponse {
             results: results(response),
         }))
@@ -692,7 +692,7 @@ impl pb::external_issue_service_server::ExternalIssueService for ExternalIssueAp
             inbound_sync::sync_status(&self.db, m.command.clone(), m.request_id.as_ref())
         })
         .await?;
-        self.waker.wake();
+        self.waker.committed(self.db.conn()).await;
         Ok(Response::new(pb::SyncStatusInboundResponse {
             results: results(response),
         }))

@@ -10,10 +10,13 @@ use tonic::{Request, Response, Status};
 use super::limits::{GROUPS_PAGE, MAX_GROUP_TITLE_CHARS, SMALL_ITEMS_PAGE};
 use super::{Mutation, Scope, optional_id, page, request_id, retrying, traceparent};
 use crate::directory;
-use crate::domain::records::{Activity, Group};
-use crate::domain::{ActivityKind, GroupId, GroupStatus, OrganizationId, ProjectId, UserId};
+use crate::domain::records::{Activity, Group, Participant};
+use crate::domain::{
+    ActivityKind, GroupId, GroupStatus, OrganizationId, ParticipantReason, ProjectId, UserId,
+};
 use crate::error::AssignmentError;
 use crate::groups::actions::{self, Action, ActionResult, GroupAction};
+use crate::groups::participants;
 use crate::groups::{self, AssigneeFilter, GroupFilter, NewGroup};
 use crate::stream::LogWaker;
 
@@ -169,7 +172,54 @@ impl From<ActionResult> for pb::GroupActionResult {
     }
 }
 
+impl From<Participant> for pb::Participant {
+    fn from(p: Participant) -> Self {
+        Self {
+            user_id: p.user_id.get(),
+            reason: match p.reason {
+                ParticipantReason::Subscribed => pb::ParticipantReason::Subscribed,
+                ParticipantReason::Assignee => pb::ParticipantReason::Assignee,
+            }
+            .into(),
+            create_time: Some(to_timestamp(p.since)),
+        }
+    }
+}
+
+/// Parses the (group, user) of a subscribe or unsubscribe.
+fn group_and_user(group_id: i64, user_id: i64) -> Result<(GroupId, UserId), AssignmentError> {
+    let mut v = Violations::new();
+    let group = v.check("group_id", GroupId::parse(group_id));
+    let user = v.check("user_id", UserId::parse(user_id));
+    Ok(v.finish_with(|| Some((group?, user?)))?)
+}
+
 impl GroupApi {
+    /// Checks that the caller may see `group_id` (and `user`, when named):
+    /// an organization only its own groups, and users it can see.
+    async fn check_visible(
+        &self,
+        scope: Scope,
+        group_id: GroupId,
+        user: Option<UserId>,
+    ) -> Result<(), AssignmentError> {
+        if scope.organization().is_none() {
+            return Ok(());
+        }
+        let group = groups::get_group(self.db.conn(), group_id).await?;
+        scope.check(group.organization_id, "group", group_id)?;
+        if let Some(user_id) = user {
+            let user = directory::get_user(self.db.conn(), user_id).await?;
+            if !directory::user_visible_to(self.db.conn(), &user, group.organization_id).await? {
+                return Err(AssignmentError::NotFound {
+                    resource: "user",
+                    id: user_id.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Runs a group action for the caller: an organization acts only on its own
     /// groups, and names only an acting user it can see.
     async fn act(
@@ -179,26 +229,13 @@ impl GroupApi {
         traceparent: &str,
     ) -> Result<pb::GroupActionResult, Status> {
         let m = m.scoped(scope).traced();
-        if scope.organization().is_some() {
-            let group = groups::get_group(self.db.conn(), m.command.group_id).await?;
-            scope.check(group.organization_id, "group", m.command.group_id)?;
-            if let Some(actor) = m.command.actor {
-                let user = directory::get_user(self.db.conn(), actor).await?;
-                let org = group.organization_id;
-                if !directory::user_visible_to(self.db.conn(), &user, org).await? {
-                    return Err(AssignmentError::NotFound {
-                        resource: "user",
-                        id: actor.to_string(),
-                    }
-                    .into());
-                }
-            }
-        }
+        self.check_visible(scope, m.command.group_id, m.command.actor)
+            .await?;
         let result =
             retrying(|| actions::act(&self.db, m.command, m.request_id.as_ref(), traceparent))
                 .await?;
         if result.changed {
-            self.waker.wake();
+            self.waker.committed(self.db.conn()).await;
         }
         Ok(result.into())
     }
@@ -274,6 +311,60 @@ impl pb::group_service_server::GroupService for GroupApi {
         )?;
         Ok(Response::new(pb::UnresolveGroupResponse {
             result: Some(self.act(scope, m, &trace).await?),
+        }))
+    }
+
+    async fn subscribe_to_group(
+        &self,
+        request: Request<pb::SubscribeToGroupRequest>,
+    ) -> Result<Response<pb::SubscribeToGroupResponse>, Status> {
+        let scope = Scope::of(&request);
+        let r = request.into_inner();
+        let (group_id, user_id) = group_and_user(r.group_id, r.user_id)?;
+        self.check_visible(scope, group_id, Some(user_id)).await?;
+        let followed = retrying(|| participants::subscribe(&self.db, group_id, user_id)).await?;
+        Ok(Response::new(pb::SubscribeToGroupResponse {
+            changed: followed.changed,
+        }))
+    }
+
+    async fn unsubscribe_from_group(
+        &self,
+        request: Request<pb::UnsubscribeFromGroupRequest>,
+    ) -> Result<Response<pb::UnsubscribeFromGroupResponse>, Status> {
+        let scope = Scope::of(&request);
+        let r = request.into_inner();
+        let (group_id, user_id) = group_and_user(r.group_id, r.user_id)?;
+        self.check_visible(scope, group_id, Some(user_id)).await?;
+        let followed = retrying(|| participants::unsubscribe(&self.db, group_id, user_id)).await?;
+        Ok(Response::new(pb::UnsubscribeFromGroupResponse {
+            changed: followed.changed,
+        }))
+    }
+
+    async fn list_group_participants(
+        &self,
+        request: Request<pb::ListGroupParticipantsRequest>,
+    ) -> Result<Response<pb::ListGroupParticipantsResponse>, Status> {
+        let scope = Scope::of(&request);
+        let r = request.into_inner();
+        let mut v = Violations::new();
+        let group_id = v.check("group_id", GroupId::parse(r.group_id));
+        let page = page(
+            &mut v,
+            r.page_size,
+            &r.page_token,
+            &format!("group={}", r.group_id),
+            SMALL_ITEMS_PAGE,
+        );
+        let (group_id, page) = v
+            .finish_with(|| Some((group_id?, page?)))
+            .map_err(AssignmentError::InvalidArgument)?;
+        self.check_visible(scope, group_id, None).await?;
+        let result = participants::list(&self.db, group_id, &page).await?;
+        Ok(Response::new(pb::ListGroupParticipantsResponse {
+            participants: result.items.into_iter().map(Into::into).collect(),
+            next_page_token: result.next_page_token,
         }))
     }
 
@@ -383,10 +474,7 @@ impl pb::group_service_server::GroupService for GroupApi {
         let (group_id, page) = v
             .finish_with(|| Some((group_id?, page?)))
             .map_err(AssignmentError::InvalidArgument)?;
-        if scope.organization().is_some() {
-            let group = groups::get_group(self.db.conn(), group_id).await?;
-            scope.check(group.organization_id, "group", group_id)?;
-        }
+        self.check_visible(scope, group_id, None).await?;
         let result = groups::list_activities(&self.db, group_id, &page).await?;
         Ok(Response::new(pb::ListActivitiesResponse {
             activities: result.items.into_iter().map(Into::into).collect(),

@@ -42,6 +42,7 @@ impl From<NotificationKind> for pb::NotificationKind {
             NotificationKind::Unassigned => Self::Unassigned,
             NotificationKind::Resolved => Self::Resolved,
             NotificationKind::Unresolved => Self::Unresolved,
+            NotificationKind::AssigneeChanged => Self::AssigneeChanged,
         }
     }
 }
@@ -139,6 +140,9 @@ impl TryFrom<pb::SubscribeRequest> for SubscribeRequest {
                 Ok(pb::NotificationKind::Unassigned) => kinds.push(NotificationKind::Unassigned),
                 Ok(pb::NotificationKind::Resolved) => kinds.push(NotificationKind::Resolved),
                 Ok(pb::NotificationKind::Unresolved) => kinds.push(NotificationKind::Unresolved),
+                Ok(pb::NotificationKind::AssigneeChanged) => {
+                    kinds.push(NotificationKind::AssigneeChanged);
+                }
                 Ok(pb::NotificationKind::Unspecified) | Err(_) => v.add(
                     format!("filter.kinds[{i}]"),
                     format!("{raw} is not a notification kind"),

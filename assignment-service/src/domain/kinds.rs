@@ -45,6 +45,17 @@ stored_enum!(
 );
 
 stored_enum!(
+    /// Why a user follows a group.
+    ParticipantReason {
+        /// They subscribed (GroupService.SubscribeToGroup).
+        Subscribed => "subscribed",
+        /// They were assigned the group once (assignees are subscribed
+        /// automatically, and stay subscribed after being unassigned).
+        Assignee => "assignee",
+    }
+);
+
+stored_enum!(
     /// What an activity (audit row) records.
     ActivityKind {
         /// Assigned to a user (possibly replacing another).
@@ -73,6 +84,8 @@ stored_enum!(
         Resolved => "resolved",
         /// Your group was reopened.
         Unresolved => "unresolved",
+        /// A group you follow got another assignee, or none.
+        AssigneeChanged => "assignee_changed",
     }
 );
 

@@ -13,5 +13,7 @@ pub mod slug;
 
 pub use email::Email;
 pub use ids::{ActivityId, ExternalIssueId, GroupId, OrganizationId, ProjectId, Sequence, UserId};
-pub use kinds::{ActivityKind, GroupStatus, NotificationKind, StatusAction, SyncOutcome};
+pub use kinds::{
+    ActivityKind, GroupStatus, NotificationKind, ParticipantReason, StatusAction, SyncOutcome,
+};
 pub use slug::Slug;

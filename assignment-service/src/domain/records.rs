@@ -7,7 +7,7 @@ use service_runtime::ids::{IntegrationId, IssueKey, JiraIssueId};
 
 use super::{
     ActivityId, ActivityKind, Email, ExternalIssueId, GroupId, GroupStatus, OrganizationId,
-    ProjectId, Slug, SyncOutcome, UserId,
+    ParticipantReason, ProjectId, Slug, SyncOutcome, UserId,
 };
 
 /// A tenant.
@@ -122,6 +122,17 @@ pub struct Group {
     pub linked_issues: Vec<LinkedIssue>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+}
+
+/// A user following a group: told of its assignment and status changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    /// The user.
+    pub user_id: UserId,
+    /// Why they follow it.
+    pub reason: ParticipantReason,
+    /// Since when.
+    pub since: DateTime<Utc>,
 }
 
 /// One entry of a group's audit trail.

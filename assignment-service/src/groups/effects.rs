@@ -8,20 +8,23 @@
 //! show ([`crate::outbound`]), then the notifications, each pointing at the
 //! activity that caused it. Who is told what is decided here and nowhere else:
 //!
-//! | change | told |
-//! |---|---|
-//! | assigned to U (replacing P) | P: unassigned; U: assigned |
-//! | unassigned (P removed) | P: unassigned |
-//! | resolved / reopened | the assignee, if any |
-//! | linked / unlinked | nobody |
+//! | change | told as concerned | told as followers |
+//! |---|---|---|
+//! | assigned to U (replacing P) | P: unassigned; U: assigned | others: assignee changed (to U) |
+//! | unassigned (P removed) | P: unassigned | others: assignee changed (to nobody) |
+//! | resolved / reopened | the assignee, if any | others: resolved / reopened |
+//! | linked / unlinked | nobody | nobody |
 //!
-//! The user who made the change (the acting user of a GroupService action) is
-//! never told of it.
+//! Followers are the group's participants ([`super::participants`]) who may be
+//! told; a new assignee becomes one in the same transaction. Each user is told
+//! of a change once, and the user who made the change (the acting user of a
+//! GroupService action) never.
 
 use sea_orm::{ActiveValue::Set, DatabaseTransaction, EntityTrait as _};
 use service_runtime::ids::{IntegrationId, IssueKey, RequestId};
 use service_runtime::time::now;
 
+use super::participants::{self, Followers};
 use crate::domain::{
     ActivityId, ActivityKind, GroupId, NotificationKind, OrganizationId, Sequence, UserId,
 };
@@ -137,6 +140,19 @@ impl Change {
         }
     }
 
+    /// What the group's followers are told, and whom the change is about
+    /// (for an assignee change, the new assignee or none); `None` when they
+    /// are not told.
+    fn for_followers(self) -> Option<(NotificationKind, Option<UserId>)> {
+        match self {
+            Self::Assigned { user, .. } => Some((NotificationKind::AssigneeChanged, Some(user))),
+            Self::Unassigned { .. } => Some((NotificationKind::AssigneeChanged, None)),
+            Self::Resolved { .. } => Some((NotificationKind::Resolved, None)),
+            Self::Unresolved { .. } => Some((NotificationKind::Unresolved, None)),
+            Self::Linked | Self::Unlinked => None,
+        }
+    }
+
     /// Which part of the group's state linked issues must follow, if any.
     fn direction(self) -> Option<Direction> {
         match self {
@@ -152,11 +168,27 @@ impl Change {
 pub struct Effects {
     /// Activity rows to insert, in order.
     activities: Vec<activity::ActiveModel>,
-    /// Notification drafts, each with the index in `activities` of the activity
-    /// that caused it (its id is known only once the activities are inserted).
-    notifications: Vec<(NotificationDraft, usize)>,
+    /// Who is told of each change, in order.
+    told: Vec<Told>,
     /// Changes linked issues must follow, in order.
     outbound: Vec<OutboundChange>,
+}
+
+/// Who is told of one change: those it concerns, known when it is recorded,
+/// and the group's followers, known only when written.
+#[derive(Debug)]
+struct Told {
+    /// The drafts for those concerned.
+    concerned: Vec<NotificationDraft>,
+    /// A draft to copy for each follower, if followers are told.
+    followers: Option<NotificationDraft>,
+    /// Users not told as followers: those concerned and the actor.
+    not_followers: Vec<UserId>,
+    /// The change's new assignee, who follows the group from now on.
+    new_assignee: Option<UserId>,
+    /// The index in `activities` of the causing activity (its id is known
+    /// only once the activities are inserted).
+    activity: usize,
 }
 
 impl Effects {
@@ -189,26 +221,45 @@ impl Effects {
                 traceparent: origin.traceparent.clone(),
             });
         }
-        for (recipient, kind) in change.recipients() {
-            if origin.actor == Some(recipient) {
-                continue;
-            }
-            self.notifications.push((
-                NotificationDraft {
-                    recipient,
-                    organization_id: group.organization_id,
-                    group_id: group.id,
-                    group_title: group.title.to_owned(),
-                    issue_key: origin.issue_key.clone(),
-                    integration_id: origin.integration_id.clone(),
-                    kind,
-                    // A stand-in until the activities are inserted.
-                    activity_id: ActivityId::from_row(0),
-                    traceparent: origin.traceparent.clone(),
-                },
-                activity,
-            ));
-        }
+        let draft = |recipient, kind, follower, subject| NotificationDraft {
+            recipient,
+            organization_id: group.organization_id,
+            group_id: group.id,
+            group_title: group.title.to_owned(),
+            issue_key: origin.issue_key.clone(),
+            integration_id: origin.integration_id.clone(),
+            kind,
+            // A stand-in until the activities are inserted.
+            activity_id: ActivityId::from_row(0),
+            traceparent: origin.traceparent.clone(),
+            follower,
+            subject,
+        };
+        let recipients = change.recipients();
+        let not_followers = recipients
+            .iter()
+            .map(|(user, _)| *user)
+            .chain(origin.actor)
+            .collect();
+        let concerned = recipients
+            .into_iter()
+            .filter(|(recipient, _)| origin.actor != Some(*recipient))
+            .map(|(recipient, kind)| draft(recipient, kind, false, None))
+            .collect();
+        let followers = change
+            .for_followers()
+            .map(|(kind, subject)| draft(UserId::from_row(0), kind, true, subject));
+        let new_assignee = match change {
+            Change::Assigned { user, .. } => Some(user),
+            _ => None,
+        };
+        self.told.push(Told {
+            concerned,
+            followers,
+            not_followers,
+            new_assignee,
+            activity,
+        });
     }
 
     /// The activities recorded so far, as (kind, user, previous user), for
@@ -235,12 +286,14 @@ impl Effects {
             .collect()
     }
 
-    /// The notifications recorded so far, as (recipient, kind).
+    /// The notifications to those concerned recorded so far, as (recipient,
+    /// kind).
     #[cfg(test)]
     pub fn told(&self) -> Vec<(i64, NotificationKind)> {
-        self.notifications
+        self.told
             .iter()
-            .map(|(d, _)| (d.recipient.get(), d.kind))
+            .flat_map(|t| &t.concerned)
+            .map(|d| (d.recipient.get(), d.kind))
             .collect()
     }
 
@@ -258,16 +311,40 @@ impl Effects {
     ) -> Result<Option<Sequence>, AssignmentError> {
         let ids = insert_activities(txn, self.activities).await?;
         outbound::append(txn, &self.outbound).await?;
-        let notifications = self
-            .notifications
-            .into_iter()
-            .map(|(mut draft, activity)| {
-                draft.activity_id = *ids.get(activity).ok_or_else(|| {
-                    AssignmentError::Corrupt("a notification lost its activity".into())
-                })?;
-                Ok(draft)
-            })
-            .collect::<Result<Vec<_>, AssignmentError>>()?;
+        let groups = self
+            .told
+            .iter()
+            .filter_map(|t| t.followers.as_ref().map(|d| d.group_id.get()))
+            .collect();
+        let mut followers = Followers::load(txn, groups).await?;
+        let mut new_followers = Vec::new();
+        let mut notifications = Vec::new();
+        for told in self.told {
+            let activity_id = *ids.get(told.activity).ok_or_else(|| {
+                AssignmentError::Corrupt("a notification lost its activity".into())
+            })?;
+            let mut drafts = told.concerned;
+            if let Some(template) = told.followers {
+                let to_tell: Vec<UserId> = followers
+                    .to_tell(template.group_id)
+                    .filter(|u| !told.not_followers.contains(u))
+                    .collect();
+                drafts.extend(to_tell.into_iter().map(|recipient| NotificationDraft {
+                    recipient,
+                    ..template.clone()
+                }));
+                if let Some(user) = told.new_assignee
+                    && followers.add(template.group_id, user)
+                {
+                    new_followers.push((template.group_id, user));
+                }
+            }
+            notifications.extend(drafts.into_iter().map(|mut d| {
+                d.activity_id = activity_id;
+                d
+            }));
+        }
+        participants::add_assignees(txn, &new_followers).await?;
         notification_log::append(txn, notifications).await
     }
 }
@@ -356,6 +433,40 @@ mod tests {
                 .map(|(u, k)| (u.get(), k))
                 .collect();
             assert_eq!(&told, expected, "{change:?}");
+        }
+    }
+
+    /// What followers are told, per change (the last column of the table).
+    #[test]
+    fn what_followers_are_told() {
+        use NotificationKind::{AssigneeChanged, Resolved, Unresolved};
+        let cases = [
+            (
+                Change::Assigned {
+                    user: user(2),
+                    previous: Some(user(1)),
+                },
+                Some((AssigneeChanged, Some(2))),
+            ),
+            (
+                Change::Unassigned { previous: user(1) },
+                Some((AssigneeChanged, None)),
+            ),
+            (Change::Resolved { assignee: None }, Some((Resolved, None))),
+            (
+                Change::Unresolved {
+                    assignee: Some(user(3)),
+                },
+                Some((Unresolved, None)),
+            ),
+            (Change::Linked, None),
+            (Change::Unlinked, None),
+        ];
+        for (change, expected) in cases {
+            let told = change
+                .for_followers()
+                .map(|(kind, subject)| (kind, subject.map(UserId::get)));
+            assert_eq!(told, expected, "{change:?}");
         }
     }
 }

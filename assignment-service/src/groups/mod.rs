@@ -28,6 +28,7 @@ use crate::storage::entities::{activity, external_issue, group, group_assignee, 
 
 pub mod actions;
 pub mod effects;
+pub mod participants;
 use service_runtime::idempotency::{IdempotencyKey, idempotent_write};
 
 /// A new group.

@@ -61,19 +61,43 @@ use crate::notification_log::StoredNotification;
 /// The most notifications the tailer publishes in one batch.
 pub const BATCH_SIZE: u64 = 512;
 
-/// Wakes the tailer after this process committed notifications.
-#[derive(Debug, Clone, Default)]
-pub struct LogWaker(Arc<Notify>);
+/// Wakes the tailer after this process committed notifications, and keeps
+/// `assignment_notification_head_sequence` current with this process's
+/// commits (the tailer raises it for other replicas' commits as it reads them).
+#[derive(Debug, Clone)]
+pub struct LogWaker {
+    notify: Arc<Notify>,
+    /// The head gauge; only ever raised.
+    head: prometheus_client::metrics::gauge::Gauge,
+}
 
 impl LogWaker {
     /// Tells the tailer there may be new rows. Cheap; wake-ups coalesce.
     pub fn wake(&self) {
-        self.0.notify_one();
+        self.notify.notify_one();
+    }
+
+    /// Call after a commit that may have written notifications: raises the
+    /// head gauge to the log's head (read now, so at least that commit's last
+    /// sequence) before the caller answers, and wakes the tailer.
+    pub async fn committed<C: sea_orm::ConnectionTrait>(&self, conn: &C) {
+        self.wake();
+        match crate::notification_log::bounds(conn).await {
+            Ok(bounds) => raise(&self.head, bounds.head),
+            // The tailer raises it when it reads the rows.
+            Err(error) => tracing::debug!(%error, "cannot read the notification head"),
+        }
     }
 
     async fn woken(&self) {
-        self.0.notified().await;
+        self.notify.notified().await;
     }
+}
+
+/// Raises `gauge` to `sequence` unless it is already past it.
+fn raise(gauge: &prometheus_client::metrics::gauge::Gauge, sequence: Sequence) {
+    let value = i64::try_from(sequence.get()).unwrap_or(i64::MAX);
+    gauge.inner().fetch_max(value, Ordering::Relaxed);
 }
 
 /// A run of consecutive notifications published by the tailer.
@@ -167,7 +191,10 @@ impl StreamHub {
         Self {
             db,
             ring,
-            waker: LogWaker::default(),
+            waker: LogWaker {
+                notify: Arc::new(Notify::new()),
+                head: metrics.head.clone(),
+            },
             settings,
             shutdown,
             head: Arc::new(AtomicU64::new(0)),
@@ -241,9 +268,6 @@ impl StreamHub {
         self.metrics
             .max_lag
             .set(i64::try_from(max_lag).unwrap_or(i64::MAX));
-        self.metrics
-            .head
-            .set(i64::try_from(head).unwrap_or(i64::MAX));
     }
 
     /// The waker writers use after committing notifications.

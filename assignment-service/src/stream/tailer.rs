@@ -20,6 +20,7 @@ pub async fn run_tailer(hub: StreamHub) {
             Ok(bounds) => {
                 hub.head
                     .store(bounds.head.get(), std::sync::atomic::Ordering::Relaxed);
+                super::raise(&hub.metrics.head, bounds.head);
                 break bounds.head;
             }
             Err(error) => {
@@ -77,6 +78,9 @@ async fn publish_new_rows(hub: &StreamHub, mut published: Sequence) -> Sequence 
             .inc_by(batch.notifications.len() as u64);
         hub.head
             .store(last.get(), std::sync::atomic::Ordering::Relaxed);
+        // Other replicas' commits reach the gauge here; this process's were
+        // counted when they committed (`LogWaker::committed`).
+        super::raise(&hub.metrics.head, last);
         // No receivers is not an error: nobody is subscribed right now.
         let _ = hub.ring.send(Arc::new(batch));
         if !full {

@@ -52,6 +52,9 @@ const MATRIX: &[(&str, &str)] = &[
     ("/assignment.v1.GroupService/UnassignGroup", "AO"),
     ("/assignment.v1.GroupService/ResolveGroup", "AO"),
     ("/assignment.v1.GroupService/UnresolveGroup", "AO"),
+    ("/assignment.v1.GroupService/SubscribeToGroup", "AO"),
+    ("/assignment.v1.GroupService/UnsubscribeFromGroup", "AO"),
+    ("/assignment.v1.GroupService/ListGroupParticipants", "AO"),
     (
         "/assignment.v1.ExternalIssueService/LinkExternalIssue",
         "ASO",
@@ -407,6 +410,31 @@ async fn an_organization_sees_nothing_of_another() {
             })
             .await,
     );
+    not_found(
+        groups
+            .list_group_participants(assignment::ListGroupParticipantsRequest {
+                group_id: acme.group,
+                ..Default::default()
+            })
+            .await,
+    );
+    // Neither following another's group, nor making another's user follow
+    // one's own.
+    for (group_id, user_id) in [(acme.group, globex.member), (globex.group, acme.member)] {
+        not_found(
+            groups
+                .subscribe_to_group(assignment::SubscribeToGroupRequest { group_id, user_id })
+                .await,
+        );
+        not_found(
+            groups
+                .unsubscribe_from_group(assignment::UnsubscribeFromGroupRequest {
+                    group_id,
+                    user_id,
+                })
+                .await,
+        );
+    }
     not_found(
         groups
             .create_group(assignment::CreateGroupRequest {

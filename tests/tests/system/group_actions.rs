@@ -58,7 +58,7 @@ async fn actions_change_the_group_tell_everyone_but_the_actor_and_repeat_as_no_o
     assert!(!again.changed);
     // Kim takes it over herself: Jess's thread is edited, Kim is not told.
     assert!(app.assign(t.group, t.kim, t.kim).await.changed);
-    // Jess resolves it: Kim (the assignee) is told.
+    // Jess resolves it: Kim (the assignee) is told, not Jess (who follows).
     assert!(app.resolve(t.group, t.jess).await.changed);
     assert!(!app.resolve(t.group, t.jess).await.changed);
     let reopened = app
@@ -118,6 +118,9 @@ async fn actions_change_the_group_tell_everyone_but_the_actor_and_repeat_as_no_o
             (t.jess, N::Unassigned, true),
             (t.kim, N::Resolved, false),
             (t.kim, N::Unresolved, true),
+            // Jess was assigned once, so she follows the group; she resolved
+            // it herself, so only the reopening reaches her.
+            (t.jess, N::Unresolved, true),
             (t.kim, N::Unassigned, true),
         ]
     );

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod access;
+mod api_polish;
 mod create_issue;
 mod directory;
 mod foundation;
@@ -11,6 +12,7 @@ mod hardening;
 mod inbound_sync;
 mod issue_flow;
 mod links;
+mod participants;
 mod postgres;
 mod security;
 mod stories;

@@ -221,6 +221,8 @@ async fn two_replicas_deliver_every_notification_once_in_order_despite_late_comm
                     kind: NotificationKind::Resolved,
                     activity_id: ActivityId::parse(1).unwrap(),
                     traceparent: String::new(),
+                    follower: false,
+                    subject: None,
                 })
                 .collect();
             notification_log::append(&txn, drafts).await.unwrap();

@@ -231,7 +231,8 @@ async fn story_create_assign_reassign_resolve() {
         );
     }
 
-    // 3. The issue moves into done: both groups resolved, Kim's threads edited.
+    // 3. The issue moves into done: both groups resolved; Kim's threads are
+    // edited, and so are Jess's: she was assigned once, so she follows them.
     pair.tracker
         .post_webhook(
             JIRA,
@@ -245,22 +246,33 @@ async fn story_create_assign_reassign_resolve() {
             Some("story-3"),
         )
         .await;
-    let all = reader.wait_for(8).await;
-    let kim_threads: Vec<&assignment::Notification> = after_reassign[2..]
-        .iter()
-        .filter(|n| n.recipient_user_id == kim)
-        .collect();
-    for n in &all[6..] {
-        assert_eq!(
-            (n.kind(), n.recipient_user_id, n.update),
-            (assignment::NotificationKind::Resolved, kim, true)
-        );
-        let thread = kim_threads
+    let all = reader.wait_for(10).await;
+    let resolved = &all[6..];
+    for (user, follower) in [(kim, false), (jess, true)] {
+        let threads: Vec<&assignment::Notification> = all[..6]
             .iter()
-            .find(|t| t.group_id == n.group_id)
-            .unwrap();
-        assert_eq!(n.message_key, thread.message_key);
-        assert!(n.message.contains(&issue.key) && n.message.contains("resolved"));
+            .filter(|n| n.recipient_user_id == user)
+            .collect();
+        let told: Vec<&assignment::Notification> = resolved
+            .iter()
+            .filter(|n| n.recipient_user_id == user)
+            .collect();
+        assert_eq!(told.len(), 2, "{user}: {told:?}");
+        for n in told {
+            assert_eq!(
+                (n.kind(), n.update),
+                (assignment::NotificationKind::Resolved, true)
+            );
+            let thread = threads.iter().find(|t| t.group_id == n.group_id).unwrap();
+            assert_eq!(n.message_key, thread.message_key);
+            assert!(n.message.contains(&issue.key) && n.message.contains("resolved"));
+            assert_eq!(
+                n.message.contains("which you follow"),
+                follower,
+                "{}",
+                n.message
+            );
+        }
     }
     for group in [g1, g2] {
         assert_eq!(

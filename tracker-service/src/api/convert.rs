@@ -228,7 +228,13 @@ impl From<IntegrationSummary> for pb::Integration {
             AuthMode::Connect => pb::AuthMode::Connect,
         };
         pb::Integration {
-            webhook_path: format!("/webhooks/jira/{}", s.id),
+            // Connect apps post every installation's webhooks to one URL (the
+            // JWT names the installation).
+            webhook_path: if s.auth_mode == AuthMode::Connect {
+                "/webhooks/jira".to_owned()
+            } else {
+                format!("/webhooks/jira/{}", s.id)
+            },
             integration_id: s.id.to_string(),
             display_name: s.display_name,
             base_url: s.base_url.to_string(),

@@ -22,7 +22,7 @@ use super::apply::{Applier, ApplyError};
 use super::inbox::{self, ClaimScope, Outcome, OutcomeKind};
 use super::inbox_writer::InboxWriter;
 use super::waker::DispatchWaker;
-use crate::domain::delivery::DeliveryRecord;
+use crate::domain::delivery::{DeliveryAction, DeliveryRecord};
 use crate::error::TrackerError;
 use crate::metrics::Metrics;
 use crate::worker::{self, Queue, WorkerSettings, backoff};
@@ -204,10 +204,18 @@ async fn dispatch_one(
     loop {
         let kind = match &outcome {
             Ok(actions) => OutcomeKind::Delivered(actions.clone()),
-            Err((ApplyError::Transient(error), _)) => {
+            Err((ApplyError::Transient(error), done)) => {
                 let wait = backoff(attempts, max_backoff);
                 let at = now() + chrono::Duration::from_std(wait).unwrap_or_default();
-                OutcomeKind::RetryLater(error.clone(), at)
+                let mut attempted = done.clone();
+                attempted.push(DeliveryAction {
+                    summary: format!(
+                        "attempt {attempts} failed, retried at {}: {error}",
+                        at.format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                    ),
+                    group_effects: Vec::new(),
+                });
+                OutcomeKind::RetryLater(error.clone(), at, attempted)
             }
             Err((ApplyError::Permanent(error), actions)) => {
                 OutcomeKind::Failed(error.clone(), actions.clone())

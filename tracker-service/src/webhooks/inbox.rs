@@ -8,6 +8,7 @@
 //! per-issue order holds across replicas, and a lease that expires (its replica
 //! died) makes the delivery claimable again.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -60,8 +61,14 @@ pub struct NewDelivery {
 pub enum Stored {
     /// Stored now, with this id.
     New(i64),
-    /// Already stored earlier (a redelivery).
-    Duplicate,
+    /// Already stored (a redelivery, or a replay of the same body): the
+    /// delivery it duplicates, and where that one is.
+    Duplicate {
+        /// The stored delivery's id.
+        id: i64,
+        /// Its state.
+        state: DeliveryState,
+    },
 }
 
 fn new_row(delivery: NewDelivery, received: DateTime<Utc>) -> webhook_delivery::ActiveModel {
@@ -140,10 +147,15 @@ fn record(row: webhook_delivery::Model) -> Result<DeliveryRecord, TrackerError> 
     })
 }
 
-/// Stores deliveries in one statement of the caller's transaction, deduplicated
-/// by integration and delivery key, and by integration and body digest (against
+/// Stores deliveries in the caller's transaction, deduplicated by
+/// integration and delivery key, and by integration and body digest (against
 /// what is stored and within the batch: the first of two is stored). Returns
-/// one answer per delivery, in order.
+/// one answer per delivery, in order; a duplicate names the delivery it
+/// duplicates.
+///
+/// Duplicates are found before inserting, so they take no id: ids of stored
+/// deliveries are consecutive, except when two replicas store the same
+/// delivery at the same moment (the loser's id is skipped).
 ///
 /// # Errors
 /// Database errors (the caller answers 503 so Jira retries).
@@ -152,32 +164,143 @@ pub async fn store_batch<C: ConnectionTrait>(
     deliveries: Vec<NewDelivery>,
 ) -> Result<Vec<Stored>, TrackerError> {
     let received = now();
+    let mut answers: Vec<Option<Stored>> = vec![None; deliveries.len()];
+    let existing = stored_matches(conn, &deliveries).await?;
+    // Which delivery of the batch stores each key and digest.
+    let mut first_of: HashMap<(String, String), usize> = HashMap::new();
+    let mut duplicates_in_batch: Vec<(usize, usize)> = Vec::new();
+    let mut to_insert: Vec<usize> = Vec::new();
+    for (i, d) in deliveries.iter().enumerate() {
+        let integration = d.integration_id.as_str().to_owned();
+        let key = (integration.clone(), format!("key:{}", d.delivery_key));
+        let digest = (integration, format!("digest:{}", d.body_digest));
+        if let Some(found) = existing.get(&key).or_else(|| existing.get(&digest)) {
+            answers[i] = Some(*found);
+            continue;
+        }
+        match first_of.get(&key).or_else(|| first_of.get(&digest)) {
+            Some(&first) => duplicates_in_batch.push((i, first)),
+            None => {
+                first_of.insert(key, i);
+                first_of.insert(digest, i);
+                to_insert.push(i);
+            }
+        }
+    }
     let keys: Vec<(String, String)> = deliveries
         .iter()
         .map(|d| (d.integration_id.as_str().to_owned(), d.delivery_key.clone()))
         .collect();
-    let inserted =
-        webhook_delivery::Entity::insert_many(deliveries.into_iter().map(|d| new_row(d, received)))
-            // No target: a conflict on either unique index (key or digest)
-            // skips the row.
+    let digests: Vec<String> = deliveries.iter().map(|d| d.body_digest.clone()).collect();
+    let mut pending: Vec<Option<NewDelivery>> = deliveries.into_iter().map(Some).collect();
+    let rows: Vec<webhook_delivery::ActiveModel> = to_insert
+        .iter()
+        .filter_map(|&i| pending[i].take().map(|d| new_row(d, received)))
+        .collect();
+    let inserted = if rows.is_empty() {
+        Vec::new()
+    } else {
+        let result = webhook_delivery::Entity::insert_many(rows)
+            // No target: a conflict on either unique index (key or digest),
+            // only possible when another replica stored the same delivery
+            // meanwhile, skips the row.
             .on_conflict(OnConflict::new().do_nothing().to_owned())
             .exec_with_returning(conn)
             .await;
-    let inserted = match inserted {
-        Ok(rows) => rows,
-        // Every row was a duplicate.
-        Err(sea_orm::DbErr::RecordNotInserted) => Vec::new(),
-        Err(error) => return Err(error.into()),
+        match result {
+            Ok(rows) => rows,
+            Err(sea_orm::DbErr::RecordNotInserted) => Vec::new(),
+            Err(error) => return Err(error.into()),
+        }
     };
-    let mut new: std::collections::HashMap<(String, String), i64> = inserted
+    let new: HashMap<(String, String), i64> = inserted
         .into_iter()
         .map(|row| ((row.integration_id, row.delivery_key), row.id))
         .collect();
-    // `remove`: a key repeated in the batch is new once, then a duplicate.
-    Ok(keys
+    for &i in &to_insert {
+        answers[i] = new.get(&keys[i]).map(|&id| Stored::New(id));
+    }
+    for (i, first) in duplicates_in_batch {
+        answers[i] = match answers[first] {
+            Some(Stored::New(id)) => Some(Stored::Duplicate {
+                id,
+                state: DeliveryState::Pending,
+            }),
+            other => other,
+        };
+    }
+    // Lost a race with another replica: read what it stored.
+    if answers.iter().any(Option::is_none) {
+        let raced: Vec<usize> = (0..answers.len())
+            .filter(|&i| answers[i].is_none())
+            .collect();
+        for i in raced {
+            let (integration, key) = &keys[i];
+            let row = webhook_delivery::Entity::find()
+                .filter(webhook_delivery::Column::IntegrationId.eq(integration.as_str()))
+                .filter(
+                    sea_orm::Condition::any()
+                        .add(webhook_delivery::Column::DeliveryKey.eq(key.as_str()))
+                        .add(webhook_delivery::Column::BodyDigest.eq(digests[i].as_str())),
+                )
+                .one(conn)
+                .await?
+                .ok_or_else(|| {
+                    TrackerError::Corrupt(format!(
+                        "delivery {key} was neither stored nor found stored"
+                    ))
+                })?;
+            answers[i] = Some(Stored::Duplicate {
+                id: row.id,
+                state: DeliveryState::from_stored(&row.state).unwrap_or(DeliveryState::Pending),
+            });
+        }
+    }
+    answers
         .into_iter()
-        .map(|key| new.remove(&key).map_or(Stored::Duplicate, Stored::New))
-        .collect())
+        .map(|a| a.ok_or_else(|| TrackerError::Corrupt("a delivery got no answer".into())))
+        .collect()
+}
+
+/// The stored deliveries a batch would duplicate, by (integration, `key:…`
+/// or `digest:…`).
+async fn stored_matches<C: ConnectionTrait>(
+    conn: &C,
+    deliveries: &[NewDelivery],
+) -> Result<HashMap<(String, String), Stored>, TrackerError> {
+    let integrations: Vec<&str> = deliveries
+        .iter()
+        .map(|d| d.integration_id.as_str())
+        .collect();
+    let keys: Vec<&str> = deliveries.iter().map(|d| d.delivery_key.as_str()).collect();
+    let digests: Vec<&str> = deliveries.iter().map(|d| d.body_digest.as_str()).collect();
+    let rows = webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::IntegrationId.is_in(integrations))
+        .filter(
+            sea_orm::Condition::any()
+                .add(webhook_delivery::Column::DeliveryKey.is_in(keys))
+                .add(webhook_delivery::Column::BodyDigest.is_in(digests)),
+        )
+        .all(conn)
+        .await?;
+    let mut found = HashMap::new();
+    for row in rows {
+        let stored = Stored::Duplicate {
+            id: row.id,
+            state: DeliveryState::from_stored(&row.state).unwrap_or(DeliveryState::Pending),
+        };
+        found.insert(
+            (
+                row.integration_id.clone(),
+                format!("key:{}", row.delivery_key),
+            ),
+            stored,
+        );
+        if let Some(digest) = row.body_digest {
+            found.insert((row.integration_id, format!("digest:{digest}")), stored);
+        }
+    }
+    Ok(found)
 }
 
 /// Claims up to `limit` deliveries that are due and at the head of their issue,
@@ -309,8 +432,9 @@ pub enum OutcomeKind {
     Delivered(Vec<DeliveryAction>),
     /// Failed for good, with why and what it did before failing.
     Failed(String, Vec<DeliveryAction>),
-    /// Failed for now: another attempt at `at`.
-    RetryLater(String, DateTime<Utc>),
+    /// Failed for now: another attempt at `at`; what the attempt did before
+    /// it failed, and its failure, are shown until the next attempt.
+    RetryLater(String, DateTime<Utc>, Vec<DeliveryAction>),
 }
 
 /// Records outcomes in the caller's transaction (releasing their leases).
@@ -348,9 +472,10 @@ pub async fn record_outcomes<C: ConnectionTrait>(
                 row.actions = Set(serde_json::to_string(actions).unwrap_or_default());
                 row.completed_at = Set(Some(now()));
             }
-            OutcomeKind::RetryLater(error, at) => {
+            OutcomeKind::RetryLater(error, at, actions) => {
                 row.last_error = Set(error.clone());
                 row.next_attempt_at = Set(Some(*at));
+                row.actions = Set(serde_json::to_string(actions).unwrap_or_default());
             }
             OutcomeKind::Delivered(_) => continue,
         }

@@ -19,7 +19,8 @@
 //! Then the delivery is committed to the inbox, deduplicated, and only then
 //! answered 200: `accepted` (queued for its issue), `ignored` (well-formed but
 //! nothing to apply, such as a comment event or a body without changelog:
-//! stored for operators, never queued) or `duplicate`. A database that cannot
+//! stored for operators, never queued) or `duplicate` (with the id and state
+//! of the delivery it duplicates). A database that cannot
 //! commit → 503, so Jira delivers again.
 
 use std::sync::Arc;
@@ -543,9 +544,12 @@ async fn accept(
                 )
             }
         },
-        Ok(Stored::Duplicate) => {
+        Ok(Stored::Duplicate { id, state: stored }) => {
             state.metrics.webhook_outcome("duplicate");
-            answer(StatusCode::OK, json!({ "status": "duplicate" }))
+            answer(
+                StatusCode::OK,
+                json!({ "status": "duplicate", "delivery_id": id, "state": stored.as_str() }),
+            )
         }
         Err(error) => unavailable(state, &error),
     }

@@ -8,6 +8,7 @@ pub mod external_issue;
 pub mod group;
 pub mod group_assignee;
 pub mod group_link;
+pub mod group_participant;
 pub mod installation;
 pub mod integration_install_secret;
 pub mod notification;

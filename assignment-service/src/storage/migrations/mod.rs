@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m20261126_000001_create_schema;
 mod m20261129_000002_tenant_scopes;
 mod m20261130_000003_two_way_sync;
+mod m20261130_000004_group_participants;
 
 /// The assignment service's migrations.
 #[derive(Debug)]
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_create_schema::Migration),
             Box::new(m20261129_000002_tenant_scopes::Migration),
             Box::new(m20261130_000003_two_way_sync::Migration),
+            Box::new(m20261130_000004_group_participants::Migration),
         ]
     }
 }
