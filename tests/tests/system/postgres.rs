@@ -78,14 +78,21 @@ async fn fifty_concurrent_assignee_syncs_leave_one_assignee_and_a_consistent_sto
     assert_eq!(assigned_users, users.iter().copied().collect());
 
     // Notifications tell the same story: 50 "assigned", 49 "unassigned", in
-    // sequence order, each "unassigned" going to the previous assignee.
-    let notifications = app.all_notifications().await;
+    // sequence order, each "unassigned" going to the previous assignee; and
+    // every earlier assignee, who follows the group, hears of each later
+    // change (the k-th assignment has k - 2 such followers).
+    let all = app.all_notifications().await;
+    assert!(all.windows(2).all(|w| w[1].sequence == w[0].sequence + 1));
+    let followers = all
+        .iter()
+        .filter(|n| n.kind() == pb::NotificationKind::AssigneeChanged)
+        .count();
+    assert_eq!(followers, (2..=50).map(|k| k - 2).sum::<usize>());
+    let notifications: Vec<&pb::Notification> = all
+        .iter()
+        .filter(|n| n.kind() != pb::NotificationKind::AssigneeChanged)
+        .collect();
     assert_eq!(notifications.len(), 99);
-    assert!(
-        notifications
-            .windows(2)
-            .all(|w| w[1].sequence == w[0].sequence + 1)
-    );
     let assigned_order: Vec<i64> = notifications
         .iter()
         .filter(|n| n.kind() == pb::NotificationKind::Assigned)
