@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use service_runtime::config::{DatabaseUrl, GrpcServerArgs, LogFormat, parse_duration};
+use service_runtime::config::{BoundsArgs, DatabaseUrl, GrpcServerArgs, LogFormat, parse_duration};
 
 /// Everything the assignment service needs to start.
 #[derive(Debug, Clone, clap::Parser)]
@@ -42,6 +42,10 @@ pub struct Config {
     /// Database connections reserved for the notification stream's reads.
     #[arg(long, env = "ASSIGNMENT_STREAM_DB_CONNECTIONS", default_value_t = 4)]
     pub stream_db_connections: u32,
+
+    /// Statement and lock timeouts, and the shutdown grace.
+    #[command(flatten)]
+    pub bounds: BoundsArgs,
 
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
@@ -109,6 +113,7 @@ impl Config {
             database_url,
             db_max_connections: 8,
             stream_db_connections: 2,
+            bounds: BoundsArgs::default(),
             log_format: LogFormat::Pretty,
             progress_interval: Duration::from_secs(10),
             retention_max_age: Duration::from_secs(7 * 86_400),

@@ -9,12 +9,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use service_runtime::database::{Database, PoolSettings};
+use service_runtime::database::{Database, PoolSettings, application_name};
 use service_runtime::grpc::GrpcListener;
 use service_runtime::grpc_gate::GateLayer;
 use service_runtime::metrics::{MetricsBuilder, PoolMetrics, RpcMetrics};
 use service_runtime::ops_http::{self, HttpListener, HttpSettings};
-use service_runtime::serve::{GrpcOptions, Servers, serve_until_stopped};
+use service_runtime::serve::{GrpcOptions, Servers, serve_until_stopped, wind_down};
 use service_runtime::shutdown::Shutdown;
 use tokio::task::JoinSet;
 
@@ -43,20 +43,31 @@ impl Application {
     /// When the database cannot be reached or migrated, or an address cannot be
     /// bound.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let pool = PoolSettings {
-            max_connections: config.db_max_connections,
-            ..PoolSettings::default()
-        };
+        let replica = format!(
+            "{}-{}-{:x}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "assignment".into()),
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos())
+        );
+        let name = application_name("assignment", &replica);
+        let pool = config.bounds.pool(
+            config.db_max_connections,
+            PoolSettings::default().acquire_timeout,
+            name.clone(),
+        );
         let db = Database::connect(&config.database_url, &pool)
             .await
             .with_context(|| format!("connecting to {}", config.database_url))?;
         db.migrate::<Migrator>(MIGRATION_LOCK_KEY)
             .await
             .context("migrating the database")?;
-        let stream_pool = PoolSettings {
-            max_connections: config.stream_db_connections,
-            ..PoolSettings::default()
-        };
+        let stream_pool = config.bounds.pool(
+            config.stream_db_connections,
+            PoolSettings::default().acquire_timeout,
+            name,
+        );
         let stream_db = Database::connect(&config.database_url, &stream_pool)
             .await
             .context("connecting the stream's pool")?;
@@ -161,18 +172,21 @@ impl Application {
                 http,
                 router,
                 http_settings: HttpSettings::default(),
+                grace: config.bounds.shutdown_grace,
             },
             shutdown.clone(),
         )
         .await?;
         // The servers only return after shutdown, which also ends these tasks.
         shutdown.trigger();
-        while tasks.join_next().await.is_some() {}
-        stream_db
-            .close()
-            .await
-            .context("closing the stream's pool")?;
-        db.close().await.context("closing the database")?;
+        wind_down(
+            "assignment-service",
+            tasks,
+            vec![stream_db, db],
+            &shutdown,
+            config.bounds.shutdown_grace,
+        )
+        .await;
         tracing::info!("assignment-service stopped");
         Ok(())
     }

@@ -45,8 +45,8 @@ pub struct BedOptions {
 pub struct Bed {
     /// The assignment service.
     pub assignment: Process,
-    /// The tracker.
-    pub tracker: Process,
+    /// The tracker (until a scenario stops it to run replicas of its own).
+    pub tracker: Option<Process>,
     jira: Process,
     /// Assignment gRPC address.
     pub assignment_grpc: SocketAddr,
@@ -56,6 +56,8 @@ pub struct Bed {
     pub tracker_http: SocketAddr,
     /// The simulator's base URL.
     pub jira_url: String,
+    /// The tracker's database URL, for more replicas.
+    pub tracker_db: String,
     databases: Vec<String>,
     options: BedOptions,
 }
@@ -148,61 +150,132 @@ impl Bed {
             Some(format!("http://{assignment_http}/healthz")),
         )
         .await?;
-        let (tracker_grpc, tracker_http) = (free_addr()?, free_addr()?);
-        let tracker = Process::spawn(
-            "tracker-service",
-            &options.bin_dir.join("tracker-service"),
-            &[
-                "--grpc-addr".into(),
-                tracker_grpc.to_string(),
-                "--http-addr".into(),
-                tracker_http.to_string(),
-                "--database-url".into(),
-                tracker_db,
-                "--assignment-url".into(),
-                format!("http://{assignment_grpc}"),
-                "--webhook-rate".into(),
-                "1000000".into(),
-                "--webhook-burst".into(),
-                "1000000".into(),
-                "--webhook-max-in-flight".into(),
-                "4096".into(),
-                "--max-in-flight".into(),
-                "100000".into(),
-                // The Jira simulator listens on loopback.
-                "--jira-allow-loopback".into(),
-            ],
+        let tracker = TrackerProcess::spawn(
+            options,
             &dir.join("tracker.log"),
-            Some(format!("http://{tracker_http}/healthz")),
+            &tracker_db,
+            &format!("http://{assignment_grpc}"),
+            &[],
         )
         .await?;
+        let (tracker, tracker_grpc, tracker_http) = (tracker.process, tracker.grpc, tracker.http);
         Ok(Self {
             assignment,
-            tracker,
+            tracker: Some(tracker),
             jira,
             assignment_grpc,
             tracker_grpc,
             tracker_http,
             jira_url: format!("http://{jira_addr}"),
+            tracker_db,
             databases,
             options: options.clone(),
         })
     }
 
+    /// Another tracker replica on the bed's database, calling the assignment
+    /// service at `assignment_url`, with `extra` flags; `label` names its log.
+    ///
+    /// # Errors
+    /// When it does not start.
+    pub async fn tracker_replica(
+        &self,
+        label: &str,
+        assignment_url: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<TrackerProcess> {
+        TrackerProcess::spawn(
+            &self.options,
+            &self.options.work_dir.join(format!("{label}.log")),
+            &self.tracker_db,
+            assignment_url,
+            extra,
+        )
+        .await
+    }
+
     /// CPU and memory of (assignment, tracker).
     pub fn usage(&self) -> (Usage, Usage) {
-        (self.assignment.usage(), self.tracker.usage())
+        (
+            self.assignment.usage(),
+            self.tracker
+                .as_ref()
+                .map(Process::usage)
+                .unwrap_or_default(),
+        )
     }
 
     /// Stops everything and drops the PostgreSQL databases.
     pub async fn stop(self) -> anyhow::Result<()> {
-        self.tracker.stop().await;
+        if let Some(tracker) = self.tracker {
+            tracker.stop().await;
+        }
         self.assignment.stop().await;
         self.jira.stop().await;
         for name in &self.databases {
             drop_database(&self.options.postgres_url, name).await?;
         }
         Ok(())
+    }
+}
+
+/// A tracker process and its addresses.
+#[derive(Debug)]
+pub struct TrackerProcess {
+    /// The process.
+    pub process: Process,
+    /// Its gRPC address.
+    pub grpc: SocketAddr,
+    /// Its HTTP address (webhooks).
+    pub http: SocketAddr,
+}
+
+impl TrackerProcess {
+    async fn spawn(
+        options: &BedOptions,
+        log: &std::path::Path,
+        database_url: &str,
+        assignment_url: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        let (grpc, http) = (free_addr()?, free_addr()?);
+        let mut args: Vec<String> = [
+            "--grpc-addr",
+            &grpc.to_string(),
+            "--http-addr",
+            &http.to_string(),
+            "--database-url",
+            database_url,
+            "--assignment-url",
+            assignment_url,
+            "--webhook-rate",
+            "1000000",
+            "--webhook-burst",
+            "1000000",
+            "--webhook-max-in-flight",
+            "4096",
+            "--max-in-flight",
+            "100000",
+            // The Jira simulator listens on loopback.
+            "--jira-allow-loopback",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let process = Process::spawn(
+            "tracker-service",
+            &options.bin_dir.join("tracker-service"),
+            &args,
+            log,
+            Some(format!("http://{http}/healthz")),
+        )
+        .await?;
+        Ok(Self {
+            process,
+            grpc,
+            http,
+        })
     }
 }
 

@@ -115,6 +115,42 @@ impl Process {
     }
 }
 
+/// The machine's CPU time so far, from `/proc/stat`: (busy, total) seconds
+/// over all cores. Two readings give how busy the machine was in between.
+pub fn machine_cpu() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: f64 = ticks.iter().sum();
+    // idle and iowait are the fourth and fifth fields.
+    let idle = ticks.get(3).copied().unwrap_or(0.0) + ticks.get(4).copied().unwrap_or(0.0);
+    let hz = clock_ticks();
+    ((total - idle) / hz, total / hz)
+}
+
+/// CPU seconds so far of every process whose command is `name` (e.g. the
+/// PostgreSQL server's backends).
+pub fn cpu_of_command(name: &str) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name)
+        })
+        .filter_map(read_usage)
+        .map(|u| u.cpu_seconds)
+        .sum()
+}
+
 fn read_usage(pid: u32) -> Option<Usage> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may contain spaces) start after ')'.

@@ -14,7 +14,7 @@ use crate::report::{ScenarioResult, table, write_json};
 use crate::scenarios::baselines::{self, CallRate, WriteCeilings};
 use crate::scenarios::fanout::{self, CONNECTIONS, GROUPS_PER_ISSUE, SUBSCRIBE};
 use crate::scenarios::ingest::{self, Load};
-use crate::scenarios::{Plan, outbound, peer, skim_stream, sync_rpc};
+use crate::scenarios::{Plan, drain, outbound, peer, plans, skim_stream, sync_rpc};
 
 /// Arguments of `run`.
 #[derive(Debug, clap::Args)]
@@ -38,8 +38,8 @@ pub struct RunArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     postgres_url: String,
-    /// Only these scenarios (comma-separated: baselines, ingest, latency,
-    /// sync-rpc, outbound, fanout, idle, peer).
+    /// Only these scenarios (comma-separated: plans, baselines, ingest,
+    /// latency, sync-rpc, outbound, drain, fanout, idle, peer).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -126,6 +126,41 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         results.push(result);
         Ok(())
     };
+
+    // Plans first: no services, only the tracker's queue statements.
+    if wants("plans") && args.db == DbKind::Postgres {
+        let sizes: &[(u64, u64)] = if args.quick {
+            &[(0, 0), (10_000, 1_000), (100_000, 10_000)]
+        } else {
+            &[(0, 0), (10_000, 1_000), (1_000_000, 100_000)]
+        };
+        let measured = plans::run(&args.postgres_url, sizes).await?;
+        std::fs::write(args.out.join("plans.md"), plans::markdown(&measured))?;
+        let at = |pending: u64, statement: &str| {
+            measured
+                .iter()
+                .find(|m| {
+                    m.pending == pending && m.statement == statement && m.mode == plans::MODES[1].0
+                })
+                .map_or(f64::NAN, |m| m.execution_ms)
+        };
+        let largest = sizes.last().map_or(0, |s| s.0);
+        let mut result = ScenarioResult::new(
+            "plans",
+            "claim ms (generic plan, pinned, largest backlog)",
+            at(largest, "claim"),
+            "bounded: the same at 0 and at the largest backlog",
+        );
+        for &(pending, _) in sizes {
+            for statement in ["claim", "lock", "advance", "remove_emptied", "renew"] {
+                result.figure(
+                    &format!("{statement}_ms_at_{pending}"),
+                    at(pending, statement),
+                );
+            }
+        }
+        record(result)?;
+    }
 
     // Baselines first: the ceilings every scenario is compared with.
     let (server, addr) = baseline_server(&options, "baselines-echo").await?;
@@ -307,6 +342,33 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         let (a, t) = bed.usage();
         (result.assignment, result.tracker) = (Some(a), Some(t));
         bed.stop().await?;
+        record(result)?;
+    }
+
+    if wants("drain") && args.db == DbKind::Postgres {
+        let backlog = if args.quick { 20_000 } else { 100_000 };
+        let one = drain::run(&options, backlog, 1).await?;
+        let two = drain::run(&options, backlog, 2).await?;
+        let mut result = ScenarioResult::new(
+            "drain",
+            "deliveries/s, 2 tracker replicas",
+            two.per_s,
+            "≥ 1.6× one replica; never flat for more than 1 s",
+        );
+        result.baseline = Some(("deliveries/s, 1 tracker replica".into(), one.per_s));
+        for run in [&one, &two] {
+            let n = run.replicas;
+            result
+                .figure(&format!("per_s_{n}"), run.per_s)
+                .figure(&format!("seconds_{n}"), run.seconds)
+                .figure(&format!("longest_flat_s_{n}"), run.longest_flat_s)
+                .figure(&format!("backlog_accepted_per_s_{n}"), run.loaded_per_s)
+                .figure(&format!("tracker_cpu_s_{n}"), run.tracker_cpu_s)
+                .figure(&format!("assignment_cpu_s_{n}"), run.assignment_cpu_s)
+                .figure(&format!("postgres_cpu_s_{n}"), run.postgres_cpu_s)
+                .figure(&format!("machine_busy_{n}"), run.machine_busy);
+        }
+        result.figure("backlog", backlog as f64);
         record(result)?;
     }
 

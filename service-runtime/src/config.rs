@@ -199,6 +199,56 @@ mod duration_tests {
     }
 }
 
+/// Flags bounding how long database work and shutdown may take, shared by both
+/// services.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BoundsArgs {
+    /// PostgreSQL: the longest one statement may run before the server cancels
+    /// it (it is then retried, or the call answers UNAVAILABLE); 0 for no limit.
+    #[arg(long, env = "DB_STATEMENT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub db_statement_timeout: std::time::Duration,
+
+    /// PostgreSQL: the longest a statement waits for a row or table lock; 0
+    /// for no limit.
+    #[arg(long, env = "DB_LOCK_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub db_lock_timeout: std::time::Duration,
+
+    /// After SIGTERM: how long in-flight requests and work may take to finish
+    /// before the process stops waiting, cancels its queries and exits.
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: std::time::Duration,
+}
+
+impl Default for BoundsArgs {
+    fn default() -> Self {
+        Self {
+            db_statement_timeout: std::time::Duration::from_secs(30),
+            db_lock_timeout: std::time::Duration::from_secs(10),
+            shutdown_grace: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+impl BoundsArgs {
+    /// A pool with these timeouts, `max_connections` and `acquire_timeout`,
+    /// its connections named `application_name`.
+    pub fn pool(
+        &self,
+        max_connections: u32,
+        acquire_timeout: std::time::Duration,
+        application_name: String,
+    ) -> crate::database::PoolSettings {
+        let nonzero = |d: std::time::Duration| (!d.is_zero()).then_some(d);
+        crate::database::PoolSettings {
+            max_connections,
+            acquire_timeout,
+            statement_timeout: nonzero(self.db_statement_timeout),
+            lock_timeout: nonzero(self.db_lock_timeout),
+            application_name,
+        }
+    }
+}
+
 /// Flags of a gRPC server shared by both services: authentication, TLS and
 /// limits.
 #[derive(Debug, Clone, clap::Args)]

@@ -33,6 +33,16 @@ pub struct PoolSettings {
     pub max_connections: u32,
     /// How long a caller waits for a connection before the call fails.
     pub acquire_timeout: Duration,
+    /// PostgreSQL: the longest a statement may run (`statement_timeout`) before
+    /// the server cancels it; `None` leaves the server's default. Migrations
+    /// are exempt.
+    pub statement_timeout: Option<Duration>,
+    /// PostgreSQL: the longest a statement waits for a lock (`lock_timeout`).
+    pub lock_timeout: Option<Duration>,
+    /// PostgreSQL: the `application_name` of the pool's connections, naming
+    /// this process, so [`Database::cancel_own_queries`] finds them (and
+    /// operators see who runs what in `pg_stat_activity`).
+    pub application_name: String,
 }
 
 impl Default for PoolSettings {
@@ -40,9 +50,17 @@ impl Default for PoolSettings {
         Self {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(10),
+            statement_timeout: Some(Duration::from_secs(30)),
+            lock_timeout: Some(Duration::from_secs(10)),
+            application_name: format!("service-{}", std::process::id()),
         }
     }
 }
+
+/// How often PostgreSQL checks, during a long statement, that the client is
+/// still connected (`client_connection_check_interval`, PostgreSQL 14+): a
+/// process that died (`kill -9`) leaves no query running for long.
+const CLIENT_CHECK_INTERVAL_MS: u64 = 1000;
 
 /// A connection pool and the engine behind it.
 #[derive(Debug, Clone)]
@@ -54,6 +72,8 @@ pub struct Database {
     gate: Option<Arc<tokio::sync::Mutex<()>>>,
     /// How long a writer waits for the gate before failing like a busy pool.
     acquire_timeout: Duration,
+    /// The pool's `application_name` (PostgreSQL).
+    application_name: String,
 }
 
 /// The right to write: held for the length of a write (SQLite); nothing on
@@ -124,6 +144,22 @@ impl Database {
                     // cost an munmap and a TLB shootdown.)
                     .pragma("cache_size", "-32768")
                     .create_if_missing(true)
+            })
+            .map_sqlx_postgres_opts({
+                let pool = pool.clone();
+                move |o| {
+                    let mut settings = vec![(
+                        "client_connection_check_interval",
+                        CLIENT_CHECK_INTERVAL_MS.to_string(),
+                    )];
+                    if let Some(t) = pool.statement_timeout {
+                        settings.push(("statement_timeout", t.as_millis().to_string()));
+                    }
+                    if let Some(t) = pool.lock_timeout {
+                        settings.push(("lock_timeout", t.as_millis().to_string()));
+                    }
+                    o.application_name(&pool.application_name).options(settings)
+                }
             });
         let conn = sea_orm::Database::connect(options).await?;
         Ok(Self {
@@ -133,6 +169,7 @@ impl Database {
             gate: (url.kind() == DatabaseKind::Sqlite)
                 .then(|| Arc::new(tokio::sync::Mutex::new(()))),
             acquire_timeout: pool.acquire_timeout,
+            application_name: pool.application_name.clone(),
         })
     }
 
@@ -211,6 +248,10 @@ impl Database {
     pub async fn migrate<M: MigratorTrait>(&self, lock_key: i64) -> Result<(), DbErr> {
         let txn = self.begin_write().await?;
         if self.kind == DatabaseKind::Postgres {
+            // A migration may rewrite a large table, or wait for another
+            // replica's migration: the pool's timeouts are for serving.
+            txn.execute_unprepared("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0")
+                .await?;
             txn.execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 "SELECT pg_advisory_xact_lock($1)",
@@ -250,6 +291,33 @@ impl Database {
         self.conn.ping().await
     }
 
+    /// PostgreSQL: asks the server to cancel every statement still running on
+    /// this process's connections (found by `application_name`), from a
+    /// connection of its own. Call at shutdown once the wait for in-flight work
+    /// is over, so nothing this process started outlives it. Nothing on SQLite.
+    ///
+    /// # Errors
+    /// When the server cannot be reached.
+    pub async fn cancel_own_queries(&self) -> Result<u64, DbErr> {
+        use sea_orm::sqlx::Connection as _;
+        if self.kind != DatabaseKind::Postgres {
+            return Ok(0);
+        }
+        let mut conn = sea_orm::sqlx::PgConnection::connect(self.url.as_str())
+            .await
+            .map_err(|e| DbErr::Custom(format!("connecting to cancel queries: {e}")))?;
+        let cancelled: i64 = sea_orm::sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = $1 AND state = 'active' AND pid <> pg_backend_pid()) c",
+        )
+        .bind(&self.application_name)
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| DbErr::Custom(format!("cancelling queries: {e}")))?;
+        let _ = conn.close().await;
+        Ok(u64::try_from(cancelled).unwrap_or(0))
+    }
+
     /// Closes the pool.
     ///
     /// # Errors
@@ -257,6 +325,34 @@ impl Database {
     pub async fn close(self) -> Result<(), DbErr> {
         self.conn.close().await
     }
+}
+
+/// PostgreSQL: for the rest of the caller's transaction, plans that scan a
+/// whole table or sort it lose to index paths (`SET LOCAL enable_seqscan =
+/// off, enable_sort = off`). For statements that must cost what their work
+/// costs whatever the statistics say: with statistics gathered on an empty
+/// table and a cached generic plan, PostgreSQL otherwise picks sequential
+/// scans and sorts that are cheap for the empty table and grow with it
+/// (docs/BENCHMARKS.md "Queue plans"). Nothing on SQLite.
+///
+/// # Errors
+/// Database errors.
+pub async fn pin_index_plans<C: sea_orm::ConnectionTrait>(conn: &C) -> Result<(), DbErr> {
+    if conn.get_database_backend() == DbBackend::Postgres {
+        conn.execute_unprepared("SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off")
+            .await?;
+    }
+    Ok(())
+}
+
+/// A PostgreSQL `application_name` for `service`'s replica `replica`, cut to
+/// the 63 bytes the server keeps (so it matches what the server reports).
+pub fn application_name(service: &str, replica: &str) -> String {
+    let mut name = format!("{service}/{replica}");
+    while name.len() > 63 {
+        name.pop();
+    }
+    name
 }
 
 /// Writes raw SQL once for both engines: replaces `?` placeholders with `$1`,
@@ -286,21 +382,41 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
     )
 }
 
+/// SQLSTATEs after which the same work, tried again, may well succeed:
+/// serialization_failure, deadlock_detected, admin_shutdown, query_canceled
+/// (`statement_timeout`, or a cancel at shutdown), lock_not_available
+/// (`lock_timeout`), and connection exceptions.
+const TRANSIENT_SQLSTATES: &[&str] = &[
+    "40001", "40P01", "57P01", "57014", "55P03", "08000", "08001", "08003", "08006",
+];
+
 /// Whether an error says the database could not be reached or the transaction
 /// should simply be tried again (connection lost, pool exhausted, serialization
 /// failure, deadlock). Callers answer UNAVAILABLE so clients retry.
 pub fn is_transient(err: &DbErr) -> bool {
+    // PostgreSQL's SQLSTATE, when the error carries one.
+    if let DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
+    | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e)) = err
+        && let sea_orm::sqlx::Error::Database(db) = e.as_ref()
+        && let Some(code) = db.code()
+        && TRANSIENT_SQLSTATES.iter().any(|c| code.as_ref() == *c)
+    {
+        return true;
+    }
     match err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
         _ => {
             let text = err.to_string();
             // PostgreSQL: 40001 serialization_failure, 40P01 deadlock_detected,
-            // 57P01 admin_shutdown, 08xxx connection exceptions.
-            // SQLite: SQLITE_BUSY after busy_timeout.
+            // 57P01 admin_shutdown, 57014 query_canceled (statement_timeout),
+            // 55P03 lock_not_available (lock_timeout), 08xxx connection
+            // exceptions. SQLite: SQLITE_BUSY after busy_timeout.
             [
                 "40001",
                 "40P01",
                 "57P01",
+                "57014",
+                "55P03",
                 "08006",
                 "08001",
                 "08003",

@@ -5,18 +5,21 @@
 //! Servers stop accepting, report NOT_SERVING, and drain in-flight requests;
 //! long-lived streams end with UNAVAILABLE (never with a clean OK).
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-/// How long in-flight work may take to finish once shutdown starts, before the
-/// process stops waiting.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The end of a shutdown grace kept for giving up what is left; see
+/// [`Shutdown::work_deadline`].
+pub const WIND_DOWN_RESERVE: Duration = Duration::from_millis(1500);
 
 /// A cloneable shutdown signal.
 #[derive(Debug, Clone, Default)]
 pub struct Shutdown {
     token: CancellationToken,
+    /// When shutdown began: deadlines count from here.
+    started: Arc<OnceLock<tokio::time::Instant>>,
 }
 
 impl Shutdown {
@@ -27,6 +30,7 @@ impl Shutdown {
 
     /// Starts shutdown; every clone sees it.
     pub fn trigger(&self) {
+        self.started.get_or_init(tokio::time::Instant::now);
         self.token.cancel();
     }
 
@@ -45,13 +49,31 @@ impl Shutdown {
         self.token.clone().cancelled_owned()
     }
 
+    /// `grace` after shutdown began (after now, if it has not).
+    pub fn deadline(&self, grace: Duration) -> tokio::time::Instant {
+        let started = if self.is_triggered() {
+            *self.started.get_or_init(tokio::time::Instant::now)
+        } else {
+            tokio::time::Instant::now()
+        };
+        started + grace
+    }
+
+    /// When in-flight requests and work stop being waited for: the grace
+    /// less [`WIND_DOWN_RESERVE`], which the process keeps to give up what is
+    /// left (release leases, cancel its queries, close pools) and still exit
+    /// within its grace.
+    pub fn work_deadline(&self, grace: Duration) -> tokio::time::Instant {
+        self.deadline(grace.saturating_sub(WIND_DOWN_RESERVE))
+    }
+
     /// Triggers this signal on SIGTERM or Ctrl-C. Spawns a task; call from `main`.
     pub fn trigger_on_signals(&self) {
-        let token = self.token.clone();
+        let this = self.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutdown signal received, draining");
-            token.cancel();
+            this.trigger();
         });
     }
 }

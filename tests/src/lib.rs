@@ -31,8 +31,20 @@ pub fn init_test_logs() {
     }
 }
 
-/// An HTTP client for tests (installs the TLS provider reqwest needs).
+/// An HTTP client for tests (installs the TLS provider reqwest needs). One
+/// client is built per test binary and shared: building one loads the root
+/// certificates, which in a debug build costs more than a webhook's round
+/// trip. It keeps no idle connections: each test has its own runtime, and a
+/// pooled connection would belong to a runtime that may be gone.
 pub fn http_client() -> reqwest::Client {
-    service_runtime::tls::install_crypto_provider();
-    reqwest::Client::new()
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            service_runtime::tls::install_crypto_provider();
+            reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("an HTTP client")
+        })
+        .clone()
 }

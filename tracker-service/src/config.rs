@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use service_runtime::config::{DatabaseUrl, GrpcServerArgs, LogFormat, parse_duration};
+use service_runtime::config::{BoundsArgs, DatabaseUrl, GrpcServerArgs, LogFormat, parse_duration};
 use service_runtime::secret::Secret;
 
 /// Everything the tracker service needs to start.
@@ -45,6 +45,10 @@ pub struct Config {
     /// webhook then gets 503, so Jira delivers it again).
     #[arg(long, env = "TRACKER_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub db_acquire_timeout: Duration,
+
+    /// Statement and lock timeouts, and the shutdown grace.
+    #[command(flatten)]
+    pub bounds: BoundsArgs,
 
     /// The assignment service's gRPC URL.
     #[arg(
@@ -195,6 +199,7 @@ impl Config {
             database_url,
             db_max_connections: 8,
             db_acquire_timeout: Duration::from_secs(5),
+            bounds: BoundsArgs::default(),
             assignment_url,
             assignment_token: None,
             assignment_ca_cert: None,

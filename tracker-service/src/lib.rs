@@ -13,6 +13,7 @@ pub mod issues;
 pub mod jira;
 pub mod metrics;
 pub mod outbound;
+pub mod queue_heads;
 pub mod startup;
 pub mod storage;
 pub mod webhooks;

@@ -10,12 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use service_runtime::database::{Database, PoolSettings};
+use service_runtime::database::{Database, application_name};
 use service_runtime::grpc::GrpcListener;
 use service_runtime::grpc_gate::GateLayer;
 use service_runtime::metrics::{MetricsBuilder, PoolMetrics, RpcMetrics};
 use service_runtime::ops_http::{self, HttpListener, HttpSettings};
-use service_runtime::serve::{GrpcOptions, Servers, serve_until_stopped};
+use service_runtime::serve::{GrpcOptions, Servers, serve_until_stopped, wind_down};
 use service_runtime::shutdown::Shutdown;
 use service_runtime::time::now;
 use tokio::sync::Semaphore;
@@ -45,6 +45,8 @@ pub struct Application {
     db: Database,
     grpc: GrpcListener,
     http: HttpListener,
+    /// This replica's name: on its leases, and its database connections.
+    replica: String,
 }
 
 impl Application {
@@ -55,10 +57,19 @@ impl Application {
     /// bound.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         service_runtime::tls::install_crypto_provider();
-        let pool = PoolSettings {
-            max_connections: config.db_max_connections,
-            acquire_timeout: config.db_acquire_timeout,
-        };
+        let replica = config.replica_id.clone().unwrap_or_else(|| {
+            format!(
+                "{}-{}-{:x}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "tracker".into()),
+                std::process::id(),
+                rand::random::<u32>()
+            )
+        });
+        let pool = config.bounds.pool(
+            config.db_max_connections,
+            config.db_acquire_timeout,
+            application_name("tracker", &replica),
+        );
         let db = Database::connect(&config.database_url, &pool)
             .await
             .with_context(|| format!("connecting to {}", config.database_url))?;
@@ -76,6 +87,7 @@ impl Application {
             db,
             grpc,
             http,
+            replica,
         })
     }
 
@@ -99,6 +111,7 @@ impl Application {
             db,
             grpc,
             http,
+            replica: owner,
         } = self;
         let mut registry = MetricsBuilder::new("tracker");
         let rpc_metrics = RpcMetrics::register(&mut registry);
@@ -155,20 +168,17 @@ impl Application {
             config.jira_metadata_ttl,
         );
         let outbound_waker = DispatchWaker::default();
-        let owner = config.replica_id.clone().unwrap_or_else(|| {
-            format!(
-                "{}-{}-{:x}",
-                std::env::var("HOSTNAME").unwrap_or_else(|_| "tracker".into()),
-                std::process::id(),
-                rand::random::<u32>()
-            )
-        });
 
         // Background tasks live in a set owned by this future: dropping the
         // future (a process dying, or a test killing the service) stops them.
         let mut tasks = JoinSet::new();
-        let inbox_writer =
-            InboxWriter::start(db.clone(), waker.clone(), shutdown.clone(), &mut tasks);
+        let inbox_writer = InboxWriter::start(
+            db.clone(),
+            owner.clone(),
+            waker.clone(),
+            shutdown.clone(),
+            &mut tasks,
+        );
         tasks.spawn(run_dispatcher(
             Dispatcher {
                 db: db.clone(),
@@ -180,6 +190,7 @@ impl Application {
                     poll_interval: config.dispatch_poll_interval,
                     lease: config.dispatch_lease,
                     max_backoff: config.dispatch_max_backoff,
+                    shutdown_grace: config.bounds.shutdown_grace,
                 },
                 owner: owner.clone(),
                 metrics: metrics.clone(),
@@ -208,6 +219,7 @@ impl Application {
                 concurrency: config.outbound_concurrency,
                 poll_interval: config.dispatch_poll_interval,
                 lease: config.dispatch_lease,
+                shutdown_grace: config.bounds.shutdown_grace,
                 metrics: metrics.clone(),
             },
             shutdown.clone(),
@@ -263,13 +275,20 @@ impl Application {
                 http_settings: HttpSettings {
                     header_read_timeout: config.webhook_read_timeout,
                 },
+                grace: config.bounds.shutdown_grace,
             },
             shutdown.clone(),
         )
         .await?;
         shutdown.trigger();
-        while tasks.join_next().await.is_some() {}
-        db.close().await.context("closing the database")?;
+        wind_down(
+            "tracker-service",
+            tasks,
+            vec![db],
+            &shutdown,
+            config.bounds.shutdown_grace,
+        )
+        .await;
         tracing::info!("tracker-service stopped");
         Ok(())
     }

@@ -6,8 +6,9 @@
 //! leases of items in progress every third of the lease (so a replica that
 //! dies frees its claims within one lease), claims again as soon as a slot
 //! frees or a waker rings, and otherwise polls. On shutdown it stops claiming
-//! and lets items in progress finish; unclaimed items wait for the next start
-//! or another replica.
+//! and lets items in progress finish until the shutdown deadline; those still
+//! running then are abandoned and their leases released, so another replica
+//! takes them at once (their request ids make a second application harmless).
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -17,6 +18,7 @@ use service_runtime::shutdown::Shutdown;
 use tokio::task::JoinSet;
 
 use crate::error::TrackerError;
+use crate::queue_heads::HeadId;
 use crate::webhooks::waker::DispatchWaker;
 
 /// A queue of leased work.
@@ -24,8 +26,8 @@ pub trait Queue: Clone + Send + Sync + 'static {
     /// One claimed item.
     type Item: Send + 'static;
 
-    /// The item's id, whose lease is renewed while it is processed.
-    fn id(item: &Self::Item) -> i64;
+    /// The queue head whose lease covers the item while it is processed.
+    fn head(item: &Self::Item) -> HeadId;
 
     /// Claims up to `limit` due items for this replica.
     fn claim(
@@ -33,8 +35,11 @@ pub trait Queue: Clone + Send + Sync + 'static {
         limit: u64,
     ) -> impl Future<Output = Result<Vec<Self::Item>, TrackerError>> + Send;
 
-    /// Extends this replica's leases on `ids`.
-    fn renew(&self, ids: &[i64]) -> impl Future<Output = Result<(), TrackerError>> + Send;
+    /// Extends this replica's leases on `heads`.
+    fn renew(&self, heads: &[HeadId]) -> impl Future<Output = Result<(), TrackerError>> + Send;
+
+    /// Gives up this replica's leases on `heads` (abandoned at shutdown).
+    fn release(&self, heads: &[HeadId]) -> impl Future<Output = Result<(), TrackerError>> + Send;
 
     /// Processes one item and records its outcome (releasing its lease).
     fn process(&self, item: Self::Item) -> impl Future<Output = ()> + Send;
@@ -51,7 +56,13 @@ pub struct WorkerSettings {
     pub poll_interval: Duration,
     /// How long a claim lasts unless renewed.
     pub lease: Duration,
+    /// After shutdown began: how long items in progress may take to finish.
+    pub shutdown_grace: Duration,
 }
+
+/// How long releasing abandoned leases may take at shutdown (within the
+/// shutdown's wind-down reserve).
+const RELEASE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Items claimed by one statement when the loop is busy.
 const CLAIM_BATCH: usize = 32;
@@ -63,8 +74,8 @@ pub async fn run<Q: Queue>(
     settings: WorkerSettings,
     shutdown: Shutdown,
 ) {
-    let mut running: JoinSet<i64> = JoinSet::new();
-    let mut in_flight: HashSet<i64> = HashSet::new();
+    let mut running: JoinSet<HeadId> = JoinSet::new();
+    let mut in_flight: HashSet<HeadId> = HashSet::new();
     let mut renewal = tokio::time::interval((settings.lease / 3).max(Duration::from_millis(10)));
     renewal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -77,7 +88,7 @@ pub async fn run<Q: Queue>(
             match queue.claim(free as u64).await {
                 Ok(claimed) => {
                     for item in claimed {
-                        let id = Q::id(&item);
+                        let id = Q::head(&item);
                         in_flight.insert(id);
                         let queue = queue.clone();
                         running.spawn(async move {
@@ -101,14 +112,36 @@ pub async fn run<Q: Queue>(
                 }
             }
             _ = renewal.tick(), if !in_flight.is_empty() => {
-                let ids: Vec<i64> = in_flight.iter().copied().collect();
+                let ids: Vec<HeadId> = in_flight.iter().copied().collect();
                 if let Err(error) = queue.renew(&ids).await {
                     tracing::warn!(%error, worker = settings.name, "could not renew leases; another replica may take this work over");
                 }
             }
         }
         if shutdown.is_triggered() {
-            while running.join_next().await.is_some() {}
+            let deadline = shutdown.work_deadline(settings.shutdown_grace);
+            while let Ok(Some(done)) = tokio::time::timeout_at(deadline, running.join_next()).await
+            {
+                if let Ok(id) = done {
+                    in_flight.remove(&id);
+                }
+            }
+            running.shutdown().await;
+            if !in_flight.is_empty() {
+                let ids: Vec<HeadId> = in_flight.into_iter().collect();
+                tracing::warn!(
+                    worker = settings.name,
+                    abandoned = ids.len(),
+                    "items still in progress at the shutdown deadline were abandoned; their leases are released"
+                );
+                let released = tokio::time::timeout(RELEASE_TIMEOUT, queue.release(&ids)).await;
+                if !matches!(released, Ok(Ok(()))) {
+                    tracing::warn!(
+                        worker = settings.name,
+                        "could not release the abandoned leases; they expire within one lease"
+                    );
+                }
+            }
             return;
         }
     }

@@ -102,7 +102,7 @@ async fn subscribe(bed: &Bed, tenant: &Tenant) -> anyhow::Result<Arc<Arrivals>> 
 
 /// Sends webhook `n` until it is accepted; returns when it was (first) sent and
 /// how many refusals it met.
-async fn send(
+pub(crate) async fn send(
     client: &reqwest::Client,
     url: &str,
     n: usize,

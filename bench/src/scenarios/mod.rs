@@ -1,10 +1,12 @@
 //! The scenarios, and how big each one is in a quick and a full run.
 
 pub mod baselines;
+pub mod drain;
 pub mod fanout;
 pub mod ingest;
 pub mod outbound;
 pub mod peer;
+pub mod plans;
 pub mod sync_rpc;
 
 use std::time::Duration;

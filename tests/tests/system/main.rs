@@ -14,6 +14,7 @@ mod issue_flow;
 mod links;
 mod participants;
 mod postgres;
+mod scale_out;
 mod security;
 mod stories;
 mod stream;

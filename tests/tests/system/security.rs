@@ -257,7 +257,7 @@ async fn leased_deliveries(url: &service_runtime::config::DatabaseUrl) -> i64 {
     let row = db
         .query_one_raw(sea_orm::Statement::from_string(
             db.get_database_backend(),
-            "SELECT COUNT(*) AS n FROM webhook_deliveries WHERE lease_owner IS NOT NULL",
+            "SELECT COUNT(*) AS n FROM queue_heads WHERE queue = 'inbox' AND lease_owner IS NOT NULL",
         ))
         .await
         .unwrap()

@@ -293,6 +293,8 @@ pub struct DeliveryRecord {
     pub issue_key: String,
     /// Jira's issue id in the payload, or empty.
     pub jira_issue_id: String,
+    /// The per-issue queue it waits in.
+    pub ordering_key: String,
     /// When it was stored.
     pub received_at: DateTime<Utc>,
     /// The headers kept (authentication removed).

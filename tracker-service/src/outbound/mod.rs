@@ -58,6 +58,7 @@ use crate::assignment_client::{AssignmentClient, WatchError};
 use crate::domain::outbound::OutboundRecord;
 use crate::error::TrackerError;
 use crate::metrics::Metrics;
+use crate::queue_heads::{HeadId, Leased};
 use crate::webhooks::waker::DispatchWaker;
 use crate::worker::{self, Queue, WorkerSettings, backoff};
 use apply::OutboundApplier;
@@ -188,27 +189,32 @@ pub struct Worker {
     pub poll_interval: Duration,
     /// How long a claim lasts unless renewed.
     pub lease: Duration,
+    /// After shutdown began: how long entries in progress may take.
+    pub shutdown_grace: Duration,
     /// Counts outcomes for `/metrics`.
     pub metrics: Metrics,
 }
 
 impl Queue for Worker {
-    type Item = OutboundRecord;
+    type Item = Leased<OutboundRecord>;
 
-    fn id(item: &OutboundRecord) -> i64 {
-        item.id
+    fn head(item: &Leased<OutboundRecord>) -> HeadId {
+        item.head
     }
 
-    async fn claim(&self, limit: u64) -> Result<Vec<OutboundRecord>, TrackerError> {
-        store::supersede(&self.db).await?;
+    async fn claim(&self, limit: u64) -> Result<Vec<Leased<OutboundRecord>>, TrackerError> {
         store::claim(&self.db, &self.owner, self.lease, limit).await
     }
 
-    async fn renew(&self, ids: &[i64]) -> Result<(), TrackerError> {
-        store::renew(&self.db, &self.owner, ids, self.lease).await
+    async fn renew(&self, heads: &[HeadId]) -> Result<(), TrackerError> {
+        store::renew(&self.db, &self.owner, heads, self.lease).await
     }
 
-    async fn process(&self, entry: OutboundRecord) {
+    async fn release(&self, heads: &[HeadId]) -> Result<(), TrackerError> {
+        store::release(&self.db, &self.owner, heads).await
+    }
+
+    async fn process(&self, Leased { item: entry, .. }: Leased<OutboundRecord>) {
         let span = tracing::info_span!(
             "outbound_sync",
             outbound_id = entry.id,
@@ -239,7 +245,7 @@ impl Queue for Worker {
         };
         self.metrics.outbound_outcome(label);
         for tries in 0..RECORD_TRIES {
-            match store::record_outcome(&self.db, entry.id, &self.owner, attempts, &outcome).await {
+            match store::record_outcome(&self.db, &entry, &self.owner, attempts, &outcome).await {
                 Ok(()) => return,
                 Err(error) => {
                     tracing::warn!(%error, tries, "could not record an outbound outcome");
@@ -263,6 +269,7 @@ pub async fn run_worker(worker: Worker, shutdown: Shutdown) {
         concurrency: worker.concurrency,
         poll_interval: worker.poll_interval,
         lease: worker.lease,
+        shutdown_grace: worker.shutdown_grace,
     };
     let waker = worker.waker.clone();
     worker::run(worker, waker, settings, shutdown).await;

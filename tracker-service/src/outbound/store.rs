@@ -4,24 +4,25 @@
 //! - **Storing** a batch inserts each entry once (the log's sequence is
 //!   unique, so two replicas reading the same log store it once) and moves the
 //!   cursor, in one transaction: what is stored is what was read.
-//! - **Superseding**: a pending entry not being applied is replaced by any
-//!   newer entry of the same issue and direction (sync is state-based: the
-//!   newest says what Jira must show).
-//! - **Claiming** takes, under a lease, the oldest pending entry of each issue
-//!   and direction, so entries of one issue apply one at a time in log order;
-//!   the worker renews leases while it applies them.
+//! - **Claiming** takes, under a lease, the head of each issue and direction's
+//!   queue ([`crate::queue_heads`]), so entries of one issue apply one at a
+//!   time in log order; the worker renews leases while it applies them.
+//! - **Superseding**: when an issue is claimed, its newest pending entry is
+//!   the one applied, and older pending ones are superseded (sync is
+//!   state-based: the newest says what Jira must show).
 //! - **Echoes**: an applied entry remembers what it sent (`sent_value`), so the
 //!   webhook Jira sends about that change can be recognised once.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait as _, ConnectionTrait, EntityTrait as _, FromQueryResult as _,
-    QueryFilter as _, QueryOrder as _, QuerySelect as _, Statement,
+    ActiveValue::Set, ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _,
+    QueryOrder as _, QuerySelect as _,
 };
-use service_runtime::database::{Database, placeholders};
+use service_runtime::database::Database;
 use service_runtime::idempotency::{IdempotencyKey, idempotent_write};
 use service_runtime::ids::{IntegrationId, IssueKey, JiraIssueId, RequestId};
 use service_runtime::pagination::PageRequest;
@@ -32,6 +33,7 @@ use crate::domain::outbound::{
 };
 use crate::domain::sync::StatusAction;
 use crate::error::{Reason, TrackerError};
+use crate::queue_heads::{self, HeadId, IssueQueue, Leased, Queue, Settle};
 use crate::storage::entities::{outbound_cursor, outbound_sync};
 
 /// What the worker found when it applied an entry.
@@ -159,8 +161,6 @@ fn row(intent: &OutboundIntent, time: DateTime<Utc>) -> outbound_sync::ActiveMod
         last_error: Set(None),
         attempts: Set(0),
         next_attempt_at: Set(None),
-        lease_owner: Set(None),
-        lease_until: Set(None),
         sent_value: Set(None),
         echo_expected: Set(false),
         created_at: Set(time),
@@ -211,6 +211,17 @@ pub async fn store(
             Err(error) => return Err(error.into()),
         }
     }
+    let mut heads = Settle::new(Queue::Outbound);
+    for intent in intents.iter().filter(|i| !i.from_source) {
+        heads.stored(
+            IssueQueue {
+                integration_id: intent.issue.integration_id.as_str().to_owned(),
+                ordering_key: intent.ordering_key(),
+            },
+            i64::try_from(intent.source_sequence).unwrap_or(i64::MAX),
+        );
+    }
+    heads.lock(txn, None).await?;
     let through = i64::try_from(through).unwrap_or(i64::MAX);
     outbound_cursor::Entity::update_many()
         .col_expr(outbound_cursor::Column::LastSequence, Expr::value(through))
@@ -225,31 +236,10 @@ pub async fn store(
 /// Rows per multi-row statement.
 const ROWS_PER_STATEMENT: usize = 200;
 
-/// Marks pending entries that nobody is applying and that a newer entry of
-/// the same issue and direction replaces as superseded; returns how many.
-///
-/// # Errors
-/// Database errors.
-pub async fn supersede(db: &Database) -> Result<u64, TrackerError> {
-    let backend = db.backend();
-    let time = now();
-    let sql = placeholders(
-        backend,
-        "UPDATE outbound_syncs SET state = 'superseded', updated_at = ?, \
-           result = 'a newer change of this issue replaced it before it was sent' \
-         WHERE state = 'pending' AND (lease_until IS NULL OR lease_until < ?) \
-           AND EXISTS (SELECT 1 FROM outbound_syncs n \
-                       WHERE n.integration_id = outbound_syncs.integration_id \
-                         AND n.ordering_key = outbound_syncs.ordering_key \
-                         AND n.source_sequence > outbound_syncs.source_sequence)",
-    );
-    let statement = Statement::from_sql_and_values(backend, sql, [time.into(), time.into()]);
-    let result = db.gated(db.conn().execute_raw(statement)).await?;
-    Ok(result.rows_affected())
-}
-
-/// Claims up to `limit` due entries, each the oldest pending one of its issue
-/// and direction, for `owner` for `lease`.
+/// Claims up to `limit` issues with due entries for `owner` for `lease`, and
+/// returns for each the entry to apply: the newest pending one (sync is
+/// state-based: it says what Jira must show), older pending ones of the issue
+/// being superseded.
 ///
 /// # Errors
 /// Database errors.
@@ -258,121 +248,178 @@ pub async fn claim(
     owner: &str,
     lease: Duration,
     limit: u64,
-) -> Result<Vec<OutboundRecord>, TrackerError> {
-    let backend = db.backend();
+) -> Result<Vec<Leased<OutboundRecord>>, TrackerError> {
+    let claimed = queue_heads::claim(db, Queue::Outbound, owner, lease, limit).await?;
+    if claimed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let write = db.begin_write().await?;
+    let txn = &*write;
+    // The heads first, in key order, as every writer of heads does.
+    let mut heads = Settle::new(Queue::Outbound);
+    for c in &claimed {
+        heads.stored(c.issue.clone(), c.position);
+    }
+    heads.lock(txn, None).await?;
     let time = now();
-    let until = time + chrono::Duration::from_std(lease).unwrap_or_default();
-    let sql = placeholders(
-        backend,
-        "UPDATE outbound_syncs SET lease_owner = ?, lease_until = ? \
-         WHERE state = 'pending' AND (lease_until IS NULL OR lease_until < ?) \
-           AND id IN (SELECT d.id FROM outbound_syncs d \
-             WHERE d.state = 'pending' \
-               AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?) \
-               AND (d.lease_until IS NULL OR d.lease_until < ?) \
-               AND NOT EXISTS (SELECT 1 FROM outbound_syncs e \
-                               WHERE e.state = 'pending' \
-                                 AND e.integration_id = d.integration_id \
-                                 AND e.ordering_key = d.ordering_key \
-                                 AND e.source_sequence < d.source_sequence) \
-             ORDER BY d.source_sequence LIMIT ?) \
-         RETURNING *",
-    );
-    let statement = Statement::from_sql_and_values(
-        backend,
-        sql,
-        [
-            owner.into(),
-            until.into(),
-            time.into(),
-            time.into(),
-            time.into(),
-            i64::try_from(limit).unwrap_or(i64::MAX).into(),
-        ],
-    );
-    let rows = db.gated(db.conn().query_all_raw(statement)).await?;
-    let mut claimed = rows
-        .iter()
-        .map(|row| record(outbound_sync::Model::from_query_result(row, "")?))
-        .collect::<Result<Vec<_>, _>>()?;
-    claimed.sort_by_key(|r| r.intent.source_sequence);
-    Ok(claimed)
+    let mut positions: HashMap<i64, HeadId> = HashMap::with_capacity(claimed.len());
+    let mut gone = Settle::new(Queue::Outbound);
+    for c in &claimed {
+        // The issue's newest entry, in any state: one that came from Jira
+        // itself (stored done) replaces pending ones as well.
+        let newest = outbound_sync::Entity::find()
+            .filter(outbound_sync::Column::IntegrationId.eq(c.issue.integration_id.as_str()))
+            .filter(outbound_sync::Column::OrderingKey.eq(c.issue.ordering_key.as_str()))
+            .order_by_desc(outbound_sync::Column::SourceSequence)
+            .one(txn)
+            .await?;
+        let Some(newest) = newest else {
+            gone.finished(c.issue.clone(), c.position);
+            continue;
+        };
+        let newest_pending = newest.state == OutboundState::Pending.as_str();
+        let newest = newest.source_sequence;
+        if newest != c.position {
+            outbound_sync::Entity::update_many()
+                .col_expr(
+                    outbound_sync::Column::State,
+                    Expr::value(OutboundState::Superseded.as_str()),
+                )
+                .col_expr(outbound_sync::Column::UpdatedAt, Expr::value(time))
+                .col_expr(
+                    outbound_sync::Column::Result,
+                    Expr::value("a newer change of this issue replaced it before it was sent"),
+                )
+                .filter(outbound_sync::Column::State.eq(OutboundState::Pending.as_str()))
+                .filter(outbound_sync::Column::IntegrationId.eq(c.issue.integration_id.as_str()))
+                .filter(outbound_sync::Column::OrderingKey.eq(c.issue.ordering_key.as_str()))
+                .filter(outbound_sync::Column::SourceSequence.lt(newest))
+                .exec(txn)
+                .await?;
+            if newest_pending {
+                queue_heads::repoint(txn, Queue::Outbound, &c.issue, owner, newest).await?;
+            }
+        }
+        if newest_pending {
+            positions.insert(newest, c.head);
+        } else {
+            // Nothing left to send (or an operator's change raced the claim).
+            gone.finished(c.issue.clone(), c.position);
+        }
+    }
+    // `gone` names heads this claim still holds at their claimed position.
+    let locked = gone.lock(txn, Some(owner)).await?;
+    gone.advance(txn, &locked).await?;
+    let rows = outbound_sync::Entity::find()
+        .filter(outbound_sync::Column::SourceSequence.is_in(positions.keys().copied()))
+        .filter(outbound_sync::Column::State.eq(OutboundState::Pending.as_str()))
+        .all(txn)
+        .await?;
+    write.commit().await?;
+    let mut entries = Vec::with_capacity(rows.len());
+    for row in rows {
+        let head = positions.get(&row.source_sequence).copied();
+        let item = record(row)?;
+        if let Some(head) = head {
+            entries.push(Leased { head, item });
+        }
+    }
+    entries.sort_by_key(|e| e.item.intent.source_sequence);
+    Ok(entries)
 }
 
-/// Extends `owner`'s leases on `ids` to `lease` from now.
+/// Extends `owner`'s leases on the entries claimed through `heads`.
 ///
 /// # Errors
 /// Database errors.
 pub async fn renew(
     db: &Database,
     owner: &str,
-    ids: &[i64],
+    heads: &[HeadId],
     lease: Duration,
 ) -> Result<(), TrackerError> {
-    let until = now() + chrono::Duration::from_std(lease).unwrap_or_default();
-    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-        let update = outbound_sync::Entity::update_many()
-            .col_expr(outbound_sync::Column::LeaseUntil, Expr::value(until))
-            .filter(outbound_sync::Column::LeaseOwner.eq(owner))
-            .filter(outbound_sync::Column::State.eq(OutboundState::Pending.as_str()))
-            .filter(outbound_sync::Column::Id.is_in(chunk.to_vec()))
-            .exec(db.conn());
-        db.gated(update).await?;
-    }
+    queue_heads::renew(db, owner, heads, lease).await?;
+    Ok(())
+}
+
+/// Gives up `owner`'s entries claimed through `heads` (abandoned at shutdown).
+///
+/// # Errors
+/// Database errors.
+pub async fn release(db: &Database, owner: &str, heads: &[HeadId]) -> Result<(), TrackerError> {
+    queue_heads::release(db, owner, heads).await?;
     Ok(())
 }
 
 /// Records the outcome of an attempt by `owner` (nothing, if another replica
-/// took the entry over meanwhile).
+/// took the entry over meanwhile), and moves its issue's queue on.
 ///
 /// # Errors
 /// Database errors.
 pub async fn record_outcome(
     db: &Database,
-    id: i64,
+    entry: &OutboundRecord,
     owner: &str,
     attempts: i32,
     outcome: &Outcome,
 ) -> Result<(), TrackerError> {
     let time = now();
+    let issue = IssueQueue {
+        integration_id: entry.intent.issue.integration_id.as_str().to_owned(),
+        ordering_key: entry.intent.ordering_key(),
+    };
+    let position = i64::try_from(entry.intent.source_sequence).unwrap_or(i64::MAX);
+    let mut heads = Settle::new(Queue::Outbound);
     let mut update = outbound_sync::Entity::update_many()
         .col_expr(outbound_sync::Column::Attempts, Expr::value(attempts))
-        .col_expr(outbound_sync::Column::UpdatedAt, Expr::value(time))
-        .col_expr(
-            outbound_sync::Column::LeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            outbound_sync::Column::LeaseUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        );
+        .col_expr(outbound_sync::Column::UpdatedAt, Expr::value(time));
     update = match outcome {
-        Outcome::Done { result, sent } => update
-            .col_expr(
-                outbound_sync::Column::State,
-                Expr::value(OutboundState::Done.as_str()),
-            )
-            .col_expr(outbound_sync::Column::Result, Expr::value(result.clone()))
-            .col_expr(outbound_sync::Column::SentValue, Expr::value(sent.clone()))
-            .col_expr(
-                outbound_sync::Column::EchoExpected,
-                Expr::value(sent.is_some()),
-            ),
-        Outcome::Stopped(reason) => update
-            .col_expr(
-                outbound_sync::Column::State,
-                Expr::value(OutboundState::Stopped.as_str()),
-            )
-            .col_expr(outbound_sync::Column::Result, Expr::value(reason.clone())),
-        Outcome::RetryLater(error, at) => update
-            .col_expr(outbound_sync::Column::LastError, Expr::value(error.clone()))
-            .col_expr(outbound_sync::Column::NextAttemptAt, Expr::value(*at)),
+        Outcome::Done { result, sent } => {
+            heads.finished(issue.clone(), position);
+            update
+                .col_expr(
+                    outbound_sync::Column::State,
+                    Expr::value(OutboundState::Done.as_str()),
+                )
+                .col_expr(outbound_sync::Column::Result, Expr::value(result.clone()))
+                .col_expr(outbound_sync::Column::SentValue, Expr::value(sent.clone()))
+                .col_expr(
+                    outbound_sync::Column::EchoExpected,
+                    Expr::value(sent.is_some()),
+                )
+        }
+        Outcome::Stopped(reason) => {
+            heads.finished(issue.clone(), position);
+            update
+                .col_expr(
+                    outbound_sync::Column::State,
+                    Expr::value(OutboundState::Stopped.as_str()),
+                )
+                .col_expr(outbound_sync::Column::Result, Expr::value(reason.clone()))
+        }
+        Outcome::RetryLater(error, at) => {
+            heads.retried(issue.clone(), position, *at);
+            update
+                .col_expr(outbound_sync::Column::LastError, Expr::value(error.clone()))
+                .col_expr(outbound_sync::Column::NextAttemptAt, Expr::value(*at))
+        }
     };
-    let write = update
-        .filter(outbound_sync::Column::Id.eq(id))
-        .filter(outbound_sync::Column::LeaseOwner.eq(owner))
-        .exec(db.conn());
-    db.gated(write).await?;
+    let write = db.begin_write().await?;
+    let locked = heads.lock(&*write, Some(owner)).await?;
+    if !locked.holds(&issue) {
+        tracing::warn!(
+            entry = entry.id,
+            "another replica took this outbound sync over; its outcome is left to it"
+        );
+        write.rollback().await?;
+        return Ok(());
+    }
+    update
+        .filter(outbound_sync::Column::Id.eq(entry.id))
+        .exec(&*write)
+        .await?;
+    heads.advance(&*write, &locked).await?;
+    write.commit().await?;
     Ok(())
 }
 
@@ -435,6 +482,20 @@ pub async fn retry(
     let key = IdempotencyKey::new("RetryOutboundSync", request_id, &id);
     idempotent_write(db, key, move |txn| {
         Box::pin(async move {
+            // Its issue's queue first, as every writer of heads does.
+            if let Some(row) = outbound_sync::Entity::find_by_id(id).one(txn).await?
+                && row.state == OutboundState::Stopped.as_str()
+            {
+                let mut heads = Settle::new(Queue::Outbound);
+                heads.stored(
+                    IssueQueue {
+                        integration_id: row.integration_id,
+                        ordering_key: row.ordering_key,
+                    },
+                    row.source_sequence,
+                );
+                heads.lock(txn, None).await?;
+            }
             let updated = outbound_sync::Entity::update_many()
                 .col_expr(
                     outbound_sync::Column::State,

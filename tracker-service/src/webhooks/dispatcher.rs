@@ -10,7 +10,6 @@
 //! the issue moves on. Deliveries survive restarts: on start, pending ones are
 //! simply claimable again.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use service_runtime::database::Database;
@@ -19,12 +18,13 @@ use service_runtime::time::now;
 use tracing::Instrument as _;
 
 use super::apply::{Applier, ApplyError};
-use super::inbox::{self, ClaimScope, Outcome, OutcomeKind};
+use super::inbox::{self, Outcome, OutcomeKind};
 use super::inbox_writer::InboxWriter;
 use super::waker::DispatchWaker;
 use crate::domain::delivery::{DeliveryAction, DeliveryRecord};
 use crate::error::TrackerError;
 use crate::metrics::Metrics;
+use crate::queue_heads::{HeadId, IssueQueue, Leased};
 use crate::worker::{self, Queue, WorkerSettings, backoff};
 
 /// Dispatcher settings.
@@ -40,6 +40,8 @@ pub struct DispatchSettings {
     pub lease: Duration,
     /// The longest wait between attempts.
     pub max_backoff: Duration,
+    /// After shutdown began: how long deliveries in progress may take.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for DispatchSettings {
@@ -49,6 +51,7 @@ impl Default for DispatchSettings {
             poll_interval: Duration::from_secs(1),
             lease: Duration::from_secs(6),
             max_backoff: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -81,59 +84,31 @@ struct InboxQueue {
     owner: String,
     lease: Duration,
     max_backoff: Duration,
-    poll_interval: Duration,
     metrics: Metrics,
-    /// When the whole backlog may be searched again (see [`ClaimScope`]): at
-    /// once while such searches find work, else once per poll interval, so an
-    /// idle dispatcher does not pay for two statements per wake-up.
-    backlog_scan_at: Arc<Mutex<tokio::time::Instant>>,
 }
 
 impl Queue for InboxQueue {
-    type Item = DeliveryRecord;
+    type Item = Leased<DeliveryRecord>;
 
-    fn id(item: &DeliveryRecord) -> i64 {
-        item.id
+    fn head(item: &Leased<DeliveryRecord>) -> HeadId {
+        item.head
     }
 
-    async fn claim(&self, limit: u64) -> Result<Vec<DeliveryRecord>, TrackerError> {
-        let claimed =
-            inbox::claim_ready(&self.db, &self.owner, self.lease, limit, ClaimScope::Oldest)
-                .await?;
-        let scan_due = {
-            let at = self
-                .backlog_scan_at
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            tokio::time::Instant::now() >= *at
-        };
-        if !claimed.is_empty() || !scan_due {
-            return Ok(claimed);
-        }
-        let claimed = inbox::claim_ready(
-            &self.db,
-            &self.owner,
-            self.lease,
-            limit,
-            ClaimScope::Backlog,
-        )
-        .await?;
-        if claimed.is_empty() {
-            *self
-                .backlog_scan_at
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) =
-                tokio::time::Instant::now() + self.poll_interval;
-        }
-        Ok(claimed)
+    async fn claim(&self, limit: u64) -> Result<Vec<Leased<DeliveryRecord>>, TrackerError> {
+        inbox::claim(&self.db, &self.owner, self.lease, limit).await
     }
 
-    async fn renew(&self, ids: &[i64]) -> Result<(), TrackerError> {
-        inbox::renew_leases(&self.db, &self.owner, ids, self.lease).await?;
+    async fn renew(&self, heads: &[HeadId]) -> Result<(), TrackerError> {
+        inbox::renew_leases(&self.db, &self.owner, heads, self.lease).await?;
         Ok(())
     }
 
-    async fn process(&self, row: DeliveryRecord) {
+    async fn release(&self, heads: &[HeadId]) -> Result<(), TrackerError> {
+        inbox::release(&self.db, &self.owner, heads).await?;
+        Ok(())
+    }
+
+    async fn process(&self, Leased { item: row, .. }: Leased<DeliveryRecord>) {
         dispatch_one(
             &self.inbox_writer,
             &self.applier,
@@ -163,9 +138,7 @@ pub async fn run_dispatcher(dispatcher: Dispatcher, shutdown: Shutdown) {
         owner,
         lease: settings.lease,
         max_backoff: settings.max_backoff,
-        poll_interval: settings.poll_interval,
         metrics,
-        backlog_scan_at: Arc::new(Mutex::new(tokio::time::Instant::now())),
     };
     worker::run(
         queue,
@@ -175,6 +148,7 @@ pub async fn run_dispatcher(dispatcher: Dispatcher, shutdown: Shutdown) {
             concurrency: settings.concurrency,
             poll_interval: settings.poll_interval,
             lease: settings.lease,
+            shutdown_grace: settings.shutdown_grace,
         },
         shutdown,
     )
@@ -224,6 +198,10 @@ async fn dispatch_one(
         let recorded = inbox_writer
             .record(Outcome {
                 id: row.id,
+                issue: IssueQueue {
+                    integration_id: row.integration_id.as_str().to_owned(),
+                    ordering_key: row.ordering_key.clone(),
+                },
                 attempts,
                 kind,
             })

@@ -2,11 +2,11 @@
 //!
 //! A delivery is stored (committed, deduplicated by integration and delivery
 //! key; see [`super::inbox_writer`] for the group commit) before Jira gets its
-//! `2xx`. The dispatcher then claims the
-//! oldest pending delivery of each issue (`ordering_key`) with a lease: a later
-//! delivery of the same issue is not eligible while an earlier one is pending, so
-//! per-issue order holds across replicas, and a lease that expires (its replica
-//! died) makes the delivery claimable again.
+//! `2xx`. Pending deliveries wait in their issue's queue (`ordering_key`): the
+//! dispatcher claims the head of each issue's queue with a lease, through
+//! [`crate::queue_heads`], so per-issue order holds across replicas, a later
+//! delivery of an issue is not applied while an earlier one is pending, and a
+//! lease that expires (its replica died) makes the head claimable again.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -14,8 +14,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait as _, ConnectionTrait, EntityTrait as _, FromQueryResult as _,
-    QueryFilter as _, QueryOrder as _, QuerySelect as _, Statement,
+    ActiveValue::Set, ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _,
+    QueryOrder as _, QuerySelect as _, Statement,
 };
 use service_runtime::database::{Database, placeholders};
 use service_runtime::idempotency::{IdempotencyKey, idempotent_write};
@@ -25,6 +25,7 @@ use service_runtime::time::now;
 
 use crate::domain::delivery::{DeliveryAction, DeliveryRecord, DeliveryState};
 use crate::error::{Reason, TrackerError};
+use crate::queue_heads::{self, HeadId, IssueQueue, Leased, Queue, Settle};
 use crate::storage::entities::webhook_delivery;
 
 /// A delivery about to be stored.
@@ -101,8 +102,6 @@ fn new_row(delivery: NewDelivery, received: DateTime<Utc>) -> webhook_delivery::
         next_attempt_at: Set(None),
         actions: Set("[]".to_owned()),
         completed_at: Set(completed_at),
-        lease_owner: Set(None),
-        lease_until: Set(None),
         body_digest: Set(Some(delivery.body_digest)),
         ..Default::default()
     }
@@ -133,6 +132,7 @@ fn record(row: webhook_delivery::Model) -> Result<DeliveryRecord, TrackerError> 
         event_type: row.event_type,
         issue_key: row.issue_key,
         jira_issue_id: row.jira_issue_id,
+        ordering_key: row.ordering_key,
         received_at: row.received_at,
         headers,
         body: row.body,
@@ -162,7 +162,7 @@ fn record(row: webhook_delivery::Model) -> Result<DeliveryRecord, TrackerError> 
 pub async fn store_batch<C: ConnectionTrait>(
     conn: &C,
     deliveries: Vec<NewDelivery>,
-) -> Result<Vec<Stored>, TrackerError> {
+) -> Result<StoredBatch, TrackerError> {
     let received = now();
     let mut answers: Vec<Option<Stored>> = vec![None; deliveries.len()];
     let existing = stored_matches(conn, &deliveries).await?;
@@ -193,6 +193,9 @@ pub async fn store_batch<C: ConnectionTrait>(
         .collect();
     let digests: Vec<String> = deliveries.iter().map(|d| d.body_digest.clone()).collect();
     let mut pending: Vec<Option<NewDelivery>> = deliveries.into_iter().map(Some).collect();
+    // In key order, so two replicas storing the same deliveries meanwhile
+    // take their unique-index entries in the same order.
+    to_insert.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
     let rows: Vec<webhook_delivery::ActiveModel> = to_insert
         .iter()
         .filter_map(|&i| pending[i].take().map(|d| new_row(d, received)))
@@ -213,6 +216,19 @@ pub async fn store_batch<C: ConnectionTrait>(
             Err(error) => return Err(error.into()),
         }
     };
+    let queued: Vec<(IssueQueue, i64)> = inserted
+        .iter()
+        .filter(|row| row.state == DeliveryState::Pending.as_str())
+        .map(|row| {
+            (
+                IssueQueue {
+                    integration_id: row.integration_id.clone(),
+                    ordering_key: row.ordering_key.clone(),
+                },
+                row.id,
+            )
+        })
+        .collect();
     let new: HashMap<(String, String), i64> = inserted
         .into_iter()
         .map(|row| ((row.integration_id, row.delivery_key), row.id))
@@ -256,10 +272,20 @@ pub async fn store_batch<C: ConnectionTrait>(
             });
         }
     }
-    answers
+    let answers = answers
         .into_iter()
         .map(|a| a.ok_or_else(|| TrackerError::Corrupt("a delivery got no answer".into())))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok(StoredBatch { answers, queued })
+}
+
+/// What [`store_batch`] did.
+#[derive(Debug)]
+pub struct StoredBatch {
+    /// Each delivery's answer, in the batch's order.
+    pub answers: Vec<Stored>,
+    /// The deliveries stored now that wait in a queue (not ignored ones).
+    pub queued: Vec<(IssueQueue, i64)>,
 }
 
 /// The stored deliveries a batch would duplicate, by (integration, `key:…`
@@ -303,122 +329,85 @@ async fn stored_matches<C: ConnectionTrait>(
     Ok(found)
 }
 
-/// Claims up to `limit` deliveries that are due and at the head of their issue,
-/// for `owner`, for `lease`, in one statement. Returns them in arrival order.
-///
-/// The update re-checks the lease, so when replicas race for a delivery one
-/// statement takes it and the other's skips it. `scope` says where candidates
-/// are looked for; see [`ClaimScope`].
+/// Claims up to `limit` deliveries at the heads of their issues' queues for
+/// `owner`, for `lease`; returns them in arrival order. A head whose delivery
+/// is no longer pending (an operator's change raced the claim) is moved on.
 ///
 /// # Errors
 /// Database errors.
-pub async fn claim_ready(
+pub async fn claim(
     db: &Database,
     owner: &str,
     lease: Duration,
     limit: u64,
-    scope: ClaimScope,
-) -> Result<Vec<DeliveryRecord>, TrackerError> {
-    let backend = db.backend();
-    let time = now();
-    let until = time + chrono::Duration::from_std(lease).unwrap_or_default();
-    let window = match scope {
-        ClaimScope::Oldest => format!(
-            "AND d.id IN (SELECT w.id FROM webhook_deliveries w \
-             WHERE w.state = 'pending' ORDER BY w.id LIMIT {CLAIM_WINDOW}) "
-        ),
-        ClaimScope::Backlog => String::new(),
-    };
-    let sql = placeholders(
-        backend,
-        &format!(
-            "UPDATE webhook_deliveries SET lease_owner = ?, lease_until = ? \
-             WHERE state = 'pending' AND (lease_until IS NULL OR lease_until < ?) \
-               AND id IN (SELECT d.id FROM webhook_deliveries d \
-                 WHERE d.state = 'pending' {window}\
-                   AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?) \
-                   AND (d.lease_until IS NULL OR d.lease_until < ?) \
-                   AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
-                                   WHERE e.state = 'pending' \
-                                     AND e.ordering_key = d.ordering_key \
-                                     AND e.integration_id = d.integration_id \
-                                     AND e.id < d.id) \
-                 ORDER BY d.id LIMIT ?) \
-             RETURNING *"
-        ),
-    );
-    let statement = Statement::from_sql_and_values(
-        backend,
-        sql,
-        [
-            owner.into(),
-            until.into(),
-            time.into(),
-            time.into(),
-            time.into(),
-            i64::try_from(limit).unwrap_or(i64::MAX).into(),
-        ],
-    );
-    let rows = db.gated(db.conn().query_all_raw(statement)).await?;
-    let mut claimed = rows
-        .iter()
-        .map(|row| record(webhook_delivery::Model::from_query_result(row, "")?))
-        .collect::<Result<Vec<_>, _>>()?;
-    claimed.sort_by_key(|row| row.id);
-    Ok(claimed)
+) -> Result<Vec<Leased<DeliveryRecord>>, TrackerError> {
+    let claimed = queue_heads::claim(db, Queue::Inbox, owner, lease, limit).await?;
+    if claimed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::Id.is_in(claimed.iter().map(|c| c.position)))
+        .all(db.conn())
+        .await?;
+    let mut pending: HashMap<i64, webhook_delivery::Model> = rows
+        .into_iter()
+        .filter(|r| r.state == DeliveryState::Pending.as_str())
+        .map(|r| (r.id, r))
+        .collect();
+    let mut records = Vec::with_capacity(claimed.len());
+    let mut stale = Settle::new(Queue::Inbox);
+    let mut any_stale = false;
+    for c in claimed {
+        match pending.remove(&c.position) {
+            Some(row) => records.push(Leased {
+                head: c.head,
+                item: record(row)?,
+            }),
+            None => {
+                stale.finished(c.issue, c.position);
+                any_stale = true;
+            }
+        }
+    }
+    if any_stale {
+        let txn = db.begin_write().await?;
+        let locked = stale.lock(&*txn, Some(owner)).await?;
+        stale.advance(&*txn, &locked).await?;
+        txn.commit().await?;
+    }
+    Ok(records)
 }
 
-/// Extends `owner`'s leases on `ids` (deliveries in progress) to `lease` from
-/// now; leases another replica took over are left alone.
+/// Extends `owner`'s leases on the deliveries claimed through `heads` (in
+/// progress) to `lease` from now.
 ///
 /// # Errors
 /// Database errors.
 pub async fn renew_leases(
     db: &Database,
     owner: &str,
-    ids: &[i64],
+    heads: &[HeadId],
     lease: Duration,
 ) -> Result<u64, TrackerError> {
-    let until = now() + chrono::Duration::from_std(lease).unwrap_or_default();
-    let mut renewed = 0;
-    for chunk in ids.chunks(RECORDS_PER_STATEMENT) {
-        let update = webhook_delivery::Entity::update_many()
-            .col_expr(
-                webhook_delivery::Column::LeaseUntil,
-                sea_orm::sea_query::Expr::value(until),
-            )
-            .filter(webhook_delivery::Column::LeaseOwner.eq(owner))
-            .filter(webhook_delivery::Column::State.eq(DeliveryState::Pending.as_str()))
-            .filter(webhook_delivery::Column::Id.is_in(chunk.to_vec()))
-            .exec(db.conn());
-        renewed += db.gated(update).await?.rows_affected;
-    }
-    Ok(renewed)
+    queue_heads::renew(db, owner, heads, lease).await
 }
 
-/// Which pending deliveries a claim considers.
+/// Gives up `owner`'s deliveries claimed through `heads` (abandoned at
+/// shutdown) to whichever replica claims next.
 ///
-/// With a large backlog, PostgreSQL planned a scan of every pending row for an
-/// unrestricted claim (27 ms per claim with 5,000 pending), so the dispatcher
-/// claims among the oldest first, and searches the whole backlog only when
-/// those hold nothing claimable (each waits behind an earlier delivery of its
-/// issue, or for its retry time), so that a stuck issue cannot starve the rest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClaimScope {
-    /// The oldest [`CLAIM_WINDOW`] pending deliveries.
-    Oldest,
-    /// Every pending delivery.
-    Backlog,
+/// # Errors
+/// Database errors.
+pub async fn release(db: &Database, owner: &str, heads: &[HeadId]) -> Result<u64, TrackerError> {
+    queue_heads::release(db, owner, heads).await
 }
-
-/// How many of the oldest pending deliveries a claim looks at first.
-pub const CLAIM_WINDOW: u64 = 2048;
 
 /// What became of a claimed delivery, to be recorded.
 #[derive(Debug, Clone)]
 pub struct Outcome {
     /// The delivery.
     pub id: i64,
+    /// Its issue's queue.
+    pub issue: IssueQueue,
     /// Attempts so far, this one included.
     pub attempts: i32,
     /// What happened.
@@ -437,7 +426,11 @@ pub enum OutcomeKind {
     RetryLater(String, DateTime<Utc>, Vec<DeliveryAction>),
 }
 
-/// Records outcomes in the caller's transaction (releasing their leases).
+/// Records outcomes in the caller's transaction, with the heads of their
+/// issues' queues: each settles only if `owner` still holds its delivery (one
+/// whose lease another replica took over is left to that replica), and new
+/// deliveries `stored` in the same transaction join their queues. Returns the
+/// ids of the outcomes dropped.
 ///
 /// Deliveries applied successfully (nearly all of them) are recorded with one
 /// statement however many there are: a row-by-row update made the inbox writer,
@@ -446,12 +439,31 @@ pub enum OutcomeKind {
 ///
 /// # Errors
 /// Database errors.
-pub async fn record_outcomes<C: ConnectionTrait>(
+pub async fn settle<C: ConnectionTrait>(
     conn: &C,
+    owner: &str,
+    stored: &[(IssueQueue, i64)],
     outcomes: &[Outcome],
-) -> Result<(), TrackerError> {
-    let (delivered, others): (Vec<&Outcome>, Vec<&Outcome>) = outcomes
-        .iter()
+) -> Result<Vec<i64>, TrackerError> {
+    let mut heads = Settle::new(Queue::Inbox);
+    for (issue, id) in stored {
+        heads.stored(issue.clone(), *id);
+    }
+    for outcome in outcomes {
+        match &outcome.kind {
+            OutcomeKind::RetryLater(_, at, _) => {
+                heads.retried(outcome.issue.clone(), outcome.id, *at);
+            }
+            OutcomeKind::Delivered(_) | OutcomeKind::Failed(..) => {
+                heads.finished(outcome.issue.clone(), outcome.id);
+            }
+        }
+    }
+    let locked = heads.lock(conn, Some(owner)).await?;
+    let (held, dropped): (Vec<&Outcome>, Vec<&Outcome>) =
+        outcomes.iter().partition(|o| locked.holds(&o.issue));
+    let (delivered, others): (Vec<&Outcome>, Vec<&Outcome>) = held
+        .into_iter()
         .partition(|o| matches!(o.kind, OutcomeKind::Delivered(_)));
     for chunk in delivered.chunks(RECORDS_PER_STATEMENT) {
         record_delivered(conn, chunk).await?;
@@ -460,8 +472,6 @@ pub async fn record_outcomes<C: ConnectionTrait>(
         let mut row = webhook_delivery::ActiveModel {
             id: Set(outcome.id),
             attempts: Set(outcome.attempts),
-            lease_owner: Set(None),
-            lease_until: Set(None),
             ..Default::default()
         };
         match &outcome.kind {
@@ -481,7 +491,8 @@ pub async fn record_outcomes<C: ConnectionTrait>(
         }
         webhook_delivery::Entity::update(row).exec(conn).await?;
     }
-    Ok(())
+    heads.advance(conn, &locked).await?;
+    Ok(dropped.iter().map(|o| o.id).collect())
 }
 
 /// Outcomes recorded by one statement at most.
@@ -522,7 +533,7 @@ async fn record_delivered<C: ConnectionTrait>(
         backend,
         &format!(
             "UPDATE webhook_deliveries SET state = ?, completed_at = ?, last_error = '', \
-             next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL, \
+             next_attempt_at = NULL, \
              attempts = {attempts}, actions = {actions} WHERE id IN ({ids})"
         ),
     );
@@ -610,6 +621,21 @@ pub async fn requeue(
     let key = IdempotencyKey::new("RetryWebhookDelivery", request_id, &id);
     idempotent_write(db, key, move |txn| {
         Box::pin(async move {
+            // Its issue's queue first (locked in the same order as every other
+            // writer of heads), then the delivery.
+            if let Some(row) = webhook_delivery::Entity::find_by_id(id).one(txn).await?
+                && row.state == DeliveryState::Failed.as_str()
+            {
+                let mut heads = Settle::new(Queue::Inbox);
+                heads.stored(
+                    IssueQueue {
+                        integration_id: row.integration_id,
+                        ordering_key: row.ordering_key,
+                    },
+                    id,
+                );
+                heads.lock(txn, None).await?;
+            }
             let updated = webhook_delivery::Entity::update_many()
                 .col_expr(
                     webhook_delivery::Column::State,
@@ -668,9 +694,13 @@ pub async fn pending_stats(db: &Database) -> Result<(u64, Option<DateTime<Utc>>)
     use sea_orm::PaginatorTrait as _;
     let pending = webhook_delivery::Entity::find()
         .filter(webhook_delivery::Column::State.eq(DeliveryState::Pending.as_str()));
-    let count = pending.clone().count(db.conn()).await?;
-    let oldest = pending
-        .order_by_asc(webhook_delivery::Column::Id)
+    let count = pending.count(db.conn()).await?;
+    // Every issue's oldest pending delivery is its queue's head, so the
+    // oldest of all is the lowest head.
+    let Some(first) = queue_heads::lowest_head(db, Queue::Inbox).await? else {
+        return Ok((count, None));
+    };
+    let oldest = webhook_delivery::Entity::find_by_id(first)
         .one(db.conn())
         .await?
         .map(|r| r.received_at);

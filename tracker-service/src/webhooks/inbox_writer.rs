@@ -18,11 +18,11 @@
 use std::time::Duration;
 
 use sea_orm::{ConnAcquireErr, DbErr};
-use service_runtime::database::Database;
+use service_runtime::database::{Database, pin_index_plans};
 use service_runtime::shutdown::Shutdown;
 use tokio::sync::{mpsc, oneshot};
 
-use super::inbox::{self, NewDelivery, Outcome, Stored};
+use super::inbox::{self, NewDelivery, Outcome, Stored, StoredBatch};
 use super::waker::DispatchWaker;
 use crate::error::TrackerError;
 
@@ -64,15 +64,17 @@ fn stopped() -> TrackerError {
 }
 
 impl InboxWriter {
-    /// Starts the writer's task (owned by the caller's task set).
+    /// Starts the writer's task (owned by the caller's task set); it records
+    /// outcomes of deliveries `owner` (this replica) holds.
     pub fn start(
         db: Database,
+        owner: String,
         waker: DispatchWaker,
         shutdown: Shutdown,
         tasks: &mut tokio::task::JoinSet<()>,
     ) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE);
-        tasks.spawn(run(db, receiver, waker, shutdown));
+        tasks.spawn(run(db, owner, receiver, waker, shutdown));
         Self { queue }
     }
 
@@ -105,6 +107,7 @@ impl InboxWriter {
 
 async fn run(
     db: Database,
+    owner: String,
     mut receiver: mpsc::Receiver<Write>,
     waker: DispatchWaker,
     shutdown: Shutdown,
@@ -132,13 +135,13 @@ async fn run(
                 Err(_) => break,
             }
         }
-        commit(&db, &mut batch).await;
+        commit(&db, &owner, &mut batch).await;
         waker.wake();
     }
 }
 
 /// Writes `batch` in one transaction and answers every caller.
-async fn commit(db: &Database, batch: &mut Vec<Write>) {
+async fn commit(db: &Database, owner: &str, batch: &mut Vec<Write>) {
     let mut deliveries = Vec::new();
     let mut store_replies = Vec::new();
     let mut outcomes = Vec::new();
@@ -157,14 +160,26 @@ async fn commit(db: &Database, batch: &mut Vec<Write>) {
     }
     let written = async {
         let txn = db.begin_write().await?;
+        // Every statement here must cost what its rows cost, whatever the
+        // statistics (the dedupe lookups, the outcome updates, the heads).
+        pin_index_plans(&*txn).await?;
         let stored = if deliveries.is_empty() {
-            Vec::new()
+            StoredBatch {
+                answers: Vec::new(),
+                queued: Vec::new(),
+            }
         } else {
             inbox::store_batch(&*txn, deliveries).await?
         };
-        inbox::record_outcomes(&*txn, &outcomes).await?;
+        let dropped = inbox::settle(&*txn, owner, &stored.queued, &outcomes).await?;
         txn.commit().await?;
-        Ok::<_, TrackerError>(stored)
+        if !dropped.is_empty() {
+            tracing::warn!(
+                ?dropped,
+                "outcomes of deliveries whose lease another replica took over were dropped; that replica applies them"
+            );
+        }
+        Ok::<_, TrackerError>(stored.answers)
     }
     .await;
     match written {

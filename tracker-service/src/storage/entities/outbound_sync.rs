@@ -30,8 +30,6 @@ pub struct Model {
     pub last_error: Option<String>,
     pub attempts: i32,
     pub next_attempt_at: Option<DateTimeUtc>,
-    pub lease_owner: Option<String>,
-    pub lease_until: Option<DateTimeUtc>,
     pub sent_value: Option<String>,
     pub echo_expected: bool,
     pub created_at: DateTimeUtc,

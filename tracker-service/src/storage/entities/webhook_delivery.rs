@@ -27,8 +27,6 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub actions: String,
     pub completed_at: Option<DateTimeUtc>,
-    pub lease_owner: Option<String>,
-    pub lease_until: Option<DateTimeUtc>,
     pub body_digest: Option<String>,
 }
 

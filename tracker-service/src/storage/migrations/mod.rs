@@ -7,6 +7,7 @@ mod m20261126_000002_inbox_claim_index;
 mod m20261129_000003_body_digest;
 mod m20261130_000004_outbound_sync;
 mod m20261130_000005_issue_flow;
+mod m20261201_000006_queue_heads;
 
 /// The tracker service's migrations.
 #[derive(Debug)]
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000003_body_digest::Migration),
             Box::new(m20261130_000004_outbound_sync::Migration),
             Box::new(m20261130_000005_issue_flow::Migration),
+            Box::new(m20261201_000006_queue_heads::Migration),
         ]
     }
 }
