@@ -6,6 +6,8 @@ use clap::Parser as _;
 async fn main() -> anyhow::Result<()> {
     let config = assignment_service::Config::parse();
     service_runtime::telemetry::init(config.log_format)?;
+    // Secrets are redacted by their types' `Debug`.
+    tracing::info!(?config, "effective configuration");
     let shutdown = service_runtime::shutdown::Shutdown::new();
     shutdown.trigger_on_signals();
     let app = assignment_service::Application::build(config).await?;

@@ -162,7 +162,12 @@ impl Application {
         let assignees = AssigneeBatcher::start(&db, &shutdown, &mut tasks);
         let services = api::services(&db, &hub, &assignees, config.grpc.max_message_bytes);
         drop(assignees);
-        let router = ops_http::router(db.clone(), Arc::new(move || metrics.render()));
+        let router = ops_http::router(ops_http::OpsRoutes {
+            database: db.clone(),
+            metrics: Arc::new(move || metrics.render()),
+            readiness: vec![db.migrations_check::<Migrator>()],
+            shutdown: shutdown.clone(),
+        });
         serve_until_stopped(
             Servers {
                 name: "assignment-service",

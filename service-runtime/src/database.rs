@@ -263,6 +263,26 @@ impl Database {
         txn.commit().await
     }
 
+    /// A `/readyz` check that every migration of `M` is applied (a replica
+    /// of an older version may have started against a newer schema, or the
+    /// schema been restored from an older backup).
+    pub fn migrations_check<M: MigratorTrait>(&self) -> crate::ops_http::ReadinessCheck {
+        let db = self.clone();
+        crate::ops_http::ReadinessCheck::new("migrations", move || {
+            let db = db.clone();
+            async move {
+                match M::get_pending_migrations(&db.conn).await {
+                    Ok(pending) if pending.is_empty() => Ok(()),
+                    Ok(pending) => Err(format!("{} not applied", pending.len())),
+                    Err(error) => {
+                        tracing::warn!(%error, "readiness: cannot read the applied migrations");
+                        Err("cannot be read".to_owned())
+                    }
+                }
+            }
+        })
+    }
+
     /// The pool's current size and how many of its connections are idle.
     pub fn pool_usage(&self) -> (u32, u32) {
         match self.kind {

@@ -1,8 +1,15 @@
-//! The operations HTTP endpoint of each service: `GET /healthz` (200 when the
-//! database answers, 503 otherwise) and `GET /metrics` (Prometheus text). The
-//! tracker merges its webhook routes into the same router.
+//! The operations HTTP endpoint of each service: `GET /livez` (200 while the
+//! process serves: restart it when this fails), `GET /readyz` (200 when it
+//! can do its work: not shutting down, the database answers, its migrations
+//! are applied, and whatever else the service checks, e.g. the tracker's
+//! assignment service; 503 naming what is not, so a load balancer sends
+//! traffic elsewhere), `GET /healthz` (the database answers; kept for
+//! existing probes) and `GET /metrics` (Prometheus text). The tracker merges
+//! its webhook routes into the same router.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,21 +25,109 @@ use crate::shutdown::Shutdown;
 /// Renders the process's metrics in the Prometheus text format.
 pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 
+type CheckFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// One thing `/readyz` checks besides the database: a name for its answer,
+/// and a check that says in a few words why the dependency is not usable
+/// (never a secret: the answer is unauthenticated).
 #[derive(Clone)]
-struct OpsState {
-    database: Database,
-    metrics: MetricsRenderer,
+pub struct ReadinessCheck {
+    name: &'static str,
+    check: Arc<dyn Fn() -> CheckFuture + Send + Sync>,
 }
 
-/// The `/healthz` and `/metrics` routes.
-pub fn router(database: Database, metrics: MetricsRenderer) -> Router {
+impl ReadinessCheck {
+    /// A check named `name`, run on every `/readyz` request (bounded by
+    /// [`CHECK_TIMEOUT`]).
+    pub fn new<F, Fut>(name: &'static str, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        Self {
+            name,
+            check: Arc::new(move || Box::pin(check())),
+        }
+    }
+}
+
+impl std::fmt::Debug for ReadinessCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadinessCheck")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The longest one readiness check may take before it counts as failed.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the operations routes serve.
+#[derive(Clone)]
+#[allow(missing_debug_implementations)] // holds the metrics renderer, a closure
+pub struct OpsRoutes {
+    /// The service's database (pinged by `/healthz` and `/readyz`).
+    pub database: Database,
+    /// The metrics renderer for `/metrics`.
+    pub metrics: MetricsRenderer,
+    /// The checks `/readyz` runs after the database's.
+    pub readiness: Vec<ReadinessCheck>,
+    /// Once it fires, `/readyz` answers 503 (traffic should go elsewhere).
+    pub shutdown: Shutdown,
+}
+
+/// The `/livez`, `/readyz`, `/healthz` and `/metrics` routes.
+pub fn router(routes: OpsRoutes) -> Router {
     Router::new()
+        .route("/livez", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))
-        .with_state(OpsState { database, metrics })
+        .with_state(routes)
 }
 
-async fn healthz(State(state): State<OpsState>) -> impl IntoResponse {
+async fn readyz(State(state): State<OpsRoutes>) -> impl IntoResponse {
+    if state.shutdown.is_triggered() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down\n".to_owned(),
+        );
+    }
+    let database = state.database.clone();
+    let checks = std::iter::once(ReadinessCheck::new("database", move || {
+        let database = database.clone();
+        async move {
+            database.ping().await.map_err(|error| {
+                tracing::warn!(%error, "readiness: database unreachable");
+                "unreachable".to_owned()
+            })
+        }
+    }))
+    .chain(state.readiness.iter().cloned());
+    let mut body = String::new();
+    let mut ready = true;
+    for check in checks {
+        let outcome = match tokio::time::timeout(CHECK_TIMEOUT, (check.check)()).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+        };
+        match outcome {
+            Ok(()) => body.push_str(&format!("{}: ok\n", check.name)),
+            Err(why) => {
+                ready = false;
+                body.push_str(&format!("{}: {why}\n", check.name));
+            }
+        }
+    }
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, body)
+}
+
+async fn healthz(State(state): State<OpsRoutes>) -> impl IntoResponse {
     match state.database.ping().await {
         Ok(()) => (StatusCode::OK, "ok\n"),
         Err(error) => {
@@ -42,7 +137,7 @@ async fn healthz(State(state): State<OpsState>) -> impl IntoResponse {
     }
 }
 
-async fn render_metrics(State(state): State<OpsState>) -> impl IntoResponse {
+async fn render_metrics(State(state): State<OpsRoutes>) -> impl IntoResponse {
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -15,6 +15,9 @@ use service_runtime::time::to_timestamp;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 
 use crate::domain::outbound::{OutboundIntent, OutboundIssue, OutboundTarget};
 use crate::domain::sync::{
@@ -62,6 +65,8 @@ pub struct AssignmentClient {
     external_issues: ExternalIssueServiceClient<Channel>,
     /// Installations, to confine an organization's calls to what it installed.
     directory: DirectoryServiceClient<Channel>,
+    /// The service's gRPC health, for the tracker's `/readyz`.
+    health: HealthClient<Channel>,
     deadline: Duration,
     authorization: Option<MetadataValue<Ascii>>,
 }
@@ -111,7 +116,8 @@ impl AssignmentClient {
         let channel = endpoint.connect_lazy();
         Ok(Self {
             external_issues: ExternalIssueServiceClient::new(channel.clone()),
-            directory: DirectoryServiceClient::new(channel),
+            directory: DirectoryServiceClient::new(channel.clone()),
+            health: HealthClient::new(channel),
             deadline,
             authorization,
         })
@@ -131,6 +137,28 @@ impl AssignmentClient {
             request.metadata_mut().insert("traceparent", value);
         }
         request
+    }
+
+    /// Whether the assignment service answers its gRPC health check as
+    /// serving; otherwise a few words for `/readyz`.
+    ///
+    /// # Errors
+    /// Why it is not usable.
+    pub async fn ready(&self) -> Result<(), String> {
+        let request = self.request(
+            HealthCheckRequest {
+                service: String::new(),
+            },
+            &CallContext::default(),
+        );
+        match self.health.clone().check(request).await {
+            Ok(answer) if answer.get_ref().status() == ServingStatus::Serving => Ok(()),
+            Ok(answer) => Err(format!("{:?}", answer.get_ref().status()).to_lowercase()),
+            Err(status) => {
+                tracing::debug!(%status, "readiness: assignment service health check failed");
+                Err(format!("unreachable ({:?})", status.code()))
+            }
+        }
     }
 
     /// Whether `organization_id` installed `integration` (`GetInstallation`).

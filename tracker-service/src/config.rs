@@ -232,3 +232,37 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::Config;
+
+    /// The configuration is logged at start-up: none of its secrets may show.
+    #[test]
+    fn the_logged_configuration_shows_no_secret() {
+        let config = Config::try_parse_from([
+            "tracker-service",
+            "--database-url",
+            "postgres://app:db-password-1@db/tracker",
+            "--assignment-token",
+            "assignment-token-0123456789",
+            "--auth-token",
+            "ops:admin=ops-token-0123456789abcdef",
+        ])
+        .expect("the flags parse");
+        let shown = format!("{config:?}");
+        assert!(
+            shown.contains("postgres://app:[redacted]@db/tracker"),
+            "{shown}"
+        );
+        for secret in [
+            "db-password-1",
+            "assignment-token-0123456789",
+            "ops-token-0123456789abcdef",
+        ] {
+            assert!(!shown.contains(secret), "{secret} shows in {shown}");
+        }
+    }
+}

@@ -245,25 +245,36 @@ impl Application {
             outbound_waker: outbound_waker.clone(),
         }
         .into_services(config.grpc.max_message_bytes);
-        let router = ops_http::router(db.clone(), Arc::new(move || rendered.render())).merge(
-            intake::routes(IntakeState {
-                db: db.clone(),
-                waker,
-                inbox: inbox_writer,
-                body_limit: config.webhook_body_limit,
-                in_flight: Arc::new(Semaphore::new(config.webhook_max_in_flight.max(1))),
-                rate_limiter: Arc::new(RateLimiter::new(config.webhook_rate, config.webhook_burst)),
-                freshness: Freshness {
-                    max_age: config.webhook_max_age,
-                    max_ahead: Duration::from_secs(15 * 60),
-                },
-                body_pace: BodyPace {
-                    grace: config.webhook_read_timeout,
-                    min_rate: config.webhook_min_body_rate,
-                },
-                metrics,
-            }),
-        );
+        let reachable = assignment.clone();
+        let router = ops_http::router(ops_http::OpsRoutes {
+            database: db.clone(),
+            metrics: Arc::new(move || rendered.render()),
+            readiness: vec![
+                db.migrations_check::<Migrator>(),
+                ops_http::ReadinessCheck::new("assignment service", move || {
+                    let client = reachable.clone();
+                    async move { client.ready().await }
+                }),
+            ],
+            shutdown: shutdown.clone(),
+        })
+        .merge(intake::routes(IntakeState {
+            db: db.clone(),
+            waker,
+            inbox: inbox_writer,
+            body_limit: config.webhook_body_limit,
+            in_flight: Arc::new(Semaphore::new(config.webhook_max_in_flight.max(1))),
+            rate_limiter: Arc::new(RateLimiter::new(config.webhook_rate, config.webhook_burst)),
+            freshness: Freshness {
+                max_age: config.webhook_max_age,
+                max_ahead: Duration::from_secs(15 * 60),
+            },
+            body_pace: BodyPace {
+                grace: config.webhook_read_timeout,
+                min_rate: config.webhook_min_body_rate,
+            },
+            metrics,
+        }));
         serve_until_stopped(
             Servers {
                 name: "tracker-service",

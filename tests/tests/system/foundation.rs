@@ -125,3 +125,63 @@ async fn both_services_report_serving_and_serve_reflection() {
     tracker.stop().await;
     assignment.stop().await;
 }
+
+async fn get(url: String) -> (u16, String) {
+    let response = system_tests::http_client().get(url).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_names_what_is_not_ready_and_livez_stays_up() {
+    use system_tests::proxy::CuttableProxy;
+    use system_tests::wait;
+
+    let assignment_db = TestDatabase::fresh().await;
+    let tracker_db = TestDatabase::fresh().await;
+    let assignment = AssignmentApp::spawn(assignment_db.url()).await;
+    let proxy = CuttableProxy::start(assignment.grpc_addr).await;
+    let tracker = TrackerApp::spawn(tracker_db.url(), proxy.addr).await;
+
+    let (status, body) = get(format!("http://{}/readyz", assignment.http_addr)).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "database: ok\nmigrations: ok\n")
+    );
+    let (status, body) = get(format!("{}/readyz", tracker.http_url())).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            200,
+            "database: ok\nmigrations: ok\nassignment service: ok\n"
+        )
+    );
+
+    // The assignment service becomes unreachable: the tracker is alive but
+    // not ready, and says why.
+    proxy.cut();
+    let body = wait::until(
+        "the tracker to report the assignment service unreachable",
+        wait::DEFAULT_DEADLINE,
+        || async {
+            let (status, body) = get(format!("{}/readyz", tracker.http_url())).await;
+            (status == 503).then_some(body)
+        },
+    )
+    .await;
+    assert!(
+        body.starts_with("database: ok\nmigrations: ok\nassignment service: unreachable"),
+        "{body}"
+    );
+    assert_eq!(get(format!("{}/livez", tracker.http_url())).await.0, 200);
+
+    proxy.restore();
+    wait::until(
+        "the tracker to be ready again",
+        wait::DEFAULT_DEADLINE,
+        || async { (get(format!("{}/readyz", tracker.http_url())).await.0 == 200).then_some(()) },
+    )
+    .await;
+    tracker.stop().await;
+    assignment.stop().await;
+}

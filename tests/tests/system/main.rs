@@ -4,6 +4,7 @@
 
 mod access;
 mod api_polish;
+mod client;
 mod create_issue;
 mod directory;
 mod foundation;

@@ -17,7 +17,7 @@ const JIRA: &str = "acme-jira";
 /// An organization whose `groups` are all linked to one issue, and two users with
 /// access who take turns being assigned: every turn writes one notification per
 /// group to the new assignee and one per group to the previous one.
-struct Busy {
+pub(crate) struct Busy {
     key: String,
     org: i64,
     users: [i64; 2],
@@ -26,7 +26,7 @@ struct Busy {
 }
 
 impl Busy {
-    async fn new(app: &AssignmentApp, slug: &str, groups: usize) -> Self {
+    pub(crate) async fn new(app: &AssignmentApp, slug: &str, groups: usize) -> Self {
         let org = app.create_org(slug).await;
         let project = app.create_project(org, "web").await;
         app.install(org, JIRA, inbound_on()).await;
@@ -60,7 +60,7 @@ impl Busy {
     }
 
     /// Assigns the next user; returns how many notifications that wrote.
-    async fn turn(&mut self, app: &AssignmentApp, slug: &str) -> usize {
+    pub(crate) async fn turn(&mut self, app: &AssignmentApp, slug: &str) -> usize {
         let who = if self.turn.is_multiple_of(2) {
             "a"
         } else {
