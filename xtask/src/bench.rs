@@ -1,7 +1,9 @@
 //! `cargo xtask bench [--db sqlite|postgres] [--quick] [--only a,b]`: builds the
 //! services, the Jira simulator and the bench in release mode and runs the
 //! scenarios (see `bench/`). Figures go to `target/bench/<db>[-quick]/`: one
-//! JSON file per scenario, `summary.md` with the table.
+//! JSON file per scenario, `summary.md` with the table; a run with `--only`
+//! writes to `target/bench/<db>[-quick]-only-<a+b>/`, so it never replaces a
+//! full run's summary.
 
 use std::process::Command;
 
@@ -13,6 +15,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let mut db = "sqlite".to_owned();
     let mut quick = false;
     let mut passthrough = Vec::new();
+    let mut only: Option<String> = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -24,8 +27,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             }
             "--quick" => quick = true,
             "--only" => {
+                let names = args.next().context("--only needs scenario names")?.clone();
+                only = Some(names.replace(',', "+"));
                 passthrough.push("--only".to_owned());
-                passthrough.push(args.next().context("--only needs scenario names")?.clone());
+                passthrough.push(names);
             }
             other => bail!(
                 "unknown argument {other:?} (usage: cargo xtask bench [--db sqlite|postgres] [--quick] [--only SCENARIOS])"
@@ -51,11 +56,15 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     run_command(build, "cargo build --release (services, simulator, bench)")?;
     let root = workspace::root();
     let bin_dir = root.join("target/release");
-    let out = root.join("target/bench").join(if quick {
+    let mut folder = if quick {
         format!("{db}-quick")
     } else {
         db.clone()
-    });
+    };
+    if let Some(only) = &only {
+        folder.push_str(&format!("-only-{only}"));
+    }
+    let out = root.join("target/bench").join(folder);
     // Many subscribers need many file descriptors: raise the soft limit to the
     // hard one for the bench (the services it starts raise their own).
     let mut shell = format!(
