@@ -124,6 +124,27 @@ impl TrackerApp {
 }
 
 impl crate::apps::TrackerApi {
+    /// Registers integration `id` for the Jira at `base_url` with a personal
+    /// access token and the test webhook secret.
+    pub async fn create_pat_integration(&self, id: &str, base_url: String) {
+        self.tracker()
+            .create_integration(tracker::CreateIntegrationRequest {
+                integration_id: id.into(),
+                base_url,
+                credentials: Some(tracker::Credentials {
+                    credential: Some(tracker::credentials::Credential::PersonalAccessToken(
+                        tracker::PersonalAccessTokenCredential {
+                            token: "pat-0123456789".into(),
+                        },
+                    )),
+                }),
+                webhook_secret: WEBHOOK_SECRET.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+
     /// Every stored delivery, newest first.
     pub async fn deliveries(&self) -> Vec<tracker::WebhookDelivery> {
         let mut all = Vec::new();

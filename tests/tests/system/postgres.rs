@@ -287,7 +287,9 @@ async fn two_replicas_deliver_every_notification_once_in_order_despite_late_comm
     second.stop().await;
 }
 
-fn assignee_webhook(key: &str, jira_id: &str, email: &str, updated: &str) -> Vec<u8> {
+/// An assignee webhook of Jira issue `key` (`jira_id`) assigning `email`, as
+/// of `updated`.
+pub(crate) fn assignee_webhook(key: &str, jira_id: &str, email: &str, updated: &str) -> Vec<u8> {
     let mut payload = jira_sim::fixture_json("edit_issue_assignee_payload.json");
     payload["issue"]["key"] = serde_json::json!(key);
     payload["issue"]["id"] = serde_json::json!(jira_id);
@@ -336,22 +338,8 @@ async fn two_trackers_and_two_assignment_services_apply_every_webhook_once_in_or
         a1.link(org, "acme-jira", &key, &id, &[group]).await;
         issues.push((key, id, group));
     }
-    t1.tracker()
-        .create_integration(tracker::CreateIntegrationRequest {
-            integration_id: "acme-jira".into(),
-            base_url: jira.base_url(),
-            credentials: Some(tracker::Credentials {
-                credential: Some(tracker::credentials::Credential::PersonalAccessToken(
-                    tracker::PersonalAccessTokenCredential {
-                        token: "pat-0123456789".into(),
-                    },
-                )),
-            }),
-            webhook_secret: system_tests::pair::WEBHOOK_SECRET.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    t1.create_pat_integration("acme-jira", jira.base_url())
+        .await;
 
     // 20 rounds; each round posts one delivery per issue, alternating between
     // the trackers; a round completes before the next starts, so each issue's

@@ -6,7 +6,6 @@
 use std::time::{Duration, Instant};
 
 use proto::assignment::v1 as pb;
-use proto::tracker::v1 as tracker;
 use sea_orm::ConnectionTrait as _;
 use service_runtime::config::DatabaseUrl;
 use system_tests::fixtures::inbound_on;
@@ -66,37 +65,10 @@ async fn deadlocks_after_everyone_left(url: &DatabaseUrl) -> i64 {
     .await
 }
 
+/// The assignee webhook of `key` in round `round` (later rounds, later times).
 fn assignee_webhook(key: &str, jira_id: &str, email: &str, round: usize) -> Vec<u8> {
-    let mut payload = jira_sim::fixture_json("edit_issue_assignee_payload.json");
-    payload["issue"]["key"] = serde_json::json!(key);
-    payload["issue"]["id"] = serde_json::json!(jira_id);
-    payload["issue"]["fields"]["assignee"]["emailAddress"] = serde_json::json!(email);
-    payload["issue"]["fields"]["updated"] = serde_json::json!(format!(
-        "2023-01-01T{:02}:{:02}:00.000+0000",
-        round / 60,
-        round % 60
-    ));
-    serde_json::to_vec(&payload).unwrap()
-}
-
-async fn create_integration(tracker: &TrackerApp, jira: &JiraSim) {
-    tracker
-        .tracker()
-        .create_integration(tracker::CreateIntegrationRequest {
-            integration_id: JIRA.into(),
-            base_url: jira.base_url(),
-            credentials: Some(tracker::Credentials {
-                credential: Some(tracker::credentials::Credential::PersonalAccessToken(
-                    tracker::PersonalAccessTokenCredential {
-                        token: "pat-0123456789".into(),
-                    },
-                )),
-            }),
-            webhook_secret: system_tests::pair::WEBHOOK_SECRET.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let updated = format!("2023-01-01T{:02}:{:02}:00.000+0000", round / 60, round % 60);
+    crate::postgres::assignee_webhook(key, jira_id, email, &updated)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,7 +115,7 @@ async fn two_trackers_drain_a_5000_delivery_backlog_once_in_order_when_one_dies_
         a1.link(org, JIRA, &key, &id, &[group]).await;
         issues.push((key, id, group));
     }
-    create_integration(&t1, &jira).await;
+    t1.create_pat_integration(JIRA, jira.base_url()).await;
 
     let building = Instant::now();
     // The backlog: each round posts one delivery per issue, half to each
@@ -245,7 +217,7 @@ async fn a_tracker_stops_within_its_grace_period_while_its_database_is_stuck() {
     assignment
         .link(org, JIRA, "STUCK-1", "7001", &[group])
         .await;
-    create_integration(&app, &jira).await;
+    app.create_pat_integration(JIRA, jira.base_url()).await;
 
     // Another session holds the inbox's tables: every write of the tracker
     // (storing a webhook, claiming, recording an outcome) waits on it.
