@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use service_runtime::config::{BoundsArgs, DatabaseUrl, GrpcServerArgs, LogFormat, parse_duration};
+use service_runtime::config::{
+    BoundsArgs, DatabaseUrl, GrpcServerArgs, LogFormat, TelemetryArgs, parse_duration,
+};
 
 /// Everything the assignment service needs to start.
 #[derive(Debug, Clone, clap::Parser)]
@@ -74,6 +76,10 @@ pub struct Config {
     /// Log format.
     #[arg(help_heading = "Serving", long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
+
+    /// Span export (OpenTelemetry).
+    #[command(flatten, next_help_heading = "Traces (OpenTelemetry)")]
+    pub telemetry: TelemetryArgs,
 
     /// How long a stream may stay silent before it gets a progress message.
     #[arg(help_heading = "Notification stream", long, env = "ASSIGNMENT_PROGRESS_INTERVAL", default_value = "10s", value_parser = parse_duration)]
@@ -151,6 +157,7 @@ impl Config {
             stream_db_connections: 2,
             bounds: BoundsArgs::default(),
             log_format: LogFormat::Pretty,
+            telemetry: TelemetryArgs::default(),
             progress_interval: Duration::from_secs(10),
             retention_max_age: Duration::from_secs(7 * 86_400),
             retention_max_count: 1_000_000,

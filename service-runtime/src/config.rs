@@ -199,6 +199,17 @@ mod duration_tests {
     }
 }
 
+/// Flags for exporting traces, shared by both services.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TelemetryArgs {
+    /// Export spans over OTLP/gRPC to this collector (`http://host:4317`, or
+    /// `https://` with the system's roots); off when unset. `OTEL_SERVICE_NAME`,
+    /// `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)` and
+    /// `OTEL_EXPORTER_OTLP_HEADERS` apply.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+}
+
 /// Flags bounding how long database work and shutdown may take, shared by both
 /// services.
 #[derive(Debug, Clone, clap::Args)]

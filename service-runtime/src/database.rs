@@ -86,6 +86,9 @@ pub struct WriteGate(#[allow(dead_code)] Option<tokio::sync::OwnedMutexGuard<()>
 pub struct WriteTransaction {
     txn: DatabaseTransaction,
     _gate: WriteGate,
+    /// Open from the wait for the gate until commit or rollback; disabled
+    /// unless exporting inside a traced piece of work.
+    span: tracing::Span,
 }
 
 impl Deref for WriteTransaction {
@@ -101,7 +104,19 @@ impl WriteTransaction {
     /// # Errors
     /// When the commit fails (nothing is kept).
     pub async fn commit(self) -> Result<(), DbErr> {
-        self.txn.commit().await
+        let result = self.txn.commit().await;
+        self.span.record(
+            "db.outcome",
+            if result.is_ok() {
+                "committed"
+            } else {
+                "failed"
+            },
+        );
+        if result.is_err() {
+            self.span.record("otel.status_code", "ERROR");
+        }
+        result
     }
 
     /// Rolls back, then lets the next writer in.
@@ -109,6 +124,7 @@ impl WriteTransaction {
     /// # Errors
     /// When the database refuses.
     pub async fn rollback(self) -> Result<(), DbErr> {
+        self.span.record("db.outcome", "rolled back");
         self.txn.rollback().await
     }
 }
@@ -228,6 +244,7 @@ impl Database {
     /// # Errors
     /// When no connection is available or the database refuses.
     pub async fn begin_write(&self) -> Result<WriteTransaction, DbErr> {
+        let span = self.transaction_span();
         let gate = self.write_gate().await?;
         let options = TransactionOptions {
             sqlite_transaction_mode: (self.kind == DatabaseKind::Sqlite)
@@ -237,7 +254,30 @@ impl Database {
         Ok(WriteTransaction {
             txn: self.conn.begin_with_options(options).await?,
             _gate: gate,
+            span,
         })
+    }
+
+    /// A client span for a write transaction (OpenTelemetry's database
+    /// conventions), when exporting and inside a traced piece of work; work
+    /// outside any span (background sweeps) is not traced.
+    fn transaction_span(&self) -> tracing::Span {
+        if !crate::telemetry::context::exporting() || tracing::Span::current().is_none() {
+            return tracing::Span::none();
+        }
+        let system = match self.kind {
+            DatabaseKind::Sqlite => "sqlite",
+            DatabaseKind::Postgres => "postgresql",
+        };
+        tracing::info_span!(
+            "db.transaction",
+            otel.name = %format_args!("transaction {system}"),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            db.system.name = system,
+            db.operation.name = "transaction",
+            db.outcome = tracing::field::Empty,
+        )
     }
 
     /// Applies pending migrations. On PostgreSQL they run in one transaction under

@@ -2,8 +2,10 @@
 //! reflection (v1 and v1alpha, because grpcurl 1.8 speaks only v1alpha), on a
 //! listener bound before serving so port 0 works and the address is known.
 //!
-//! Every request runs in a `grpc` span carrying the method; handlers record the
-//! request id and the Jira key on it.
+//! Every request runs in a `grpc` span carrying the method and the RPC
+//! attributes of OpenTelemetry's conventions (the child of the caller's
+//! `traceparent`); handlers record the request id and the Jira key on it, the
+//! gate its status code.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -162,14 +164,7 @@ impl GrpcListener {
                     .get("traceparent")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default();
-                tracing::info_span!(
-                    "grpc",
-                    method = %request.uri().path(),
-                    traceparent,
-                    caller = tracing::field::Empty,
-                    request_id = tracing::field::Empty,
-                    jira_key = tracing::field::Empty,
-                )
+                crate::telemetry::rpc::grpc_server_span(request.uri().path(), traceparent)
             })
             .layer(gate)
             .add_routes(routes.routes())

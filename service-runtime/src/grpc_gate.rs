@@ -14,7 +14,8 @@
 //!   answered RESOURCE_EXHAUSTED at once instead of queueing without bound.
 //!   Long-lived streams (`unlimited` paths) and health checks are not counted.
 //! - **Metrics**: every call's status code and latency, read from the response's
-//!   `grpc-status` (headers for trailers-only answers, else trailers).
+//!   `grpc-status` (headers for trailers-only answers, else trailers), also
+//!   recorded on the call's span (`rpc.grpc.status_code`).
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -151,10 +152,20 @@ where
                 HashMap::new(),
             );
             let response = status.into_http::<Body>();
-            Box::pin(async move { Ok(response) }) as Self::Future
+            Box::pin(async move {
+                // Polled inside the call's span (tonic enters it around polls,
+                // not around `call`).
+                crate::telemetry::rpc::record_grpc_status(
+                    &tracing::Span::current(),
+                    reason.code(),
+                    true,
+                );
+                Ok(response)
+            }) as Self::Future
         };
 
         let ops = is_ops(&path);
+        let mut caller_name = None;
         let config = &shared.config;
         if config.tokens.enabled() && (!ops || config.protect_health_and_reflection) {
             match bearer(request.headers()) {
@@ -166,7 +177,7 @@ where
                 }
                 Some(token) => match config.tokens.check(&token) {
                     Some(caller) => {
-                        tracing::Span::current().record("caller", caller.name.as_str());
+                        caller_name = Some(caller.name.clone());
                         if !ops && !config.rules.allows(&path, caller.role) {
                             return reject(
                                 Reason::RoleForbidden,
@@ -205,6 +216,11 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let metrics = shared.metrics.clone();
         Box::pin(async move {
+            // The call's span is current only while tonic polls this future.
+            let span = tracing::Span::current();
+            if let Some(name) = &caller_name {
+                span.record("caller", name.as_str());
+            }
             let response = inner.call(request).await?;
             let header_code = response
                 .headers()
@@ -217,6 +233,7 @@ where
                 inner: body,
                 header_code,
                 done: Some(Completion {
+                    span,
                     path,
                     started,
                     metrics,
@@ -230,6 +247,9 @@ where
 
 /// What to do when a response ends: record it, release the permit.
 struct Completion {
+    /// The call's span (made by the server's `trace_fn`), kept open until the
+    /// response ends.
+    span: tracing::Span,
     path: String,
     started: Instant,
     metrics: Option<RpcMetrics>,
@@ -238,6 +258,7 @@ struct Completion {
 
 impl Completion {
     fn finish(self, code: Code) {
+        crate::telemetry::rpc::record_grpc_status(&self.span, code, true);
         if let Some(metrics) = &self.metrics {
             metrics.record(&self.path, code, self.started.elapsed().as_secs_f64());
         }

@@ -11,6 +11,7 @@ use proto::assignment::v1::directory_service_client::DirectoryServiceClient;
 use proto::assignment::v1::external_issue_service_client::ExternalIssueServiceClient;
 use service_runtime::ids::IntegrationId;
 use service_runtime::secret::Secret;
+use service_runtime::telemetry::rpc::{ClientTraceLayer, TracedClient};
 use service_runtime::time::to_timestamp;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
@@ -18,6 +19,7 @@ use tonic::{Code, Request, Status};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+use tower::Layer as _;
 
 use crate::domain::outbound::{OutboundIntent, OutboundIssue, OutboundTarget};
 use crate::domain::sync::{
@@ -59,14 +61,17 @@ impl From<Status> for CallError {
 /// How tonic's messages for HTTP/2 transport failures begin.
 const H2_ERROR: &str = "h2 protocol error";
 
+/// The channel, with a client span per call when exporting traces.
+type Traced = TracedClient<Channel>;
+
 /// A lazily connected client with per-call deadlines.
 #[derive(Debug, Clone)]
 pub struct AssignmentClient {
-    external_issues: ExternalIssueServiceClient<Channel>,
+    external_issues: ExternalIssueServiceClient<Traced>,
     /// Installations, to confine an organization's calls to what it installed.
-    directory: DirectoryServiceClient<Channel>,
+    directory: DirectoryServiceClient<Traced>,
     /// The service's gRPC health, for the tracker's `/readyz`.
-    health: HealthClient<Channel>,
+    health: HealthClient<Traced>,
     deadline: Duration,
     authorization: Option<MetadataValue<Ascii>>,
 }
@@ -113,7 +118,7 @@ impl AssignmentClient {
                 anyhow::Ok(value)
             })
             .transpose()?;
-        let channel = endpoint.connect_lazy();
+        let channel = ClientTraceLayer.layer(endpoint.connect_lazy());
         Ok(Self {
             external_issues: ExternalIssueServiceClient::new(channel.clone()),
             directory: DirectoryServiceClient::new(channel.clone()),

@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use service_runtime::config::{BoundsArgs, DatabaseUrl, GrpcServerArgs, LogFormat, parse_duration};
+use service_runtime::config::{
+    BoundsArgs, DatabaseUrl, GrpcServerArgs, LogFormat, TelemetryArgs, parse_duration,
+};
 use service_runtime::secret::Secret;
 
 /// Everything the tracker service needs to start.
@@ -254,6 +256,10 @@ pub struct Config {
     /// Log format.
     #[arg(help_heading = "Serving", long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
+
+    /// Span export (OpenTelemetry).
+    #[command(flatten, next_help_heading = "Traces (OpenTelemetry)")]
+    pub telemetry: TelemetryArgs,
 }
 
 impl Config {
@@ -298,6 +304,7 @@ impl Config {
             retention_interval: Duration::from_secs(3600),
             replica_id: None,
             log_format: LogFormat::Pretty,
+            telemetry: TelemetryArgs::default(),
         }
     }
 }

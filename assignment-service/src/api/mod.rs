@@ -18,6 +18,7 @@ use service_runtime::grpc::GrpcServices;
 use service_runtime::ids::RequestId;
 use service_runtime::pagination::PageRequest;
 use service_runtime::status::Violations;
+use service_runtime::telemetry::context;
 use tonic::Request;
 
 use crate::domain::OrganizationId;
@@ -188,14 +189,16 @@ impl Scope {
     }
 }
 
-/// The caller's W3C trace context, when it sent a well-formed one.
+/// The W3C trace context the call's effects carry (activities, notifications):
+/// the call's own span when exporting traces, else the caller's context when
+/// it sent a well-formed one.
 pub(crate) fn traceparent(metadata: &tonic::metadata::MetadataMap) -> String {
-    metadata
+    let given = metadata
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() == 55 && v.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
-        .unwrap_or_default()
-        .to_owned()
+        .filter(|v| context::parse(v).is_some())
+        .unwrap_or_default();
+    context::current_or(given)
 }
 
 /// Parses a request id field.

@@ -8,6 +8,7 @@ use proto::assignment::v1 as pb;
 use service_runtime::database::Database;
 use service_runtime::pagination::PageRequest;
 use service_runtime::status::Violations;
+use service_runtime::telemetry::context as trace;
 use service_runtime::time::to_timestamp;
 use tonic::{Request, Response, Status};
 
@@ -63,6 +64,21 @@ fn notification(n: &StoredNotification) -> pb::Notification {
         activity_id: n.activity_id.get(),
         traceparent: n.traceparent.clone(),
     }
+}
+
+/// Marks a notification's hand-over to this stream with a span in the trace
+/// of the call that wrote it (the last step of a webhook's trace); the
+/// subscriber continues it from the notification's `traceparent`.
+fn traced_delivery(n: &StoredNotification) {
+    let span = tracing::info_span!(
+        "notification delivered",
+        otel.name = "deliver notification",
+        otel.kind = "producer",
+        notification.sequence = n.sequence.get(),
+        notification.recipient = n.recipient.get(),
+        notification.update = n.update,
+    );
+    trace::set_parent(&span, &n.traceparent);
 }
 
 fn subscriber(s: DurableSubscriber) -> pb::Subscriber {
@@ -181,6 +197,9 @@ impl Stream for EventStream {
         match self.receiver.poll_recv(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(Ok(StreamEvent::Notification(n)))) => {
+                if trace::exporting() {
+                    traced_delivery(&n);
+                }
                 Poll::Ready(Some(Ok(pb::SubscribeResponse {
                     event: Some(Event::Notification(notification(&n))),
                 })))

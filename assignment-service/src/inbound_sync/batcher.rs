@@ -18,8 +18,10 @@ use std::time::Duration;
 use service_runtime::config::DatabaseKind;
 use service_runtime::database::Database;
 use service_runtime::shutdown::Shutdown;
+use service_runtime::telemetry::context;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 
 use super::{AssigneeCall, SyncResponse, sync_assignee_many};
 use crate::error::AssignmentError;
@@ -108,7 +110,11 @@ async fn next_group(
 async fn work(db: Database, receiver: Arc<Mutex<mpsc::Receiver<Job>>>, shutdown: Shutdown) {
     while let Some(group) = next_group(&receiver, &shutdown).await {
         let calls: Vec<AssigneeCall> = group.iter().map(|job| job.call.clone()).collect();
-        match sync_assignee_many(&db, &calls).await {
+        let span = context::group_span(
+            "apply SyncAssigneeInbound group",
+            calls.iter().map(|c| c.change.traceparent.as_str()),
+        );
+        match sync_assignee_many(&db, &calls).instrument(span).await {
             Ok(answers) => {
                 for (job, answer) in group.into_iter().zip(answers) {
                     let _ = job.reply.send(answer);

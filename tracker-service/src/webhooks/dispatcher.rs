@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use service_runtime::database::Database;
 use service_runtime::shutdown::Shutdown;
+use service_runtime::telemetry::context;
 use service_runtime::time::now;
 use tracing::Instrument as _;
 
@@ -164,11 +165,13 @@ async fn dispatch_one(
 ) {
     let span = tracing::info_span!(
         "delivery",
+        otel.name = "dispatch webhook delivery",
         delivery_id = row.id,
         delivery_key = %row.delivery_key,
         jira_key = %row.issue_key,
         traceparent = %row.traceparent,
     );
+    context::set_parent(&span, &row.traceparent);
     let attempts = row.attempts + 1;
     let outcome = applier.apply(&row).instrument(span.clone()).await;
     // Recording the outcome is retried for a while (a database blip); if it

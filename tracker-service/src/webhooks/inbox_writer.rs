@@ -20,7 +20,9 @@ use std::time::Duration;
 use sea_orm::{ConnAcquireErr, DbErr};
 use service_runtime::database::{Database, pin_index_plans};
 use service_runtime::shutdown::Shutdown;
+use service_runtime::telemetry::context;
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument as _;
 
 use super::inbox::{self, NewDelivery, Outcome, Stored, StoredBatch};
 use super::waker::DispatchWaker;
@@ -158,6 +160,12 @@ async fn commit(db: &Database, owner: &str, batch: &mut Vec<Write>) {
             }
         }
     }
+    // Traced as the group commit of the stored deliveries (outcomes are
+    // recorded by the dispatcher's span of each delivery, which ended).
+    let span = context::group_span(
+        "commit webhook deliveries",
+        deliveries.iter().map(|d| d.traceparent.as_str()),
+    );
     let written = async {
         let txn = db.begin_write().await?;
         // Every statement here must cost what its rows cost, whatever the
@@ -181,6 +189,7 @@ async fn commit(db: &Database, owner: &str, batch: &mut Vec<Write>) {
         }
         Ok::<_, TrackerError>(stored.answers)
     }
+    .instrument(span)
     .await;
     match written {
         Ok(stored) => {

@@ -38,8 +38,10 @@ use axum::routing::post;
 use serde_json::json;
 use service_runtime::database::Database;
 use service_runtime::ids::{IntegrationId, IssueKey, JiraIssueId};
+use service_runtime::telemetry::{context, rpc};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::Semaphore;
+use tracing::Instrument as _;
 
 use super::authenticity::{self, Unauthentic};
 use super::inbox::{NewDelivery, Stored};
@@ -98,7 +100,22 @@ pub fn routes(state: IntakeState) -> Router {
             post(receive_for_integration),
         )
         .route("/webhooks/jira", post(receive_connect))
+        .route_layer(axum::middleware::from_fn(traced))
         .with_state(state)
+}
+
+/// Runs a webhook request in its HTTP server span (the child of the sender's
+/// `traceparent`, if any); the stored delivery carries this span's context.
+async fn traced(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("/webhooks/jira", axum::extract::MatchedPath::as_str)
+        .to_owned();
+    let span = rpc::http_server_span(request.method(), &route, request.headers());
+    let response = next.run(request).instrument(span.clone()).await;
+    rpc::record_http_status(&span, response.status());
+    response
 }
 
 fn answer(status: StatusCode, body: serde_json::Value) -> Response {
@@ -427,12 +444,14 @@ fn delivery_key(
     )
 }
 
-/// The W3C trace context to carry: the sender's when well-formed, else a new one.
+/// The W3C trace context to carry when spans are not exported: the sender's
+/// when well-formed, else a new one. (When exporting, it is the request's
+/// span's.)
 fn traceparent(headers: &HeaderMap) -> String {
     let given = headers
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() == 55 && v.chars().all(|c| c.is_ascii_hexdigit() || c == '-'));
+        .filter(|v| context::parse(v).is_some());
     match given {
         Some(value) => value.to_owned(),
         None => format!(
@@ -450,7 +469,7 @@ async fn accept(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Response {
-    let trace = traceparent(headers);
+    let trace = context::current_or(&traceparent(headers));
     let kept: Vec<(String, String)> = headers
         .iter()
         .filter(|(name, _)| !SECRET_HEADERS.contains(&name.as_str()))
@@ -523,7 +542,8 @@ async fn accept(
         .map(ToString::to_string)
         .unwrap_or_default();
     let ignored = delivery.ignored_reason.clone();
-    let stored = state.inbox.store(delivery).await;
+    let store_span = tracing::info_span!("inbox store", otel.name = "store webhook delivery");
+    let stored = state.inbox.store(delivery).instrument(store_span).await;
     match stored {
         Ok(Stored::New(id)) => match ignored {
             None => {
