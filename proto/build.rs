@@ -12,6 +12,7 @@ const PROTO_FILES: &[&str] = &[
     "assignment/v1/external_issues.proto",
     "assignment/v1/notifications.proto",
     "tracker/v1/tracker.proto",
+    "notifier/v1/notifier.proto",
 ];
 
 /// Third-party protos compiled into the reflection descriptor (so reflection

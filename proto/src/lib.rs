@@ -30,6 +30,15 @@ pub mod tracker {
     }
 }
 
+/// `notifier.v1`: destinations of notifications and the delivery record.
+pub mod notifier {
+    /// Version 1 of the notifier API.
+    pub mod v1 {
+        #![allow(missing_docs, missing_debug_implementations, clippy::all)]
+        tonic::include_proto!("notifier.v1");
+    }
+}
+
 /// The encoded `FileDescriptorSet` of every proto file (with its imports), for
 /// gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

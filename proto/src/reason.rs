@@ -129,6 +129,8 @@ reasons! {
     DeliveryNotFailed => ("DELIVERY_NOT_FAILED", FailedPrecondition),
     /// The integration's Jira account sees no project.
     NoJiraProjects => ("NO_JIRA_PROJECTS", FailedPrecondition),
+    /// Only a stopped notification delivery can be retried.
+    DeliveryNotStopped => ("DELIVERY_NOT_STOPPED", FailedPrecondition),
 }
 
 impl std::fmt::Display for Reason {
@@ -143,7 +145,7 @@ mod tests {
 
     fn proto_text() -> String {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        ["assignment/v1", "tracker/v1"]
+        ["assignment/v1", "tracker/v1", "notifier/v1"]
             .iter()
             .flat_map(|dir| std::fs::read_dir(root.join(dir)).expect("proto dir"))
             .map(|entry| std::fs::read_to_string(entry.expect("entry").path()).expect("proto"))

@@ -9,6 +9,7 @@
 pub mod apps;
 pub mod database;
 pub mod fixtures;
+pub mod notifier;
 pub mod pair;
 pub mod proxy;
 pub mod raw;

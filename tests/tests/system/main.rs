@@ -13,6 +13,7 @@ mod hardening;
 mod inbound_sync;
 mod issue_flow;
 mod links;
+mod notifier;
 mod participants;
 mod postgres;
 mod scale_out;

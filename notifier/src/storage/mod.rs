@@ -1,0 +1,4 @@
+//! The notifier's database: entities (one per table) and migrations.
+
+pub mod entities;
+pub mod migrations;
