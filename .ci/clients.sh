@@ -33,11 +33,12 @@ export PATH="$VENV/bin:$PATH"
 grpcurl --version 2>&1 | grep -q 'v1.8' || { echo "expected grpcurl 1.8.x, got $(grpcurl --version 2>&1)"; exit 1; }
 
 step "build the binaries"
-cargo build --quiet --bin assignment-service --bin tracker-service --bin jira-sim
+cargo build --quiet --bin assignment-service --bin tracker-service --bin jira-sim --bin notifier --bin chat-sim
 
 A_GRPC=127.0.0.1:19061; A_HTTP=127.0.0.1:18061
 T_GRPC=127.0.0.1:19051; T_HTTP=127.0.0.1:18051
 JIRA=127.0.0.1:18071
+N_GRPC=127.0.0.1:19071; N_HTTP=127.0.0.1:18081; CHAT=127.0.0.1:18091
 BIN="$ROOT/target/debug"
 "$BIN/jira-sim" --addr "$JIRA" --webhook-url "http://$T_HTTP/webhooks/jira/sim-jira" \
   > "$WORK/jira.log" 2>&1 & PIDS+=($!)
@@ -47,7 +48,14 @@ BIN="$ROOT/target/debug"
   --database-url "sqlite://$WORK/tracker.db?mode=rwc" --assignment-url "http://$A_GRPC" \
   --jira-allow-loopback > "$WORK/tracker.log" 2>&1 & PIDS+=($!)
 
-for url in "http://$A_HTTP/healthz" "http://$T_HTTP/healthz"; do
+"$BIN/chat-sim" --addr "$CHAT" > "$WORK/chat.log" 2>&1 & PIDS+=($!)
+for _ in $(seq 1 100); do curl -sf "http://$A_HTTP/healthz" >/dev/null && break; sleep 0.2; done
+"$BIN/notifier" --grpc-addr "$N_GRPC" --http-addr "$N_HTTP" \
+  --database-url "sqlite://$WORK/notifier.db?mode=rwc" --assignment-url "http://$A_GRPC" \
+  --slack-api-url "http://$CHAT/slack/api" --discord-api-url "http://$CHAT/discord/api/v10" \
+  --allow-http-webhooks > "$WORK/notifier.log" 2>&1 & PIDS+=($!)
+
+for url in "http://$A_HTTP/healthz" "http://$T_HTTP/healthz" "http://$N_HTTP/healthz"; do
   for _ in $(seq 1 100); do curl -sf "$url" >/dev/null && break; sleep 0.2; done
   curl -sf "$url" >/dev/null || { echo "$url not healthy"; cat "$WORK"/*.log; exit 1; }
 done
@@ -102,6 +110,22 @@ cat "$WORK/check.out"
 grep -q OUTBOUND_SYNC_STATE_DONE "$WORK/check.out"
 grep -q "Jira reporting outbound sync" "$WORK/check.out"
 
+step "grpcurl: the README's notifier commands, as written; the message reaches the chat fake"
+grpcurl -plaintext "$N_GRPC" list | grep -qx notifier.v1.NotifierService
+readme_block grpcurl-notifier \
+  | sed -e "s/^N=127.0.0.1:50071; A=127.0.0.1:50061$/N=$N_GRPC; A=$A_GRPC/" \
+        -e "s#http://127.0.0.1:8091/hooks/local#http://$CHAT/hooks/local#" > "$WORK/notifier.sh"
+grep -q "N=$N_GRPC; A=$A_GRPC" "$WORK/notifier.sh" || { echo "README notifier block not found"; exit 1; }
+bash -euo pipefail "$WORK/notifier.sh" | tee "$WORK/notifier.out"
+for _ in $(seq 1 100); do
+  curl -s "http://$CHAT/_sim/messages" > "$WORK/messages.json"
+  grep -q DJESS "$WORK/messages.json" && break
+  sleep 0.2
+done
+cat "$WORK/messages.json"; echo
+grep -q DJESS "$WORK/messages.json" || { echo "the notifier never posted to Slack"; cat "$WORK/notifier.log"; exit 1; }
+grep -qi resolved "$WORK/messages.json"
+
 step "grpcurl: Subscribe prints the notifications (the README's command)"
 awk '/<!-- ci:grpcurl-subscribe -->/{found=1; next} found && /^```sh/{inblock=1; next} inblock && /^```/{exit} inblock{print}' README.md \
   | sed "s/127.0.0.1:50061/$A_GRPC/" > "$WORK/subscribe.sh"
@@ -115,7 +139,7 @@ grep -q NOTIFICATION_KIND_ASSIGNED "$WORK/subscribe.out"
 grep -q NOTIFICATION_KIND_RESOLVED "$WORK/subscribe.out"
 
 step "logs written to files carry no colour codes"
-for log in "$WORK/assignment.log" "$WORK/tracker.log"; do
+for log in "$WORK/assignment.log" "$WORK/tracker.log" "$WORK/notifier.log"; do
   if grep -q $'\x1b\[' "$log"; then echo "ANSI colour codes in $log"; exit 1; fi
   grep -q INFO "$log" || { echo "no log lines in $log"; exit 1; }
 done

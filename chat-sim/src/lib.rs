@@ -11,7 +11,10 @@
 //! the notifier's real clients talk to it over a real socket.
 //!
 //! Routes: Slack under `/slack/api/`, Discord under `/discord/api/v10/`,
-//! webhooks at `/hooks/{name}` (register the name's secret first).
+//! webhooks at `/hooks/{name}` (register the name's secret first), and
+//! `GET /_sim/messages`, every channel's messages as JSON. The `chat-sim`
+//! binary serves them on their own (for `cargo xtask up`), with the hook
+//! `local` verifying the secret it is given.
 
 #![allow(clippy::unwrap_used)]
 
@@ -195,7 +198,26 @@ fn router(world: Shared) -> Router {
             patch(discord_edit),
         )
         .route("/hooks/{name}", post(hook))
+        .route("/_sim/messages", get(all_messages))
         .with_state(world)
+}
+
+/// Every channel's messages, for people trying the notifier locally.
+async fn all_messages(State(world): State<Shared>) -> Response {
+    let world = world.lock().unwrap();
+    let mut channels: Vec<Value> = world
+        .channels
+        .iter()
+        .map(|((tool, channel), messages)| {
+            json!({
+                "tool": tool,
+                "channel": channel,
+                "messages": messages.iter().map(|m| json!({"id": m.id, "text": m.text, "history": m.history})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    channels.sort_by_key(|c| (c["tool"].to_string(), c["channel"].to_string()));
+    axum::Json(json!({ "channels": channels })).into_response()
 }
 
 fn record(world: &mut World, tool: &'static str, action: &str, channel: &str, status: u16) {

@@ -39,7 +39,7 @@ pub struct Config {
         help_heading = "Serving",
         long,
         env = "NOTIFIER_HTTP_ADDR",
-        default_value = "127.0.0.1:8071"
+        default_value = "127.0.0.1:8081"
     )]
     pub http_addr: SocketAddr,
 

@@ -1,11 +1,14 @@
-//! `cargo xtask up`: build both services and run them on SQLite, in the
-//! foreground, until Ctrl-C, with a local Jira simulator to try them against.
+//! `cargo xtask up`: build the three binaries and run them on SQLite, in the
+//! foreground, until Ctrl-C, with a local Jira simulator and local chat tools
+//! to try them against.
 //!
 //! Data lives in `./data/` of the workspace (created on first run). The
 //! simulator listens on 127.0.0.1:8071 and posts its webhooks to the tracker
 //! for the integration `sim-jira` (secret `sim-webhook-secret-0123`); the
 //! tracker runs with `--jira-allow-loopback` so an integration may point at it
-//! (a local set-up only: production refuses loopback targets). Ctrl-C reaches
+//! (a local set-up only: production refuses loopback targets). The notifier
+//! delivers to `chat-sim` (Slack, Discord and webhooks faked on 127.0.0.1:8091;
+//! `GET /_sim/messages` shows what people would see). Ctrl-C reaches
 //! every process (they share the terminal's process group) and each drains and
 //! exits; this task then waits for them.
 
@@ -24,6 +27,9 @@ const ASSIGNMENT_HTTP: &str = "127.0.0.1:8061";
 const TRACKER_GRPC: &str = "127.0.0.1:50051";
 const TRACKER_HTTP: &str = "127.0.0.1:8051";
 const JIRA_SIM: &str = "127.0.0.1:8071";
+const NOTIFIER_GRPC: &str = "127.0.0.1:50071";
+const NOTIFIER_HTTP: &str = "127.0.0.1:8081";
+const CHAT_SIM: &str = "127.0.0.1:8091";
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let release = args.iter().any(|a| a == "--release");
@@ -36,11 +42,15 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "tracker-service",
         "--bin",
         "jira-sim",
+        "--bin",
+        "notifier",
+        "--bin",
+        "chat-sim",
     ]);
     if release {
         build.arg("--release");
     }
-    run_command(build, "building both services")?;
+    run_command(build, "building the services and simulators")?;
 
     let root = workspace::root();
     let bin_dir = root
@@ -82,13 +92,38 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         ]),
         "jira-sim",
     )?;
+    let mut chat = spawn(
+        Command::new(bin_dir.join("chat-sim")).args(["--addr", CHAT_SIM]),
+        "chat-sim",
+    )?;
+    let mut notifier = spawn(
+        Command::new(bin_dir.join("notifier"))
+            .current_dir(&root)
+            .args([
+                "--grpc-addr",
+                NOTIFIER_GRPC,
+                "--http-addr",
+                NOTIFIER_HTTP,
+                "--assignment-url",
+                &format!("http://{ASSIGNMENT_GRPC}"),
+                "--slack-api-url",
+                &format!("http://{CHAT_SIM}/slack/api"),
+                "--discord-api-url",
+                &format!("http://{CHAT_SIM}/discord/api/v10"),
+                "--allow-http-webhooks",
+            ]),
+        "notifier",
+    )?;
+    wait_healthy(NOTIFIER_HTTP, &mut notifier, "notifier")?;
 
     println!(
         "\n\
-         both services are up (SQLite files in {data}):\n\
+         the services are up (SQLite files in {data}):\n\
          \n  assignment-service  gRPC {ASSIGNMENT_GRPC}   HTTP http://{ASSIGNMENT_HTTP}/healthz\n\
          \n  tracker-service     gRPC {TRACKER_GRPC}   HTTP http://{TRACKER_HTTP}/healthz  (webhooks: POST /webhooks/jira/{{integration}})\n\
+         \n  notifier            gRPC {NOTIFIER_GRPC}   HTTP http://{NOTIFIER_HTTP}/healthz\n\
          \n  jira-sim            http://{JIRA_SIM}  (webhooks to the tracker's integration sim-jira)\n\
+         \n  chat-sim            http://{CHAT_SIM}/_sim/messages  (what the notifier sent and edited)\n\
          \ntry: grpcurl -plaintext {ASSIGNMENT_GRPC} list\n\
          Ctrl-C stops them all.\n",
         data = root.join("data").display()
@@ -103,6 +138,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     });
     let deadline = Instant::now() + Duration::from_secs(15);
     for (child, name) in [
+        (&mut notifier, "notifier"),
+        (&mut chat, "chat-sim"),
         (&mut jira, "jira-sim"),
         (&mut tracker, "tracker-service"),
         (&mut assignment, "assignment-service"),
