@@ -79,6 +79,18 @@ async fn demo() -> anyhow::Result<()> {
     .await?;
     let (tracker_addr, tracker_http) = (tracker_app.grpc_addr(), tracker_app.http_addr());
     let tracker_task = tokio::spawn(tracker_app.run_until_stopped(shutdown.clone()));
+    let chat = chat_sim::ChatSim::start().await;
+    // The notifier starts at the head of the stream (a new durable subscriber),
+    // before anything happens.
+    let mut notifier_config = notifier::Config::for_tests(
+        DatabaseUrl::sqlite_file(&data.path().join("notifier.db")),
+        format!("http://{assignment_addr}"),
+    );
+    notifier_config.slack_api_url = chat.slack_url();
+    notifier_config.discord_api_url = chat.discord_url();
+    let notifier_app = notifier::Application::build(notifier_config).await?;
+    let notifier_addr = notifier_app.grpc_addr();
+    let notifier_task = tokio::spawn(notifier_app.run_until_stopped(shutdown.clone()));
     say(&format!(
         "jira simulator   {}\nassignment-service gRPC {assignment_addr}\ntracker-service    gRPC {tracker_addr}, webhooks http://{tracker_http}/webhooks/jira/{INTEGRATION}\n",
         jira.base_url()
@@ -228,6 +240,13 @@ async fn demo() -> anyhow::Result<()> {
         }
     });
 
+    say("== the notifier delivers Jess's notifications to Slack, Kim's to Discord");
+    let mut notifier_client =
+        proto::notifier::v1::notifier_service_client::NotifierServiceClient::new(channel(
+            notifier_addr,
+        )?);
+    set_destinations(&mut notifier_client, users[0].0, users[1].0).await?;
+
     say("== creating a Jira issue for both groups");
     let created = tracker_client
         .create_issue(tracker::CreateIssueRequest {
@@ -316,8 +335,10 @@ async fn demo() -> anyhow::Result<()> {
     tokio::time::timeout(Duration::from_secs(20), printer)
         .await
         .context("the notifications did not all arrive in time")??;
-    say("\n== done: every change reached the subscriber. Shutting down.");
+    show_chat(&mut notifier_client, &chat).await?;
+    say("\n== done: every change reached the subscriber and the chat tools. Shutting down.");
     shutdown.trigger();
+    let _ = notifier_task.await;
     let _ = tracker_task.await;
     let _ = assignment_task.await;
     Ok(())
@@ -421,6 +442,92 @@ async fn round_trip(t: &RoundTrip<'_>) -> anyhow::Result<()> {
             action.summary,
             outcomes.join(", ")
         ));
+    }
+    Ok(())
+}
+
+async fn set_destinations(
+    client: &mut proto::notifier::v1::notifier_service_client::NotifierServiceClient<Channel>,
+    jess: i64,
+    kim: i64,
+) -> anyhow::Result<()> {
+    use proto::notifier::v1 as pb;
+    for (user, target) in [
+        (
+            jess,
+            pb::destination::Target::Slack(pb::SlackDestination {
+                channel: "DJESS".into(),
+                bot_token: "xoxb-demo".into(),
+            }),
+        ),
+        (
+            kim,
+            pb::destination::Target::Discord(pb::DiscordDestination {
+                channel_id: "3003".into(),
+                bot_token: "discord-demo".into(),
+            }),
+        ),
+    ] {
+        client
+            .set_destination(pb::SetDestinationRequest {
+                destination: Some(pb::Destination {
+                    user_id: user,
+                    target: Some(target),
+                    update_time: None,
+                }),
+                request_id: format!("demo-destination-{user}"),
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// Waits until the notifier has delivered every notification, then prints
+/// what Jess sees in Slack and Kim in Discord: each message with its edits.
+async fn show_chat(
+    client: &mut proto::notifier::v1::notifier_service_client::NotifierServiceClient<Channel>,
+    chat: &chat_sim::ChatSim,
+) -> anyhow::Result<()> {
+    use proto::notifier::v1 as pb;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let deliveries = client
+            .list_deliveries(pb::ListDeliveriesRequest {
+                page_size: 500,
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .deliveries;
+        let open = deliveries.iter().any(|d| {
+            matches!(
+                d.state(),
+                pb::DeliveryState::Pending
+                    | pb::DeliveryState::Sending
+                    | pb::DeliveryState::Retrying
+            )
+        });
+        if deliveries.len() >= NOTIFICATIONS && !open {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("the notifier did not deliver everything in time");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (tool, channel, who) in [
+        ("slack", "DJESS", "Jess in Slack"),
+        ("discord", "3003", "Kim in Discord"),
+    ] {
+        say(&format!(
+            "\n== what {who} sees (one message per group, edited in place)"
+        ));
+        for message in chat.messages(tool, channel) {
+            for (i, text) in message.history.iter().enumerate() {
+                let verb = if i == 0 { "posted" } else { "  edited to" };
+                say(&format!("   {verb}: {text}"));
+            }
+        }
     }
     Ok(())
 }
