@@ -59,6 +59,8 @@ pub struct Recorded {
     pub channel: String,
     /// The answer's HTTP status.
     pub status: u16,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 /// A scripted answer, served instead of the normal one.
@@ -226,6 +228,7 @@ fn record(world: &mut World, tool: &'static str, action: &str, channel: &str, st
         action: action.to_owned(),
         channel: channel.to_owned(),
         status,
+        at: std::time::Instant::now(),
     });
 }
 

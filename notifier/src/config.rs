@@ -112,6 +112,26 @@ pub struct Config {
     #[arg(help_heading = "Delivery", long, env = "NOTIFIER_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub request_timeout: Duration,
 
+    /// Messages per second to one Slack or Discord channel (paced before the
+    /// tool rate limits us: Slack allows about one per second per channel);
+    /// 0 for no pacing. Webhooks are not paced (only by their 429s).
+    #[arg(
+        help_heading = "Delivery",
+        long,
+        env = "NOTIFIER_CHANNEL_RATE",
+        default_value_t = 1.0
+    )]
+    pub channel_rate: f64,
+
+    /// Messages one channel may receive at once before the pace applies.
+    #[arg(
+        help_heading = "Delivery",
+        long,
+        env = "NOTIFIER_CHANNEL_BURST",
+        default_value_t = 5
+    )]
+    pub channel_burst: u32,
+
     /// Slack's Web API base URL.
     #[arg(
         help_heading = "Delivery",
@@ -161,6 +181,8 @@ impl Config {
             subscriber_name: "notifier".into(),
             concurrency: 16,
             max_backoff: Duration::from_millis(200),
+            channel_rate: 0.0,
+            channel_burst: 5,
             request_timeout: Duration::from_secs(5),
             slack_api_url: "http://127.0.0.1:9/slack/api".into(),
             discord_api_url: "http://127.0.0.1:9/discord/api/v10".into(),

@@ -45,6 +45,10 @@ impl Application {
     /// When the database cannot be reached or migrated, or an address cannot
     /// be bound.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            config.channel_rate >= 0.0 && config.channel_rate.is_finite(),
+            "--channel-rate must be a number of messages per second, 0 or more"
+        );
         let name = application_name("notifier", &config.subscriber_name);
         let pool = config.bounds.pool(
             config.db_max_connections,
@@ -130,6 +134,8 @@ impl Application {
             DispatchSettings {
                 concurrency: config.concurrency,
                 max_backoff: config.max_backoff,
+                channel_rate: config.channel_rate,
+                channel_burst: config.channel_burst,
             },
             notifier_metrics.clone(),
             wakers.clone(),

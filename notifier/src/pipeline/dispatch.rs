@@ -26,6 +26,7 @@ use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
 use super::Wakers;
+use super::pace::Pace;
 use crate::channels::{Channels, Outcome, Send};
 use crate::deliveries::{self, Delivery, Mark, Thread};
 use crate::destinations;
@@ -40,6 +41,10 @@ pub struct DispatchSettings {
     pub concurrency: usize,
     /// The longest back-off between attempts.
     pub max_backoff: Duration,
+    /// Messages per second to one Slack or Discord channel (0: unpaced).
+    pub channel_rate: f64,
+    /// Burst per channel.
+    pub channel_burst: u32,
 }
 
 /// Unfinished deliveries read per round.
@@ -71,6 +76,8 @@ struct Shared {
     in_flight: Arc<Mutex<HashSet<i64>>>,
     /// Destinations (tool, address) rate limited until the instant.
     limited: Arc<Mutex<HashMap<DestinationKey, chrono::DateTime<Utc>>>>,
+    /// The pace of Slack and Discord channels.
+    pace: Arc<Mutex<Pace<DestinationKey>>>,
 }
 
 /// Dispatches until shutdown.
@@ -86,6 +93,10 @@ pub async fn run(
     let shared = Shared {
         db,
         channels,
+        pace: Arc::new(Mutex::new(Pace::new(
+            settings.channel_rate,
+            settings.channel_burst,
+        ))),
         settings,
         metrics,
         wakers,
@@ -208,6 +219,26 @@ async fn attempt(shared: &Shared, delivery: &Delivery) -> Result<(), NotifierErr
         )
         .await?;
         return Ok(());
+    }
+    if channel != Channel::Webhook {
+        let paced = shared.pace.lock().map_or(Ok(()), |mut pace| {
+            pace.take(key.clone(), tokio::time::Instant::now())
+        });
+        if let Err(at) = paced {
+            let wait = at.saturating_duration_since(tokio::time::Instant::now());
+            let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+            deliveries::mark(
+                db,
+                n.sequence,
+                delivery.state,
+                Mark::Retrying {
+                    reason: "paced: the channel's message rate".into(),
+                    at,
+                },
+            )
+            .await?;
+            return Ok(());
+        }
     }
     let thread = if n.update {
         deliveries::thread(db, n.recipient, &n.message_key)

@@ -21,6 +21,7 @@
 pub mod acknowledge;
 pub mod dispatch;
 pub mod intake;
+pub mod pace;
 
 use std::sync::Arc;
 

@@ -537,3 +537,53 @@ async fn a_lost_answer_does_not_post_twice_on_any_tool() {
     assert_eq!(world.chat.messages("webhook", "cat").len(), 1);
     notifier.stop().await;
 }
+
+#[tokio::test]
+async fn messages_to_one_channel_are_paced_and_other_channels_are_not_held() {
+    let world = World::start().await;
+    let app = &world.assignment;
+    let org = app.create_org("acme").await;
+    let project = app.create_project(org, "web").await;
+    let ann = world.user(project, "ann").await;
+    let bob = world.user(project, "bob").await;
+    let mut config = world.config();
+    config.channel_rate = 10.0;
+    config.channel_burst = 2;
+    let notifier = NotifierApp::spawn_with(config).await;
+    notifier.set_destination(ann, slack("DANN")).await;
+    notifier.set_destination(bob, slack("DBOB")).await;
+    for i in 0..8 {
+        let group = app.create_group(project, &format!("error {i}")).await;
+        app.assign(group, ann, 0).await;
+    }
+    let group = app.create_group(project, "bob's").await;
+    app.assign(group, bob, 0).await;
+    let deliveries = settled(&notifier, 9).await;
+    assert!(
+        deliveries
+            .iter()
+            .all(|d| d.state() == pb::DeliveryState::Sent)
+    );
+    let sent_at = |channel: &str| -> Vec<std::time::Instant> {
+        world
+            .chat
+            .recorded()
+            .into_iter()
+            .filter(|r| r.channel == channel && r.status == 200)
+            .map(|r| r.at)
+            .collect()
+    };
+    let ann_at = sent_at("DANN");
+    assert_eq!(ann_at.len(), 8);
+    // Two at once, then one every 100 ms: six intervals at least.
+    let spread = ann_at[7] - ann_at[0];
+    assert!(
+        spread >= std::time::Duration::from_millis(550),
+        "{spread:?}"
+    );
+    // Bob's one message did not wait for Ann's channel.
+    let bob_at = sent_at("DBOB");
+    assert_eq!(bob_at.len(), 1);
+    assert!(bob_at[0] < ann_at[7], "Bob was not held behind Ann's pace");
+    notifier.stop().await;
+}
