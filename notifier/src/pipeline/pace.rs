@@ -66,7 +66,7 @@ mod tests {
             assert_eq!(pace.take("c", start), Ok(()));
         }
         // The fourth waits one interval (0.5 s) after the burst's first.
-        let wait = pace.take("c", start).unwrap_err();
+        let wait = pace.take("c", start).expect_err("the burst is spent");
         assert_eq!(wait - start, Duration::from_millis(500));
         assert_eq!(pace.take("c", wait), Ok(()));
         // Other channels are not held.
