@@ -14,7 +14,7 @@ use crate::report::{ScenarioResult, table, write_json};
 use crate::scenarios::baselines::{self, CallRate, WriteCeilings};
 use crate::scenarios::fanout::{self, CONNECTIONS, GROUPS_PER_ISSUE, SUBSCRIBE};
 use crate::scenarios::ingest::{self, Load};
-use crate::scenarios::{Plan, drain, outbound, peer, plans, skim_stream, sync_rpc};
+use crate::scenarios::{Plan, drain, notify, outbound, peer, plans, skim_stream, sync_rpc};
 
 /// Arguments of `run`.
 #[derive(Debug, clap::Args)]
@@ -39,7 +39,7 @@ pub struct RunArgs {
     )]
     postgres_url: String,
     /// Only these scenarios (comma-separated: plans, baselines, ingest,
-    /// latency, sync-rpc, outbound, drain, fanout, idle, peer).
+    /// latency, sync-rpc, outbound, notify, drain, fanout, idle, peer).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -342,6 +342,44 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         let (a, t) = bed.usage();
         (result.assignment, result.tracker) = (Some(a), Some(t));
         bed.stop().await?;
+        record(result)?;
+    }
+
+    if wants("notify") {
+        let (groups, users, rounds) = plan.notify_backlog;
+        let run = notify::throughput(&options, groups, users, rounds).await?;
+        let mut result = ScenarioResult::new(
+            "notify",
+            "Slack requests/s (posts and edits)",
+            run.per_s,
+            "–",
+        );
+        result
+            .figure("delivered", run.delivered as f64)
+            .figure("edit_share", run.edit_share)
+            .figure("notifier_cpu_seconds", run.notifier.cpu_seconds)
+            .figure("notifier_peak_rss_mib", run.notifier.peak_rss_mib);
+        result.assignment = Some(run.assignment);
+        record(result)?;
+
+        let (rate, duration) = plan.notify_latency;
+        let (latency, missing, usage) = notify::latency(&options, 200, 50, rate, duration).await?;
+        let mut result = ScenarioResult::new(
+            "notify-latency",
+            "p99 ms",
+            latency.p99_ms,
+            &format!("p99 ≤ 50 ms at {rate:.0} webhooks/s (webhook → Slack post)"),
+        );
+        result
+            .figure("rate", rate)
+            .figure("missing", missing as f64)
+            .figure("notifier_cpu_seconds", usage.cpu_seconds);
+        if missing > 0 {
+            result
+                .notes
+                .push(format!("{missing} assignments never reached Slack"));
+        }
+        result.latency = Some(latency);
         record(result)?;
     }
 

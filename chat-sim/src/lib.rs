@@ -61,6 +61,9 @@ pub struct Recorded {
     pub status: u16,
     /// When it arrived.
     pub at: std::time::Instant,
+    /// The message text it carried (Slack `text`, Discord `content`, the
+    /// webhook's `data.message`), or empty.
+    pub text: String,
 }
 
 /// A scripted answer, served instead of the normal one.
@@ -223,12 +226,24 @@ async fn all_messages(State(world): State<Shared>) -> Response {
 }
 
 fn record(world: &mut World, tool: &'static str, action: &str, channel: &str, status: u16) {
+    record_text(world, tool, action, channel, status, String::new());
+}
+
+fn record_text(
+    world: &mut World,
+    tool: &'static str,
+    action: &str,
+    channel: &str,
+    status: u16,
+    text: String,
+) {
     world.recorded.push(Recorded {
         tool,
         action: action.to_owned(),
         channel: channel.to_owned(),
         status,
         at: std::time::Instant::now(),
+        text,
     });
 }
 
@@ -305,9 +320,10 @@ fn slack(
 ) -> Response {
     let mut world = world.lock().unwrap();
     let channel = body["channel"].as_str().unwrap_or_default().to_owned();
+    let text = body["text"].as_str().unwrap_or_default().to_owned();
     if let Some(response) = scripted(&mut world, "slack") {
         let status = response.status().as_u16();
-        record(&mut world, "slack", action, &channel, status);
+        record_text(&mut world, "slack", action, &channel, status, text);
         return response;
     }
     let lose = loses_answer(&mut world, "slack");
@@ -317,10 +333,10 @@ fn slack(
         json!({"ok": false, "error": "invalid_auth"})
     };
     if lose {
-        record(&mut world, "slack", action, &channel, 502);
+        record_text(&mut world, "slack", action, &channel, 502, text);
         return lost();
     }
-    record(&mut world, "slack", action, &channel, 200);
+    record_text(&mut world, "slack", action, &channel, 200, text);
     axum::Json(answer).into_response()
 }
 

@@ -41,19 +41,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         bail!("--db must be sqlite or postgres, not {db:?}");
     }
     let mut build = cargo();
-    build.args([
-        "build",
-        "--release",
-        "--package",
-        "assignment-service",
-        "--package",
-        "tracker-service",
-        "--package",
-        "jira-sim",
-        "--package",
-        "bench",
-    ]);
-    run_command(build, "cargo build --release (services, simulator, bench)")?;
+    // The whole workspace, as `cargo build --release --workspace` does: the
+    // same feature unification, so a release build made beforehand is reused
+    // instead of rebuilt.
+    build.args(["build", "--release", "--workspace"]);
+    run_command(build, "cargo build --release --workspace")?;
     let root = workspace::root();
     let bin_dir = root.join("target/release");
     let mut folder = if quick {

@@ -4,6 +4,7 @@ pub mod baselines;
 pub mod drain;
 pub mod fanout;
 pub mod ingest;
+pub mod notify;
 pub mod outbound;
 pub mod peer;
 pub mod plans;
@@ -42,6 +43,10 @@ pub struct Plan {
     pub outbound_for: Duration,
     /// Open-loop rate and duration of the outbound latency run.
     pub outbound_latency: (f64, Duration),
+    /// The notifier's backlog: groups, users, rounds of reassignment.
+    pub notify_backlog: (usize, usize, usize),
+    /// Open-loop webhook rate and duration of the notifier latency run.
+    pub notify_latency: (f64, Duration),
 }
 
 impl Plan {
@@ -60,6 +65,8 @@ impl Plan {
                 idle_subscribers: 2_000,
                 outbound_for: Duration::from_secs(4),
                 outbound_latency: (200.0, Duration::from_secs(5)),
+                notify_backlog: (100, 20, 6),
+                notify_latency: (200.0, Duration::from_secs(5)),
             }
         } else {
             Self {
@@ -74,6 +81,8 @@ impl Plan {
                 idle_subscribers: 10_000,
                 outbound_for: Duration::from_secs(10),
                 outbound_latency: (200.0, Duration::from_secs(20)),
+                notify_backlog: (200, 30, 10),
+                notify_latency: (200.0, Duration::from_secs(20)),
             }
         }
     }
