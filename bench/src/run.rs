@@ -363,7 +363,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         record(result)?;
 
         let (rate, duration) = plan.notify_latency;
-        let (latency, missing, usage) = notify::latency(&options, 200, 50, rate, duration).await?;
+        // Two webhooks per issue: each tells the new assignee, and the second
+        // also the one replaced and the first as a follower (about two
+        // messages per webhook, as a team reassigning now and then).
+        let issues = ((rate * duration.as_secs_f64()) as usize / 2).max(200);
+        let (latency, missing, usage, messages) =
+            notify::latency(&options, issues, 50, rate, duration).await?;
         let mut result = ScenarioResult::new(
             "notify-latency",
             "p99 ms",
@@ -373,6 +378,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         result
             .figure("rate", rate)
             .figure("missing", missing as f64)
+            .figure("issues", issues as f64)
+            .figure("slack_requests", messages as f64)
             .figure("notifier_cpu_seconds", usage.cpu_seconds);
         if missing > 0 {
             result

@@ -199,6 +199,7 @@ impl NotifierService for Api {
             channel = view.channel.as_str(),
             "destination set"
         );
+        self.wakers.destinations.forget(user);
         // Deliveries waiting for a fixed destination may go now.
         self.wakers.dispatch.notify_one();
         Ok(Response::new(pb::SetDestinationResponse {
@@ -227,6 +228,7 @@ impl NotifierService for Api {
         let user = user_id(&mut v, "user_id", request.get_ref().user_id);
         let user = v.finish_with(|| user).map_err(NotifierError::from)?;
         let deleted = destinations::delete(&self.db, user).await?;
+        self.wakers.destinations.forget(user);
         Ok(Response::new(pb::DeleteDestinationResponse { deleted }))
     }
 

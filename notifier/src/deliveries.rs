@@ -166,20 +166,49 @@ fn unfinished_states() -> Vec<&'static str> {
     UNFINISHED.iter().map(|s| s.as_str()).collect()
 }
 
-/// Unfinished deliveries, oldest first, at most `limit`.
+/// Each recipient's oldest unfinished delivery (the only one that may go:
+/// a recipient's deliveries go in order), oldest first, at most `limit`. The
+/// grouping runs in the database, so a round costs what its recipients cost,
+/// not what the backlog holds.
 ///
 /// # Errors
 /// Database errors.
-pub async fn unfinished(db: &Database, limit: u64) -> Result<Vec<Delivery>, NotifierError> {
+pub async fn heads(db: &Database, limit: u64) -> Result<Vec<Delivery>, NotifierError> {
+    let sql = service_runtime::database::placeholders(
+        db.backend(),
+        "SELECT d.* FROM deliveries d \
+         JOIN (SELECT recipient, MIN(sequence) AS head FROM deliveries \
+               WHERE state IN ('pending', 'sending', 'retrying') GROUP BY recipient) h \
+         ON d.sequence = h.head \
+         ORDER BY d.sequence LIMIT ?",
+    );
     delivery::Entity::find()
-        .filter(delivery::Column::State.is_in(unfinished_states()))
-        .order_by_asc(delivery::Column::Sequence)
-        .limit(limit)
+        .from_raw_sql(sea_orm::Statement::from_sql_and_values(
+            db.backend(),
+            sql,
+            [i64::try_from(limit).unwrap_or(i64::MAX).into()],
+        ))
         .all(db.conn())
         .await?
         .into_iter()
         .map(read)
         .collect()
+}
+
+/// `recipient`'s oldest unfinished delivery: the one that goes next.
+///
+/// # Errors
+/// Database errors.
+pub async fn head_of(db: &Database, recipient: i64) -> Result<Option<Delivery>, NotifierError> {
+    delivery::Entity::find()
+        .filter(delivery::Column::Recipient.eq(recipient))
+        .filter(delivery::Column::State.is_in(unfinished_states()))
+        .order_by_asc(delivery::Column::Sequence)
+        .limit(1)
+        .one(db.conn())
+        .await?
+        .map(read)
+        .transpose()
 }
 
 /// The highest sequence up to which every received notification is done

@@ -143,3 +143,44 @@ pub async fn delete(db: &Database, user_id: i64) -> Result<bool, NotifierError> 
         .await?;
     Ok(deleted.rows_affected > 0)
 }
+
+/// Destinations read for delivery, kept in memory: the API of this process
+/// is the only writer, and forgets a user's entry when it sets or deletes it.
+#[derive(Debug, Clone, Default)]
+pub struct Cache(
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<i64, Option<Destination>>>>,
+);
+
+/// Users kept at most (the cache is emptied beyond).
+const CACHED_USERS: usize = 100_000;
+
+impl Cache {
+    /// `user_id`'s destination, from memory or the database.
+    ///
+    /// # Errors
+    /// As [`load`].
+    pub async fn load(
+        &self,
+        db: &Database,
+        user_id: i64,
+    ) -> Result<Option<Destination>, NotifierError> {
+        if let Some(hit) = self.0.lock().ok().and_then(|c| c.get(&user_id).cloned()) {
+            return Ok(hit);
+        }
+        let loaded = load(db, user_id).await?;
+        if let Ok(mut cache) = self.0.lock() {
+            if cache.len() >= CACHED_USERS {
+                cache.clear();
+            }
+            cache.insert(user_id, loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// Forgets `user_id`'s entry (after a change).
+    pub fn forget(&self, user_id: i64) {
+        if let Ok(mut cache) = self.0.lock() {
+            cache.remove(&user_id);
+        }
+    }
+}

@@ -119,6 +119,7 @@ impl Application {
             subscriber_name: config.subscriber_name.clone(),
         };
         let wakers = Wakers::default();
+        let (arrivals, arrived) = tokio::sync::mpsc::channel(10_000);
         // Background tasks live in a set owned by this future: dropping the
         // future (a process dying, or a test killing the notifier) stops them.
         let mut tasks = JoinSet::new();
@@ -126,6 +127,7 @@ impl Application {
             db.clone(),
             source.clone(),
             wakers.clone(),
+            arrivals,
             shutdown.clone(),
         ));
         tasks.spawn(dispatch::run(
@@ -139,6 +141,7 @@ impl Application {
             },
             notifier_metrics.clone(),
             wakers.clone(),
+            arrived,
             shutdown.clone(),
         ));
         tasks.spawn(acknowledge::run(

@@ -58,6 +58,7 @@ async fn start_notifier(
     bed: &Bed,
     chat: &ChatSim,
     label: &str,
+    fresh: bool,
 ) -> anyhow::Result<Notifier> {
     let dir = options.work_dir.join(label);
     std::fs::create_dir_all(&dir)?;
@@ -68,10 +69,16 @@ async fn start_notifier(
         ),
         DbKind::Postgres => {
             let name = format!("bench_{label}").replace('-', "_");
-            (
-                create_database(&options.postgres_url, &name).await?,
-                Some(name),
-            )
+            let url = if fresh {
+                create_database(&options.postgres_url, &name).await?
+            } else {
+                let base = options
+                    .postgres_url
+                    .rsplit_once('/')
+                    .map_or(options.postgres_url.as_str(), |(b, _)| b);
+                format!("{base}/{name}")
+            };
+            (url, Some(name))
         }
     };
     let (grpc, http) = (free_addr()?, free_addr()?);
@@ -198,6 +205,10 @@ pub async fn throughput(
     let bed = Bed::start(options, "notify", &[]).await?;
     let tenant = Tenant::create(&bed, groups, 1, users).await?;
     subscriber_at_zero(&bed).await?;
+    let chat = ChatSim::start().await;
+    let first = start_notifier(options, &bed, &chat, "notify-notifier", true).await?;
+    set_destinations(&first, &tenant).await?;
+    first.process.stop().await;
     let client =
         assignment::group_service_client::GroupServiceClient::new(channel(bed.assignment_grpc)?);
     for round in 0..rounds {
@@ -220,9 +231,9 @@ pub async fn throughput(
         }
     }
     let total = notifications_written(&bed).await?;
-    let chat = ChatSim::start().await;
-    let notifier = start_notifier(options, &bed, &chat, "notify-notifier").await?;
-    set_destinations(&notifier, &tenant).await?;
+    // The destinations were set by a first start, before the backlog; this
+    // start finds them and the backlog together.
+    let notifier = start_notifier(options, &bed, &chat, "notify-notifier", false).await?;
     let give_up = Instant::now() + Duration::from_secs(600);
     let sent = loop {
         let sent: Vec<chat_sim::Recorded> = chat
@@ -263,19 +274,21 @@ fn group_in(text: &str) -> Option<i64> {
 
 /// The latency run: assignee webhooks at `rate` for `duration`, to `issues`
 /// issues and `users` users (more users than rounds, so each (user, group)
-/// pair is assigned once and its message is unambiguous).
+/// pair is assigned once and its message is unambiguous). Returns the
+/// latencies, the webhooks whose message never came, the notifier's usage
+/// and the Slack requests it made.
 pub async fn latency(
     options: &BedOptions,
     issues: usize,
     users: usize,
     rate: f64,
     duration: Duration,
-) -> anyhow::Result<(Latency, usize, Usage)> {
+) -> anyhow::Result<(Latency, usize, Usage, usize)> {
     let bed = Bed::start(options, "notify-latency", &[]).await?;
     let tenant = Tenant::create(&bed, issues, 1, users).await?;
     subscriber_at_zero(&bed).await?;
     let chat = ChatSim::start().await;
-    let notifier = start_notifier(options, &bed, &chat, "notify-latency-notifier").await?;
+    let notifier = start_notifier(options, &bed, &chat, "notify-latency-notifier", true).await?;
     set_destinations(&notifier, &tenant).await?;
     let http = {
         service_runtime::tls::install_crypto_provider();
@@ -323,9 +336,10 @@ pub async fn latency(
         if seen.is_empty() || Instant::now() > give_up {
             let missing = seen.len();
             let usage = notifier.process.usage();
+            let messages = chat.recorded().iter().filter(|r| r.status == 200).count();
             notifier.stop(options).await?;
             bed.stop().await?;
-            return Ok((Latency::of(samples), missing, usage));
+            return Ok((Latency::of(samples), missing, usage, messages));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

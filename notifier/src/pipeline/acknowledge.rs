@@ -17,6 +17,13 @@ use crate::metrics::Metrics;
 /// How often the position is checked when nothing wakes the task.
 const INTERVAL: Duration = Duration::from_secs(1);
 
+/// The shortest time between two acknowledgements: under load one covers
+/// many deliveries instead of one each.
+const COALESCE: Duration = Duration::from_millis(50);
+
+/// How often the per-state gauges are refreshed (a scan of the record).
+const GAUGES: Duration = Duration::from_secs(5);
+
 /// Acknowledges until shutdown (and once more after it).
 pub async fn run(
     db: Database,
@@ -38,6 +45,7 @@ pub async fn run(
         .flatten()
         .map_or(0, |(_, acked)| acked);
     metrics.acknowledged(acknowledged);
+    let mut gauges_at = tokio::time::Instant::now();
     loop {
         let stopping = shutdown.is_triggered();
         match deliveries::done_through(&db).await {
@@ -65,16 +73,24 @@ pub async fn run(
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "cannot read what is done"),
         }
-        match deliveries::counts(&db).await {
-            Ok(counts) => metrics.deliveries(&counts),
-            Err(error) => tracing::debug!(%error, "delivery counts unavailable"),
+        if stopping || gauges_at.elapsed() >= GAUGES {
+            gauges_at = tokio::time::Instant::now();
+            match deliveries::counts(&db).await {
+                Ok(counts) => metrics.deliveries(&counts),
+                Err(error) => tracing::debug!(%error, "delivery counts unavailable"),
+            }
         }
         if stopping {
             return;
         }
         tokio::select! {
             () = shutdown.wait() => {}
-            () = wakers.acknowledge.notified() => {}
+            () = wakers.acknowledge.notified() => {
+                tokio::select! {
+                    () = shutdown.wait() => {}
+                    () = tokio::time::sleep(COALESCE) => {}
+                }
+            }
             () = tokio::time::sleep(INTERVAL) => {}
         }
     }

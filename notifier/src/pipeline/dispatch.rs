@@ -15,21 +15,20 @@
 //! deleted at the tool); then record the outcome (sent with the thread's
 //! message in one transaction, retrying with a back-off, or stopped).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use service_runtime::database::Database;
 use service_runtime::shutdown::Shutdown;
-use tokio::sync::Semaphore;
+use tokio::sync::mpsc;
 use tracing::Instrument as _;
 
 use super::Wakers;
 use super::pace::Pace;
 use crate::channels::{Channels, Outcome, Send};
 use crate::deliveries::{self, Delivery, Mark, Thread};
-use crate::destinations;
 use crate::domain::{Channel, DeliveryState};
 use crate::error::NotifierError;
 use crate::metrics::Metrics;
@@ -47,7 +46,7 @@ pub struct DispatchSettings {
     pub channel_burst: u32,
 }
 
-/// Unfinished deliveries read per round.
+/// Recipients' head deliveries read per round.
 const ROUND: u64 = 1000;
 
 /// How long a round waits when nothing wakes it (a retry coming due).
@@ -72,24 +71,82 @@ struct Shared {
     settings: DispatchSettings,
     metrics: Metrics,
     wakers: Wakers,
-    /// Recipients with a delivery in flight.
-    in_flight: Arc<Mutex<HashSet<i64>>>,
     /// Destinations (tool, address) rate limited until the instant.
     limited: Arc<Mutex<HashMap<DestinationKey, chrono::DateTime<Utc>>>>,
     /// The pace of Slack and Discord channels.
     pace: Arc<Mutex<Pace<DestinationKey>>>,
 }
 
-/// Dispatches until shutdown.
+/// Who is where: in flight, waiting for a slot, or waiting for a retry.
+#[derive(Debug, Default)]
+struct Board {
+    /// Recipients with an attempt running.
+    in_flight: HashSet<i64>,
+    /// Recipients whose head may go, in arrival order.
+    waiting: VecDeque<i64>,
+    /// The same, for lookups.
+    queued: HashSet<i64>,
+    /// Recipients whose head is due later.
+    delayed: BTreeSet<(tokio::time::Instant, i64)>,
+    /// The same, by recipient.
+    delayed_at: HashMap<i64, tokio::time::Instant>,
+}
+
+impl Board {
+    /// Whether the dispatcher already tracks `recipient`.
+    fn knows(&self, recipient: i64) -> bool {
+        self.in_flight.contains(&recipient)
+            || self.queued.contains(&recipient)
+            || self.delayed_at.contains_key(&recipient)
+    }
+
+    fn enqueue(&mut self, recipient: i64) {
+        if !self.in_flight.contains(&recipient) && self.queued.insert(recipient) {
+            self.waiting.push_back(recipient);
+        }
+    }
+
+    fn delay(&mut self, recipient: i64, at: tokio::time::Instant) {
+        if let Some(old) = self.delayed_at.insert(recipient, at) {
+            self.delayed.remove(&(old, recipient));
+        }
+        self.delayed.insert((at, recipient));
+    }
+
+    /// Moves recipients whose retry came due to the waiting line; returns
+    /// when the next one comes due.
+    fn promote(&mut self, now: tokio::time::Instant) -> Option<tokio::time::Instant> {
+        while let Some(&(at, recipient)) = self.delayed.first() {
+            if at > now {
+                return Some(at);
+            }
+            self.delayed.pop_first();
+            self.delayed_at.remove(&recipient);
+            self.enqueue(recipient);
+        }
+        None
+    }
+}
+
+/// When `at` (a stored retry time) is, on the runtime's clock.
+fn instant_of(at: chrono::DateTime<Utc>) -> tokio::time::Instant {
+    let wait = (at - Utc::now()).to_std().unwrap_or_default();
+    tokio::time::Instant::now() + wait
+}
+
+/// Dispatches until shutdown. `arrivals` names the recipient of each newly
+/// stored notification; a wake-up of [`Wakers::dispatch`] (an operator's
+/// retry, a new destination) re-reads every recipient's head.
 pub async fn run(
     db: Database,
     channels: Channels,
     settings: DispatchSettings,
     metrics: Metrics,
     wakers: Wakers,
+    mut arrivals: mpsc::Receiver<i64>,
     shutdown: Shutdown,
 ) {
-    let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+    let concurrency = settings.concurrency.max(1);
     let shared = Shared {
         db,
         channels,
@@ -100,24 +157,68 @@ pub async fn run(
         settings,
         metrics,
         wakers,
-        in_flight: Arc::default(),
         limited: Arc::default(),
     };
+    let (done_tx, mut done) = mpsc::unbounded_channel::<i64>();
+    let mut board = Board::default();
     let mut tasks = tokio::task::JoinSet::new();
+    let mut full_round = true;
+    let mut next_sweep = tokio::time::Instant::now();
     while !shutdown.is_triggered() {
-        let next_due = match round(&shared, &permits, &mut tasks).await {
-            Ok(next_due) => next_due,
-            Err(error) => {
-                tracing::warn!(%error, "dispatch round failed; trying again");
-                Some(IDLE_POLL)
+        let now = tokio::time::Instant::now();
+        if full_round || now >= next_sweep {
+            // The safety net and the start: every recipient's head, from the
+            // database (also finds what an operator put back in line).
+            if let Err(error) = sweep(&shared.db, &mut board).await {
+                tracing::warn!(%error, "reading the deliveries failed; trying again");
             }
-        };
-        let wait = next_due.unwrap_or(IDLE_POLL).min(IDLE_POLL);
+            full_round = false;
+            next_sweep = now + IDLE_POLL;
+        }
+        let next_due = board.promote(now);
+        while board.in_flight.len() < concurrency {
+            let Some(recipient) = board.waiting.pop_front() else {
+                break;
+            };
+            board.queued.remove(&recipient);
+            match deliveries::head_of(&shared.db, recipient).await {
+                Ok(None) => {}
+                Ok(Some(delivery)) => match delivery.next_attempt_at {
+                    Some(at) if at > Utc::now() => board.delay(recipient, instant_of(at)),
+                    _ => {
+                        board.in_flight.insert(recipient);
+                        let (shared, done_tx) = (shared.clone(), done_tx.clone());
+                        tasks.spawn(async move {
+                            if let Err(error) = deliver(&shared, &delivery).await {
+                                tracing::warn!(%error, sequence = delivery.notification.sequence, "delivery could not be recorded; it is tried again");
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                            }
+                            let _ = done_tx.send(recipient);
+                            shared.wakers.acknowledge.notify_one();
+                        });
+                    }
+                },
+                Err(error) => {
+                    tracing::warn!(%error, recipient, "reading a recipient's next delivery failed");
+                    board.delay(recipient, now + Duration::from_millis(200));
+                }
+            }
+        }
+        let wake = next_due.map_or(next_sweep, |due| due.min(next_sweep));
         tokio::select! {
             () = shutdown.wait() => break,
-            () = shared.wakers.dispatch.notified() => {}
-            () = tokio::time::sleep(wait) => {}
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            Some(recipient) = done.recv() => {
+                board.in_flight.remove(&recipient);
+                // Its next delivery, if any, goes next (read when it starts).
+                board.enqueue(recipient);
+            }
+            Some(recipient) = arrivals.recv() => {
+                if !board.knows(recipient) {
+                    board.enqueue(recipient);
+                }
+            }
+            () = shared.wakers.dispatch.notified() => full_round = true,
+            () = tokio::time::sleep_until(wake) => {}
         }
         while tasks.try_join_next().is_some() {}
     }
@@ -126,53 +227,24 @@ pub async fn run(
     while tasks.join_next().await.is_some() {}
 }
 
-/// Starts what is due; returns how long until the next retry comes due.
-async fn round(
-    shared: &Shared,
-    permits: &Arc<Semaphore>,
-    tasks: &mut tokio::task::JoinSet<()>,
-) -> Result<Option<Duration>, NotifierError> {
-    let open = deliveries::unfinished(&shared.db, ROUND).await?;
-    let now = Utc::now();
-    let mut seen = HashSet::new();
-    let mut next_due: Option<Duration> = None;
-    for delivery in open {
+/// Puts every recipient with an unfinished delivery on the board.
+async fn sweep(db: &Database, board: &mut Board) -> Result<(), NotifierError> {
+    for delivery in deliveries::heads(db, ROUND).await? {
         let recipient = delivery.notification.recipient;
-        if !seen.insert(recipient) {
+        if board.in_flight.contains(&recipient) || board.queued.contains(&recipient) {
             continue;
         }
-        if let Some(at) = delivery.next_attempt_at
-            && at > now
-        {
-            let wait = (at - now).to_std().unwrap_or_default();
-            next_due = Some(next_due.map_or(wait, |d| d.min(wait)));
-            continue;
-        }
-        let Ok(permit) = Arc::clone(permits).try_acquire_owned() else {
-            break;
-        };
-        if !shared
-            .in_flight
-            .lock()
-            .is_ok_and(|mut set| set.insert(recipient))
-        {
-            continue;
-        }
-        let shared = shared.clone();
-        tasks.spawn(async move {
-            if let Err(error) = deliver(&shared, &delivery).await {
-                tracing::warn!(%error, sequence = delivery.notification.sequence, "delivery could not be recorded; it is tried again");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+        match delivery.next_attempt_at {
+            Some(at) if at > Utc::now() => board.delay(recipient, instant_of(at)),
+            _ => {
+                if let Some(old) = board.delayed_at.remove(&recipient) {
+                    board.delayed.remove(&(old, recipient));
+                }
+                board.enqueue(recipient);
             }
-            if let Ok(mut set) = shared.in_flight.lock() {
-                set.remove(&recipient);
-            }
-            drop(permit);
-            shared.wakers.dispatch.notify_one();
-            shared.wakers.acknowledge.notify_one();
-        });
+        }
     }
-    Ok(next_due)
+    Ok(())
 }
 
 /// One attempt at one delivery, in a span continuing the notification's trace.
@@ -191,7 +263,7 @@ async fn deliver(shared: &Shared, delivery: &Delivery) -> Result<(), NotifierErr
 async fn attempt(shared: &Shared, delivery: &Delivery) -> Result<(), NotifierError> {
     let db = &shared.db;
     let n = &delivery.notification;
-    let Some(destination) = destinations::load(db, n.recipient).await? else {
+    let Some(destination) = shared.wakers.destinations.load(db, n.recipient).await? else {
         if deliveries::mark(db, n.sequence, delivery.state, Mark::Undeliverable).await? {
             shared.metrics.attempt("none", "undeliverable");
         }

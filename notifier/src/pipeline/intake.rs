@@ -12,6 +12,7 @@ use jira_sync_client::{
     ConnectOptions, Event, Start, SubscribeError, Subscriber, SubscriberOptions, assignment as pb,
 };
 use service_runtime::shutdown::Shutdown;
+use tokio::sync::mpsc;
 
 use super::Wakers;
 use crate::deliveries;
@@ -86,12 +87,18 @@ async fn start(db: &Database, source: &Source) -> anyhow::Result<Start> {
 }
 
 /// Follows the stream until shutdown, storing every notification.
-pub async fn run(db: Database, source: Source, wakers: Wakers, shutdown: Shutdown) {
+pub async fn run(
+    db: Database,
+    source: Source,
+    wakers: Wakers,
+    arrivals: mpsc::Sender<i64>,
+    shutdown: Shutdown,
+) {
     let mut pause = Duration::from_millis(100);
     while !shutdown.is_triggered() {
         let followed = tokio::select! {
             () = shutdown.wait() => return,
-            result = follow(&db, &source, &wakers) => result,
+            result = follow(&db, &source, &wakers, &arrivals) => result,
         };
         match followed {
             Ok(()) => {
@@ -110,7 +117,12 @@ pub async fn run(db: Database, source: Source, wakers: Wakers, shutdown: Shutdow
     }
 }
 
-async fn follow(db: &Database, source: &Source, wakers: &Wakers) -> anyhow::Result<()> {
+async fn follow(
+    db: &Database,
+    source: &Source,
+    wakers: &Wakers,
+    arrivals: &mpsc::Sender<i64>,
+) -> anyhow::Result<()> {
     let start = start(db, source).await?;
     tracing::info!(?start, "following the notification stream");
     let mut options = SubscriberOptions::new(source.url.clone(), start);
@@ -122,7 +134,11 @@ async fn follow(db: &Database, source: &Source, wakers: &Wakers) -> anyhow::Resu
                 Event::Notification(n) => {
                     let n = notification(n)?;
                     deliveries::receive(db, &n).await?;
-                    wakers.dispatch.notify_one();
+                    // The dispatcher learns whose line grew; when it is
+                    // behind, a full re-read finds the rest.
+                    if arrivals.try_send(n.recipient).is_err() {
+                        wakers.dispatch.notify_one();
+                    }
                 }
                 Event::Progress(through) => {
                     deliveries::progress(db, i64::try_from(through).unwrap_or(i64::MAX)).await?;

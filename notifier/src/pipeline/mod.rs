@@ -28,11 +28,14 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 /// Wakes the dispatcher (a notification stored, a delivery retried) and the
-/// acknowledger (a delivery done).
+/// acknowledger (a delivery done); carries the destinations the API changes.
 #[derive(Debug, Clone, Default)]
 pub struct Wakers {
     /// The dispatcher's.
     pub dispatch: Arc<Notify>,
     /// The acknowledger's.
     pub acknowledge: Arc<Notify>,
+    /// Destinations as the dispatcher reads them; the API forgets an entry it
+    /// changes.
+    pub destinations: crate::destinations::Cache,
 }

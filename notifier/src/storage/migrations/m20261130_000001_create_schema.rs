@@ -66,6 +66,7 @@ impl MigrationTrait for Migration {
                     .name("deliveries_by_recipient")
                     .table("deliveries")
                     .col("recipient")
+                    .col("state")
                     .col("sequence")
                     .to_owned(),
             )
