@@ -49,7 +49,19 @@ impl Application {
             config.channel_rate >= 0.0 && config.channel_rate.is_finite(),
             "--channel-rate must be a number of messages per second, 0 or more"
         );
-        let name = application_name("notifier", &config.subscriber_name);
+        // Unique per process (and per instance in one test process): at
+        // shutdown the pool cancels the queries of its own application name,
+        // which must not reach another notifier's connections.
+        // (The unique part first: a long subscriber name is what gets cut.)
+        let replica = format!(
+            "{}-{:x}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos()),
+            config.subscriber_name,
+        );
+        let name = application_name("notifier", &replica);
         let pool = config.bounds.pool(
             config.db_max_connections,
             PoolSettings::default().acquire_timeout,
