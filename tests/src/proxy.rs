@@ -21,6 +21,8 @@ pub struct CuttableProxy {
     /// Bumped on every cut; connections of an older generation close.
     generation: Arc<AtomicU64>,
     upstream: Arc<Mutex<SocketAddr>>,
+    /// Forwarded connections open now.
+    live: Arc<AtomicU64>,
 }
 
 impl CuttableProxy {
@@ -31,7 +33,9 @@ impl CuttableProxy {
         let cut = Arc::new(AtomicBool::new(false));
         let stalled = Arc::new(AtomicBool::new(false));
         let generation = Arc::new(AtomicU64::new(0));
+        let live = Arc::new(AtomicU64::new(0));
         let upstream = Arc::new(Mutex::new(upstream));
+        let forwarding = Arc::clone(&live);
         let (cut_flag, stall_flag, generations, target) = (
             Arc::clone(&cut),
             Arc::clone(&stalled),
@@ -65,7 +69,9 @@ impl CuttableProxy {
                     continue;
                 }
                 let upstream = *target.lock().unwrap();
+                let open = Live::new(&forwarding);
                 tokio::spawn(async move {
+                    let _open = open;
                     let Ok(mut outbound) = TcpStream::connect(upstream).await else {
                         return;
                     };
@@ -87,6 +93,7 @@ impl CuttableProxy {
             stalled,
             generation,
             upstream,
+            live,
         }
     }
 
@@ -102,6 +109,17 @@ impl CuttableProxy {
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Waits until no forwarded connection is open any more (after a
+    /// [`Self::cut`], whose connections close a moment later).
+    pub async fn closed(&self) {
+        crate::wait::until(
+            "the proxy's connections to close",
+            crate::wait::DEFAULT_DEADLINE,
+            || async { (self.live.load(Ordering::SeqCst) == 0).then_some(()) },
+        )
+        .await;
+    }
+
     /// Drops every connection, then accepts new ones but never answers them
     /// (a peer that hangs).
     pub fn stall(&self) {
@@ -114,5 +132,21 @@ impl CuttableProxy {
         self.cut.store(false, Ordering::SeqCst);
         self.stalled.store(false, Ordering::SeqCst);
         self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Counts a forwarded connection while it is open.
+struct Live(Arc<AtomicU64>);
+
+impl Live {
+    fn new(count: &Arc<AtomicU64>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(Arc::clone(count))
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -497,6 +497,7 @@ async fn a_database_outage_is_answered_503_and_the_tracker_recovers_by_itself() 
     // The database goes away: webhooks are refused with 503 (Jira retries
     // them), never acknowledged and lost.
     proxy.cut();
+    proxy.closed().await;
     for i in 0..3 {
         let (status, json) = tracker_app
             .post_webhook(
