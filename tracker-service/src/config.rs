@@ -132,6 +132,18 @@ pub struct Config {
     )]
     pub webhook_max_in_flight: usize,
 
+    /// The most deliveries the inbox holds waiting to be applied; beyond it
+    /// authentic webhooks are answered 503 with Retry-After (Jira retries)
+    /// instead of queued, so a sender that outruns the dispatcher cannot grow
+    /// the backlog, and every delivery's wait, without limit. 0: no bound.
+    #[arg(
+        help_heading = "Webhooks",
+        long,
+        env = "TRACKER_INBOX_MAX_PENDING",
+        default_value_t = 100_000
+    )]
+    pub inbox_max_pending: u64,
+
     /// Webhooks accepted per second per integration (sustained); more are
     /// answered 429 with Retry-After (Jira retries).
     #[arg(
@@ -280,6 +292,7 @@ impl Config {
             assignment_ca_cert: None,
             assignment_timeout: Duration::from_secs(5),
             webhook_max_in_flight: 256,
+            inbox_max_pending: 100_000,
             webhook_read_timeout: Duration::from_secs(5),
             webhook_max_age: Duration::from_secs(6 * 3600),
             webhook_min_body_rate: 16 * 1024,

@@ -37,7 +37,7 @@ impl Metrics {
         let webhook_deliveries = Family::<Labels, Counter>::default();
         registry.register(
             "webhook_deliveries",
-            "Webhook deliveries received, by outcome (accepted, duplicate, ignored, malformed, unauthentic, too_large, unknown_integration, unavailable, rate_limited, overloaded)",
+            "Webhook deliveries received, by outcome (accepted, duplicate, ignored, malformed, unauthentic, too_large, unknown_integration, unavailable, rate_limited, overloaded, backlog_full, too_slow, too_old)",
             webhook_deliveries.clone(),
         );
         let dispatch_retries = Counter::default();

@@ -31,6 +31,7 @@ use crate::metrics::Metrics;
 use crate::outbound::{self, apply::OutboundApplier};
 use crate::storage::migrations::{MIGRATION_LOCK_KEY, Migrator};
 use crate::webhooks::apply::Applier;
+use crate::webhooks::backlog::{self, Backlog};
 use crate::webhooks::dispatcher::{DispatchSettings, Dispatcher, run_dispatcher};
 use crate::webhooks::inbox;
 use crate::webhooks::inbox_writer::InboxWriter;
@@ -161,6 +162,11 @@ impl Application {
             },
         );
         let waker = DispatchWaker::default();
+        let backlog = Arc::new(
+            Backlog::counted(&db, config.inbox_max_pending)
+                .await
+                .context("counting the inbox")?,
+        );
         let applier = Applier::new(
             db.clone(),
             jira.clone(),
@@ -194,7 +200,13 @@ impl Application {
                 },
                 owner: owner.clone(),
                 metrics: metrics.clone(),
+                backlog: Arc::clone(&backlog),
             },
+            shutdown.clone(),
+        ));
+        tasks.spawn(backlog::run_recount(
+            Arc::clone(&backlog),
+            db.clone(),
             shutdown.clone(),
         ));
         tasks.spawn(outbound::run_receiver(
@@ -264,6 +276,7 @@ impl Application {
             inbox: inbox_writer,
             body_limit: config.webhook_body_limit,
             in_flight: Arc::new(Semaphore::new(config.webhook_max_in_flight.max(1))),
+            backlog,
             rate_limiter: Arc::new(RateLimiter::new(config.webhook_rate, config.webhook_burst)),
             freshness: Freshness {
                 max_age: config.webhook_max_age,

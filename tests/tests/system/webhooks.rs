@@ -873,3 +873,134 @@ async fn operators_can_list_inspect_and_retry_deliveries() {
         Some(t.jess)
     );
 }
+
+/// Posts `payload` as delivery `id`, returning the status, `Retry-After` and
+/// body.
+async fn post_raw(tracker: &TrackerApp, payload: &[u8], id: &str) -> (u16, Option<String>, Value) {
+    let response = system_tests::http_client()
+        .post(format!("{}/webhooks/jira/{JIRA}", tracker.http_url()))
+        .header("content-type", "application/json")
+        .header(
+            "x-hub-signature",
+            system_tests::pair::signature(system_tests::pair::WEBHOOK_SECRET, payload),
+        )
+        .header("x-atlassian-webhook-identifier", id)
+        .body(payload.to_vec())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (
+        status,
+        retry_after,
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_inbox_pushes_back_with_retry_after_until_the_backlog_drains() {
+    let pair = Pair::start().await;
+    pair.create_integration(JIRA, false).await;
+    let t = tenant(&pair.assignment).await;
+    let Pair {
+        assignment,
+        tracker,
+        assignment_db,
+        tracker_db,
+        assignment_proxy,
+        ..
+    } = pair;
+    tracker.stop().await;
+    assignment.stop().await;
+    let bounded = || {
+        let mut config = tracker_service::Config::for_tests(
+            tracker_db.url(),
+            format!("http://{}", assignment_proxy.addr),
+        );
+        config.inbox_max_pending = 3;
+        config
+    };
+    let tracker = TrackerApp::spawn_with(bounded()).await;
+    let payload = |minute: u32| {
+        body(&assignee_payload(
+            "APP-123",
+            Some("101"),
+            Some(if minute.is_multiple_of(2) {
+                "jess@sentry.io"
+            } else {
+                "kim@sentry.io"
+            }),
+            &format!("2023-01-01T00:{minute:02}:00.000+0000"),
+        ))
+    };
+    // Nothing drains while the assignment service is down: three fill the
+    // inbox, the fourth is pushed back and nothing of it is stored.
+    for minute in 0..3 {
+        accepted(&tracker, &payload(minute), Some(&format!("full-{minute}"))).await;
+    }
+    let (status, retry_after, json) = post_raw(&tracker, &payload(3), "full-3").await;
+    assert_eq!(status, 503, "{json}");
+    let seconds: u64 = retry_after.expect("Retry-After").parse().unwrap();
+    assert!((1..=60).contains(&seconds), "{seconds}");
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap()
+            .contains("inbox holds 3 deliveries"),
+        "{json}"
+    );
+    assert_eq!(tracker.deliveries().await.len(), 3);
+    let metrics = system_tests::http_client()
+        .get(format!("{}/metrics", tracker.http_url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tracker_webhook_deliveries_total{outcome=\"backlog_full\"} 1"),
+        "{metrics}"
+    );
+
+    // A restarted tracker counts what is already queued.
+    tracker.stop().await;
+    let tracker = TrackerApp::spawn_with(bounded()).await;
+    assert_eq!(post_raw(&tracker, &payload(3), "full-3").await.0, 503);
+
+    // The assignment service returns: the backlog drains, in order, and the
+    // pushed-back delivery is accepted when Jira sends it again.
+    let assignment = AssignmentApp::spawn(assignment_db.url()).await;
+    assignment_proxy.retarget(assignment.grpc_addr);
+    wait::until(
+        "the pushed-back delivery to be accepted once the inbox drained",
+        wait::DEFAULT_DEADLINE,
+        || async {
+            let (status, _, json) = post_raw(&tracker, &payload(3), "full-3").await;
+            (status == 200).then_some(json)
+        },
+    )
+    .await;
+    wait::until("all four to be applied", wait::DEFAULT_DEADLINE, || async {
+        let deliveries = tracker.deliveries().await;
+        (deliveries.len() == 4
+            && deliveries
+                .iter()
+                .all(|d| d.state() == pb::DeliveryState::Delivered))
+        .then_some(())
+    })
+    .await;
+    for group in &t.groups {
+        assert_eq!(
+            assignment.group(*group).await.assignee_user_id,
+            Some(t.kim),
+            "the last delivery (minute 3) wins"
+        );
+    }
+    tracker.stop().await;
+    assignment.stop().await;
+}

@@ -10,6 +10,7 @@
 //! the issue moves on. Deliveries survive restarts: on start, pending ones are
 //! simply claimable again.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use service_runtime::database::Database;
@@ -19,6 +20,7 @@ use service_runtime::time::now;
 use tracing::Instrument as _;
 
 use super::apply::{Applier, ApplyError};
+use super::backlog::Backlog;
 use super::inbox::{self, Outcome, OutcomeKind};
 use super::inbox_writer::InboxWriter;
 use super::waker::DispatchWaker;
@@ -74,6 +76,8 @@ pub struct Dispatcher {
     pub owner: String,
     /// Counts retries for `/metrics`.
     pub metrics: Metrics,
+    /// Told of each delivery finished (delivered or failed).
+    pub backlog: Arc<Backlog>,
 }
 
 /// The inbox as a worker queue.
@@ -86,6 +90,7 @@ struct InboxQueue {
     lease: Duration,
     max_backoff: Duration,
     metrics: Metrics,
+    backlog: Arc<Backlog>,
 }
 
 impl Queue for InboxQueue {
@@ -116,6 +121,7 @@ impl Queue for InboxQueue {
             row,
             self.max_backoff,
             &self.metrics,
+            &self.backlog,
         )
         .await;
     }
@@ -131,6 +137,7 @@ pub async fn run_dispatcher(dispatcher: Dispatcher, shutdown: Shutdown) {
         settings,
         owner,
         metrics,
+        backlog,
     } = dispatcher;
     let queue = InboxQueue {
         db,
@@ -140,6 +147,7 @@ pub async fn run_dispatcher(dispatcher: Dispatcher, shutdown: Shutdown) {
         lease: settings.lease,
         max_backoff: settings.max_backoff,
         metrics,
+        backlog,
     };
     worker::run(
         queue,
@@ -162,6 +170,7 @@ async fn dispatch_one(
     row: DeliveryRecord,
     max_backoff: Duration,
     metrics: &Metrics,
+    backlog: &Backlog,
 ) {
     let span = tracing::info_span!(
         "delivery",
@@ -213,12 +222,16 @@ async fn dispatch_one(
         match recorded {
             Ok(()) => {
                 match &outcome {
-                    Ok(_) => tracing::info!(attempts, "delivery applied"),
+                    Ok(_) => {
+                        backlog.finished();
+                        tracing::info!(attempts, "delivery applied");
+                    }
                     Err((ApplyError::Transient(error), _)) => {
                         metrics.dispatch_retry();
                         tracing::warn!(%error, attempts, "delivery will be retried");
                     }
                     Err((ApplyError::Permanent(error), _)) => {
+                        backlog.finished();
                         tracing::warn!(%error, attempts, "delivery failed");
                     }
                 }

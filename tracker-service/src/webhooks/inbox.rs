@@ -686,15 +686,24 @@ pub async fn prune_delivered(db: &Database, cutoff: DateTime<Utc>) -> Result<u64
     Ok(db.gated(prune).await?.rows_affected)
 }
 
+/// How many deliveries are pending (queued or waiting for a retry).
+///
+/// # Errors
+/// Database errors.
+pub async fn pending_count(db: &Database) -> Result<u64, TrackerError> {
+    use sea_orm::PaginatorTrait as _;
+    Ok(webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::State.eq(DeliveryState::Pending.as_str()))
+        .count(db.conn())
+        .await?)
+}
+
 /// Counts of pending deliveries and the age of the oldest (for metrics).
 ///
 /// # Errors
 /// Database errors.
 pub async fn pending_stats(db: &Database) -> Result<(u64, Option<DateTime<Utc>>), TrackerError> {
-    use sea_orm::PaginatorTrait as _;
-    let pending = webhook_delivery::Entity::find()
-        .filter(webhook_delivery::Column::State.eq(DeliveryState::Pending.as_str()));
-    let count = pending.count(db.conn()).await?;
+    let count = pending_count(db).await?;
     // Every issue's oldest pending delivery is its queue's head, so the
     // oldest of all is the lowest head.
     let Some(first) = queue_heads::lowest_head(db, Queue::Inbox).await? else {

@@ -13,7 +13,9 @@
 //!    server), at most the body limit → 413;
 //! 4. the HMAC over the body → 401;
 //! 5. only now, for an authentic delivery: a processing slot (503 when all are
-//!    taken) and a token of the integration's rate (429 with Retry-After);
+//!    taken), room in the inbox (503 with Retry-After when it holds
+//!    `--inbox-max-pending` deliveries, see [`super::backlog`]) and a token of
+//!    the integration's rate (429 with Retry-After);
 //! 6. not JSON → 400 with the parser's message.
 //!
 //! Then the delivery is committed to the inbox, deduplicated, and only then
@@ -44,6 +46,7 @@ use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
 use super::authenticity::{self, Unauthentic};
+use super::backlog::Backlog;
 use super::inbox::{NewDelivery, Stored};
 use super::inbox_writer::InboxWriter;
 use super::rate_limit::RateLimiter;
@@ -81,6 +84,8 @@ pub struct IntakeState {
     pub body_limit: usize,
     /// Requests handled at once; one more is answered 503.
     pub in_flight: Arc<Semaphore>,
+    /// The inbox's bound: a full inbox answers 503 with Retry-After.
+    pub backlog: Arc<Backlog>,
     /// Per-integration intake rate (authentic deliveries only).
     pub rate_limiter: Arc<RateLimiter>,
     /// How a body must arrive: the grace before it must flow, and the slowest
@@ -129,13 +134,29 @@ fn refuse(
     message: String,
 ) -> Response {
     state.metrics.webhook_outcome(outcome);
-    tracing::info!(%status, outcome, %message, "webhook refused");
+    if matches!(outcome, "overloaded" | "backlog_full" | "rate_limited") {
+        // Load shedding: counted; a line per refusal would add to the load.
+        tracing::debug!(%status, outcome, %message, "webhook refused");
+    } else {
+        tracing::info!(%status, outcome, %message, "webhook refused");
+    }
     let mut response = answer(status, json!({ "error": message }));
     if status == StatusCode::SERVICE_UNAVAILABLE {
         response.headers_mut().insert(
             http::header::RETRY_AFTER,
             http::HeaderValue::from_static("5"),
         );
+    }
+    response
+}
+
+/// Sets `Retry-After` to `wait` in whole seconds (at least one).
+fn with_retry_after(mut response: Response, wait: Duration) -> Response {
+    let seconds = wait.as_secs().max(1).to_string();
+    if let Ok(value) = http::HeaderValue::from_str(&seconds) {
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, value);
     }
     response
 }
@@ -346,8 +367,22 @@ async fn receive(
     let Ok(_permit) = Arc::clone(&state.in_flight).try_acquire_owned() else {
         return overloaded(state);
     };
+    if let Err(full) = state.backlog.admit() {
+        return with_retry_after(
+            refuse(
+                state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "backlog_full",
+                format!(
+                    "the tracker's inbox holds {} deliveries, its bound; deliver it again later",
+                    full.pending
+                ),
+            ),
+            full.retry_after,
+        );
+    }
     if let Err(wait) = state.rate_limiter.take(&integration.id) {
-        let mut response = refuse(
+        let response = refuse(
             state,
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
@@ -356,13 +391,7 @@ async fn receive(
                 integration.id
             ),
         );
-        let seconds = wait.as_secs().max(1).to_string();
-        if let Ok(value) = http::HeaderValue::from_str(&seconds) {
-            response
-                .headers_mut()
-                .insert(http::header::RETRY_AFTER, value);
-        }
-        return response;
+        return with_retry_after(response, wait);
     }
     accept(state, integration, headers, &body).await
 }
@@ -547,6 +576,7 @@ async fn accept(
     match stored {
         Ok(Stored::New(id)) => match ignored {
             None => {
+                state.backlog.queued();
                 state.metrics.webhook_outcome("accepted");
                 tracing::info!(delivery_id = id, delivery_key = %key, jira_key = %issue_key, traceparent = %trace, "webhook stored");
                 state.waker.wake();

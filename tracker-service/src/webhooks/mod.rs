@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod authenticity;
+pub mod backlog;
 pub mod dispatcher;
 pub mod inbox;
 pub mod inbox_writer;
