@@ -421,7 +421,7 @@ impl Settle {
             let advanced = conn
                 .query_all_raw(sql(
                     backend,
-                    &statements::advance(self.queue, chunk.len()),
+                    &statements::advance(backend, self.queue, chunk.len()),
                     values,
                 ))
                 .await?;
@@ -533,22 +533,31 @@ pub mod statements {
     /// (NULL: the issue has nothing pending). Values: due time, the ids.
     ///
     /// The next item is the first entry of the queue's partial index of
-    /// pending items (integration, key, position) at the issue's key. The
-    /// issue is bounded by row comparisons, not equalities, on purpose: with
-    /// equalities PostgreSQL may serve the `MIN` from any index in position
-    /// order (the primary key) and filter the whole backlog, and with
-    /// statistics of an empty table it cannot tell the two apart; this way
-    /// only that index delivers the requested order without a sort.
-    pub fn advance(queue: Queue, n: usize) -> String {
+    /// pending items (integration, key, position) at the issue's key. On
+    /// PostgreSQL the issue is bounded by row comparisons, not equalities, on
+    /// purpose: with equalities PostgreSQL may serve the `MIN` from any index
+    /// in position order (the primary key) and filter the whole backlog, and
+    /// with statistics of an empty table it cannot tell the two apart; this
+    /// way only that index delivers the requested order without a sort.
+    /// SQLite is the other way round: it turns the row comparisons into a
+    /// range over the integration (or picks the `state` index and sorts every
+    /// pending row, as it did, making each advance cost grow with the
+    /// backlog), and serves the equalities from the partial index directly.
+    pub fn advance(backend: DbBackend, queue: Queue, n: usize) -> String {
         let (table, position) = (queue.table(), queue.position());
+        let issue = if backend == DbBackend::Postgres {
+            "(t.integration_id, t.ordering_key) \
+                 >= (queue_heads.integration_id, queue_heads.ordering_key) \
+             AND (t.integration_id, t.ordering_key) \
+                 <= (queue_heads.integration_id, queue_heads.ordering_key)"
+        } else {
+            "t.integration_id = queue_heads.integration_id \
+             AND t.ordering_key = queue_heads.ordering_key"
+        };
         format!(
             "UPDATE queue_heads SET lease_owner = NULL, due_at = ?, \
                head = (SELECT t.{position} FROM {table} t \
-                       WHERE t.state = 'pending' \
-                         AND (t.integration_id, t.ordering_key) \
-                             >= (queue_heads.integration_id, queue_heads.ordering_key) \
-                         AND (t.integration_id, t.ordering_key) \
-                             <= (queue_heads.integration_id, queue_heads.ordering_key) \
+                       WHERE t.state = 'pending' AND {issue} \
                        ORDER BY t.integration_id, t.ordering_key, t.{position} LIMIT 1) \
              WHERE id IN ({}) \
              RETURNING id, head",

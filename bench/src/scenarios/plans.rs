@@ -80,7 +80,10 @@ pub async fn run(admin: &str, sizes: &[(u64, u64)]) -> anyhow::Result<Vec<Measur
     let prepared: Vec<(&'static str, String)> = vec![
         ("claim", statements::claim(DbBackend::Postgres)),
         ("lock", statements::lock(BATCH)),
-        ("advance", statements::advance(Queue::Inbox, BATCH)),
+        (
+            "advance",
+            statements::advance(DbBackend::Postgres, Queue::Inbox, BATCH),
+        ),
         ("remove_emptied", statements::remove_emptied(BATCH)),
         (
             "renew",

@@ -16,6 +16,7 @@ mod links;
 mod notifier;
 mod participants;
 mod postgres;
+mod queue_plans;
 mod scale_out;
 mod security;
 mod stories;
