@@ -14,8 +14,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait as _, ConnectionTrait, EntityTrait as _, QueryFilter as _,
-    QueryOrder as _, QuerySelect as _, Statement,
+    ActiveValue::Set, ColumnTrait as _, ConnectionTrait, DbBackend, EntityTrait as _,
+    QueryFilter as _, QueryOrder as _, QuerySelect as _, QueryTrait as _, Statement,
 };
 use service_runtime::database::{Database, placeholders};
 use service_runtime::idempotency::{IdempotencyKey, idempotent_write};
@@ -252,15 +252,10 @@ pub async fn store_batch<C: ConnectionTrait>(
             .collect();
         for i in raced {
             let (integration, key) = &keys[i];
-            let row = webhook_delivery::Entity::find()
-                .filter(webhook_delivery::Column::IntegrationId.eq(integration.as_str()))
-                .filter(
-                    sea_orm::Condition::any()
-                        .add(webhook_delivery::Column::DeliveryKey.eq(key.as_str()))
-                        .add(webhook_delivery::Column::BodyDigest.eq(digests[i].as_str())),
-                )
-                .one(conn)
+            let row = stored_rows(conn, &[(integration, key, &digests[i])])
                 .await?
+                .into_iter()
+                .next()
                 .ok_or_else(|| {
                     TrackerError::Corrupt(format!(
                         "delivery {key} was neither stored nor found stored"
@@ -288,27 +283,77 @@ pub struct StoredBatch {
     pub queued: Vec<(IssueQueue, i64)>,
 }
 
+/// The statements that find stored deliveries matching a batch of
+/// (integration, delivery key, body digest): per integration, one by key and
+/// one by digest, each an equality and an `IN` list served by its unique
+/// index. (One statement with `key IN … OR digest IN …` let SQLite serve it
+/// from the integration's prefix of one index: it read every delivery the
+/// integration had sent, within retention, for every batch.)
+pub fn duplicate_lookups(backend: DbBackend, batch: &[(&str, &str, &str)]) -> Vec<Statement> {
+    let mut integrations: Vec<&str> = batch.iter().map(|(i, _, _)| *i).collect();
+    integrations.sort_unstable();
+    integrations.dedup();
+    let mut statements = Vec::with_capacity(integrations.len() * 2);
+    for integration in integrations {
+        let of = || batch.iter().filter(move |(i, _, _)| *i == integration);
+        let mut keys: Vec<&str> = of().map(|(_, k, _)| *k).collect();
+        let mut digests: Vec<&str> = of().map(|(_, _, d)| *d).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        digests.sort_unstable();
+        digests.dedup();
+        let by_integration = webhook_delivery::Entity::find()
+            .filter(webhook_delivery::Column::IntegrationId.eq(integration));
+        statements.push(
+            by_integration
+                .clone()
+                .filter(webhook_delivery::Column::DeliveryKey.is_in(keys))
+                .build(backend),
+        );
+        statements.push(
+            by_integration
+                .filter(webhook_delivery::Column::BodyDigest.is_in(digests))
+                .build(backend),
+        );
+    }
+    statements
+}
+
+/// The stored rows matching any of `batch`'s keys or digests (a row may come
+/// twice).
+async fn stored_rows<C: ConnectionTrait>(
+    conn: &C,
+    batch: &[(&str, &str, &str)],
+) -> Result<Vec<webhook_delivery::Model>, TrackerError> {
+    let mut rows = Vec::new();
+    for statement in duplicate_lookups(conn.get_database_backend(), batch) {
+        rows.extend(
+            webhook_delivery::Entity::find()
+                .from_raw_sql(statement)
+                .all(conn)
+                .await?,
+        );
+    }
+    Ok(rows)
+}
+
 /// The stored deliveries a batch would duplicate, by (integration, `key:…`
 /// or `digest:…`).
 async fn stored_matches<C: ConnectionTrait>(
     conn: &C,
     deliveries: &[NewDelivery],
 ) -> Result<HashMap<(String, String), Stored>, TrackerError> {
-    let integrations: Vec<&str> = deliveries
+    let batch: Vec<(&str, &str, &str)> = deliveries
         .iter()
-        .map(|d| d.integration_id.as_str())
+        .map(|d| {
+            (
+                d.integration_id.as_str(),
+                d.delivery_key.as_str(),
+                d.body_digest.as_str(),
+            )
+        })
         .collect();
-    let keys: Vec<&str> = deliveries.iter().map(|d| d.delivery_key.as_str()).collect();
-    let digests: Vec<&str> = deliveries.iter().map(|d| d.body_digest.as_str()).collect();
-    let rows = webhook_delivery::Entity::find()
-        .filter(webhook_delivery::Column::IntegrationId.is_in(integrations))
-        .filter(
-            sea_orm::Condition::any()
-                .add(webhook_delivery::Column::DeliveryKey.is_in(keys))
-                .add(webhook_delivery::Column::BodyDigest.is_in(digests)),
-        )
-        .all(conn)
-        .await?;
+    let rows = stored_rows(conn, &batch).await?;
     let mut found = HashMap::new();
     for row in rows {
         let stored = Stored::Duplicate {
