@@ -58,6 +58,8 @@ pub struct Bed {
     pub jira_url: String,
     /// The tracker's database URL, for more replicas.
     pub tracker_db: String,
+    /// The assignment service's database URL.
+    pub assignment_db: String,
     databases: Vec<String>,
     options: BedOptions,
 }
@@ -81,6 +83,29 @@ pub async fn create_database(admin: &str, name: &str) -> anyhow::Result<String> 
     Ok(format!("{base}/{name}"))
 }
 
+/// The bytes a database holds: SQLite's pages in use (free pages left by
+/// deletes not counted; the WAL's content included), PostgreSQL's
+/// `pg_database_size`.
+pub async fn database_bytes(url: &str) -> anyhow::Result<u64> {
+    use sea_orm::Statement;
+    let conn = sea_orm::Database::connect(url).await?;
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        sea_orm::DatabaseBackend::Postgres => "SELECT pg_database_size(current_database()) AS n",
+        _ => {
+            "SELECT (p.page_count - f.freelist_count) * s.page_size AS n \
+             FROM pragma_page_count() p, pragma_freelist_count() f, pragma_page_size() s"
+        }
+    };
+    let row = conn
+        .query_one_raw(Statement::from_string(backend, sql))
+        .await?
+        .context("a size")?;
+    let n: i64 = row.try_get("", "n")?;
+    conn.close().await?;
+    Ok(u64::try_from(n)?)
+}
+
 /// Drops database `name`.
 pub async fn drop_database(admin: &str, name: &str) -> anyhow::Result<()> {
     let conn = sea_orm::Database::connect(admin).await?;
@@ -90,12 +115,35 @@ pub async fn drop_database(admin: &str, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Flags added to a bed's services' defaults.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExtraFlags<'a> {
+    /// For the assignment service.
+    pub assignment: &'a [&'a str],
+    /// For the tracker.
+    pub tracker: &'a [&'a str],
+}
+
 impl Bed {
     /// Starts everything; `label` names this bed's logs and databases.
     pub async fn start(
         options: &BedOptions,
         label: &str,
         extra_assignment: &[&str],
+    ) -> anyhow::Result<Self> {
+        let extra = ExtraFlags {
+            assignment: extra_assignment,
+            tracker: &[],
+        };
+        Self::start_with(options, label, extra).await
+    }
+
+    /// Starts everything with `extra` flags; `label` names this bed's logs and
+    /// databases.
+    pub async fn start_with(
+        options: &BedOptions,
+        label: &str,
+        extra: ExtraFlags<'_>,
     ) -> anyhow::Result<Self> {
         let dir = options.work_dir.join(label);
         std::fs::create_dir_all(&dir)?;
@@ -132,7 +180,7 @@ impl Bed {
             "--http-addr".into(),
             assignment_http.to_string(),
             "--database-url".into(),
-            assignment_db,
+            assignment_db.clone(),
             "--max-in-flight".into(),
             "100000".into(),
             // The idle scenario holds 10,000 streams, 100 per connection.
@@ -141,7 +189,7 @@ impl Bed {
             "--max-streams-per-connection".into(),
             "1000".into(),
         ];
-        args.extend(extra_assignment.iter().map(|s| (*s).to_owned()));
+        args.extend(extra.assignment.iter().map(|s| (*s).to_owned()));
         let assignment = Process::spawn(
             "assignment-service",
             &options.bin_dir.join("assignment-service"),
@@ -155,7 +203,7 @@ impl Bed {
             &dir.join("tracker.log"),
             &tracker_db,
             &format!("http://{assignment_grpc}"),
-            &[],
+            extra.tracker,
         )
         .await?;
         let (tracker, tracker_grpc, tracker_http) = (tracker.process, tracker.grpc, tracker.http);
@@ -168,6 +216,7 @@ impl Bed {
             tracker_http,
             jira_url: format!("http://{jira_addr}"),
             tracker_db,
+            assignment_db,
             databases,
             options: options.clone(),
         })
@@ -285,7 +334,10 @@ impl TrackerProcess {
 pub struct Tenant {
     /// The organization.
     pub org: i64,
-    /// Group id of each issue, by issue index.
+    /// Issues linked (keys `issue(0..issues)`).
+    pub issues: usize,
+    /// Group ids: issue `i`'s are `groups[i * per_issue .. (i + 1) * per_issue]`
+    /// (one per issue in most scenarios, so indexed by issue).
     pub groups: Vec<i64>,
     /// User ids, by index (e-mail `u{i}@bench.example`).
     pub users: Vec<i64>,
@@ -320,8 +372,8 @@ where
 }
 
 impl Tenant {
-    /// Creates the tenant. With `groups_per_issue` > 1 there is a single issue
-    /// linked to that many groups.
+    /// Creates the tenant: `issues` issues, each linked to `groups_per_issue`
+    /// groups of its own, and `users` users with access.
     pub async fn create(
         bed: &Bed,
         issues: usize,
@@ -463,6 +515,7 @@ impl Tenant {
         .await?;
         Ok(Self {
             org,
+            issues,
             groups: group_ids,
             users: user_ids,
         })

@@ -9,6 +9,7 @@
 #![allow(clippy::print_stdout)]
 
 mod bed;
+mod plot;
 mod procs;
 mod report;
 mod run;

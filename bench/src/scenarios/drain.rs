@@ -91,6 +91,9 @@ pub async fn run(options: &BedOptions, backlog: usize, replicas: usize) -> anyho
                 // not compete with its intake.
                 "--dispatch-concurrency",
                 "1",
+                // Nothing drains while loading: no bound on the inbox.
+                "--inbox-max-pending",
+                "0",
             ],
         )
         .await?;

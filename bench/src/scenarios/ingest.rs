@@ -47,8 +47,15 @@ pub struct Outcome {
     pub applied_per_s: f64,
     /// POST (or scheduled send) to notification.
     pub latency: Latency,
-    /// Requests answered 503 / 429 and sent again.
+    /// Requests answered 503 / 429 (or not answered) and sent again.
     pub refused: usize,
+    /// Of those, answered with a `Retry-After` the sender waited out (the
+    /// tracker pushing back).
+    pub pushed_back: usize,
+    /// Accepted but not yet applied when sending stopped.
+    pub backlog_at_stop: usize,
+    /// Applied per second while sending (from the first send to the stop).
+    pub applied_per_s_while_sending: f64,
 }
 
 /// When each accepted webhook was sent, per issue: (webhook number, time).
@@ -100,18 +107,27 @@ async fn subscribe(bed: &Bed, tenant: &Tenant) -> anyhow::Result<Arc<Arrivals>> 
     Ok(arrivals)
 }
 
-/// Sends webhook `n` until it is accepted; returns when it was (first) sent and
-/// how many refusals it met.
+/// What sending one webhook met before it was accepted.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Refusals {
+    /// Refused or failed attempts, all sent again.
+    pub refused: usize,
+    /// Of those, refusals with a `Retry-After` the sender waited out.
+    pub pushed_back: usize,
+}
+
+/// Sends webhook `n` until it is accepted, waiting out a `Retry-After` as Jira
+/// would; returns its issue and what it met.
 pub(crate) async fn send(
     client: &reqwest::Client,
     url: &str,
     n: usize,
     issues: usize,
     users: usize,
-) -> (usize, usize) {
+) -> (usize, Refusals) {
     let (issue, round) = (n % issues, n / issues);
     let (body, signature) = assignee_webhook(issue, (issue + round) % users, round);
-    let mut refused = 0;
+    let mut refusals = Refusals::default();
     loop {
         let response = client
             .post(url)
@@ -121,13 +137,21 @@ pub(crate) async fn send(
             .body(body.clone())
             .send()
             .await;
-        match response {
-            Ok(r) if r.status().is_success() => return (issue, refused),
-            _ => {
-                refused += 1;
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+        let retry_after = match response {
+            Ok(r) if r.status().is_success() => return (issue, refusals),
+            Ok(r) => r
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(Duration::from_secs),
+            Err(_) => None,
+        };
+        refusals.refused += 1;
+        if retry_after.is_some() {
+            refusals.pushed_back += 1;
         }
+        tokio::time::sleep(retry_after.unwrap_or(Duration::from_millis(5))).await;
     }
 }
 
@@ -153,18 +177,20 @@ pub async fn run(
     );
     let sends: Arc<Mutex<SendTimes>> = Arc::new(Mutex::new(vec![Vec::new(); issues]));
     let refused = Arc::new(AtomicUsize::new(0));
+    let pushed_back = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let end = start + duration;
     let accepted = match load {
         Load::Closed { concurrency } => {
             let next = Arc::new(AtomicUsize::new(0));
             let workers = (0..concurrency).map(|_| {
-                let (client, url, next, sends, refused) = (
+                let (client, url, next, sends, refused, pushed_back) = (
                     client.clone(),
                     url.clone(),
                     Arc::clone(&next),
                     Arc::clone(&sends),
                     Arc::clone(&refused),
+                    Arc::clone(&pushed_back),
                 );
                 tokio::spawn(async move {
                     let mut accepted = 0;
@@ -172,7 +198,8 @@ pub async fn run(
                         let n = next.fetch_add(1, Ordering::Relaxed);
                         let sent = Instant::now();
                         let (issue, refusals) = send(&client, &url, n, issues, users).await;
-                        refused.fetch_add(refusals, Ordering::Relaxed);
+                        refused.fetch_add(refusals.refused, Ordering::Relaxed);
+                        pushed_back.fetch_add(refusals.pushed_back, Ordering::Relaxed);
                         sends.lock().unwrap_or_else(|e| e.into_inner())[issue].push((n, sent));
                         accepted += 1;
                     }
@@ -191,15 +218,17 @@ pub async fn run(
             for n in 0..count {
                 let scheduled = start + Duration::from_secs_f64(n as f64 / rate);
                 tokio::time::sleep_until(scheduled.into()).await;
-                let (client, url, sends, refused) = (
+                let (client, url, sends, refused, pushed_back) = (
                     client.clone(),
                     url.clone(),
                     Arc::clone(&sends),
                     Arc::clone(&refused),
+                    Arc::clone(&pushed_back),
                 );
                 tasks.push(tokio::spawn(async move {
                     let (issue, refusals) = send(&client, &url, n, issues, users).await;
-                    refused.fetch_add(refusals, Ordering::Relaxed);
+                    refused.fetch_add(refusals.refused, Ordering::Relaxed);
+                    pushed_back.fetch_add(refusals.pushed_back, Ordering::Relaxed);
                     sends.lock().unwrap_or_else(|e| e.into_inner())[issue].push((n, scheduled));
                 }));
             }
@@ -210,6 +239,7 @@ pub async fn run(
         }
     };
     let sent_for = start.elapsed();
+    let applied_at_stop = arrivals.total.load(Ordering::Relaxed);
 
     // Drain: wait until every accepted webhook produced its notification.
     let drain_deadline = Instant::now() + Duration::from_secs(180);
@@ -244,5 +274,8 @@ pub async fn run(
                 .max(1e-9),
         latency: Latency::of(latencies),
         refused: refused.load(Ordering::Relaxed),
+        pushed_back: pushed_back.load(Ordering::Relaxed),
+        backlog_at_stop: accepted.saturating_sub(applied_at_stop),
+        applied_per_s_while_sending: applied_at_stop as f64 / sent_for.as_secs_f64(),
     })
 }

@@ -1,6 +1,7 @@
 //! The scenarios, and how big each one is in a quick and a full run.
 
 pub mod baselines;
+pub mod curves;
 pub mod drain;
 pub mod fanout;
 pub mod ingest;
@@ -26,6 +27,8 @@ pub struct Plan {
     pub concurrency: usize,
     /// Open-loop rate of the latency scenario.
     pub latency_rate: f64,
+    /// The second, higher rate the latency scenario reports.
+    pub latency_high_rate: f64,
     /// How long the latency scenario sends.
     pub latency_for: Duration,
     /// How long sync-rpc calls.
@@ -47,6 +50,13 @@ pub struct Plan {
     pub notify_backlog: (usize, usize, usize),
     /// Open-loop webhook rate and duration of the notifier latency run.
     pub notify_latency: (f64, Duration),
+    /// Inbox backlogs the apply-rate curve is measured at, and each run's
+    /// length.
+    pub backlog_curve: (Vec<usize>, Duration),
+    /// Groups per issue the sync curve is measured at, and each run's length.
+    pub groups_curve: (Vec<usize>, Duration),
+    /// Notifications behind the catching-up subscriber.
+    pub catch_up: usize,
 }
 
 impl Plan {
@@ -57,6 +67,7 @@ impl Plan {
                 ingest_for: Duration::from_secs(5),
                 concurrency: 64,
                 latency_rate: 500.0,
+                latency_high_rate: 2_000.0,
                 latency_for: Duration::from_secs(5),
                 sync_for: Duration::from_secs(4),
                 db_for: Duration::from_secs(2),
@@ -67,12 +78,16 @@ impl Plan {
                 outbound_latency: (200.0, Duration::from_secs(5)),
                 notify_backlog: (100, 20, 6),
                 notify_latency: (200.0, Duration::from_secs(5)),
+                backlog_curve: (vec![0, 10_000, 100_000], Duration::from_secs(3)),
+                groups_curve: (vec![1, 10, 100], Duration::from_secs(2)),
+                catch_up: 100_000,
             }
         } else {
             Self {
-                ingest_for: Duration::from_secs(10),
+                ingest_for: Duration::from_secs(60),
                 concurrency: 64,
                 latency_rate: 500.0,
+                latency_high_rate: 2_000.0,
                 latency_for: Duration::from_secs(20),
                 sync_for: Duration::from_secs(10),
                 db_for: Duration::from_secs(5),
@@ -83,6 +98,9 @@ impl Plan {
                 outbound_latency: (200.0, Duration::from_secs(20)),
                 notify_backlog: (200, 30, 10),
                 notify_latency: (200.0, Duration::from_secs(20)),
+                backlog_curve: (vec![0, 100_000, 1_000_000], Duration::from_secs(10)),
+                groups_curve: (vec![1, 10, 100], Duration::from_secs(5)),
+                catch_up: 1_000_000,
             }
         }
     }

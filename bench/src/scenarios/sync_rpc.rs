@@ -19,7 +19,7 @@ pub async fn run(
     let client = assignment::external_issue_service_client::ExternalIssueServiceClient::new(
         crate::bed::channel(bed.assignment_grpc)?,
     );
-    let (issues, users) = (tenant.groups.len(), tenant.users.len());
+    let (issues, users) = (tenant.issues, tenant.users.len());
     Ok(closed_loop(concurrency, duration, move |n| {
         let mut client = client.clone();
         async move {
