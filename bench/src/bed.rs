@@ -560,6 +560,15 @@ impl Tenant {
 
 /// A signed `jira:issue_updated` assignee webhook: issue `i` assigned to user
 /// `user` at provider time `round` seconds after a fixed epoch.
+/// The user issue `issue` is assigned in round `round`: it alternates between
+/// two users, so every change is effective, produces exactly one "assigned"
+/// notification, and tells no one else. (Cycling through all users made every
+/// new assignee a participant of the group, and each later change told all of
+/// them: the work per change grew with the length of the run.)
+pub fn assignee(issue: usize, round: usize, users: usize) -> usize {
+    (issue + round % 2) % users.max(2)
+}
+
 pub fn assignee_webhook(i: usize, user: usize, round: usize) -> (Vec<u8>, String) {
     let (key, id) = issue(i);
     let updated =

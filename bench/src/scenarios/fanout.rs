@@ -74,7 +74,7 @@ pub async fn write(
                             jira_issue_id: jira_issue_id.clone(),
                         }),
                         assignee: Some(assignment::sync_assignee_inbound_request::Assignee::Email(
-                            email((i + round) % users),
+                            email(crate::bed::assignee(i, round, users)),
                         )),
                         provider_update_time: Some(prost_types::Timestamp {
                             seconds: 1_700_000_000 + i64::try_from(round)?,

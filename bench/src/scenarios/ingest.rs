@@ -2,9 +2,9 @@
 //! through the tracker into the assignment service, with one subscriber
 //! measuring end-to-end latency (POST to notification).
 //!
-//! Every webhook of issue `i` in round `r` assigns user `(i + r) % users`, so
-//! each one is an effective change that produces exactly one "assigned"
-//! notification; the k-th such notification of an issue's group answers the
+//! Every webhook of issue `i` in round `r` assigns [`crate::bed::assignee`]
+//! (two users in turn), so each one is an effective change that produces
+//! exactly one "assigned" notification; the k-th such notification of an issue's group answers the
 //! issue's k-th accepted webhook.
 
 use std::collections::HashMap;
@@ -126,7 +126,8 @@ pub(crate) async fn send(
     users: usize,
 ) -> (usize, Refusals) {
     let (issue, round) = (n % issues, n / issues);
-    let (body, signature) = assignee_webhook(issue, (issue + round) % users, round);
+    let (body, signature) =
+        assignee_webhook(issue, crate::bed::assignee(issue, round, users), round);
     let mut refusals = Refusals::default();
     loop {
         let response = client

@@ -308,7 +308,7 @@ pub async fn latency(
         let scheduled = start + Duration::from_secs_f64(n as f64 / rate);
         tokio::time::sleep_until(scheduled.into()).await;
         let (issue, round) = (n % issues, n / issues);
-        let user = (issue + round) % users;
+        let user = crate::bed::assignee(issue, round, users);
         expected.insert((slack_channel(user), tenant.groups[issue]), scheduled);
         let (http, url) = (http.clone(), url.clone());
         tasks.push(tokio::spawn(async move {

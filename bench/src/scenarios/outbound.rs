@@ -41,9 +41,10 @@ pub struct Throughput {
     pub drain_seconds: f64,
 }
 
-/// The user assign `n` picks for group `i`: never the one before.
+/// The user assign `n` picks for group `i`: never the one before, one of
+/// two (see [`crate::bed::assignee`]).
 fn user_for(i: usize, n: usize, groups: usize, users: usize) -> usize {
-    (i + n / groups + 1) % users
+    (i + (n / groups) % 2 + 1) % users
 }
 
 async fn assign(

@@ -33,7 +33,7 @@ pub async fn run(
                         jira_issue_id,
                     }),
                     assignee: Some(assignment::sync_assignee_inbound_request::Assignee::Email(
-                        email((i + round) % users),
+                        email(crate::bed::assignee(i, round, users)),
                     )),
                     provider_update_time: Some(prost_types::Timestamp {
                         seconds: 1_700_000_000 + i64::try_from(round).unwrap_or(0),
