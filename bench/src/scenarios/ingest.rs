@@ -41,6 +41,12 @@ pub struct Outcome {
     pub accepted: usize,
     /// Assignment changes committed (one "assigned" notification each).
     pub applied: usize,
+    /// Accepted webhooks the tracker has not delivered (must be zero).
+    pub lost: usize,
+    /// Delivered but changing nothing: a webhook pushed back and sent again
+    /// after a later one of its issue was applied is stale when it arrives
+    /// (Jira's retries reorder the same way; the newer state stands).
+    pub stale_or_unchanged: usize,
     /// Accepted per second of sending.
     pub accepted_per_s: f64,
     /// Applied per second, from the first send to the last notification.
@@ -242,11 +248,19 @@ pub async fn run(
     let sent_for = start.elapsed();
     let applied_at_stop = arrivals.total.load(Ordering::Relaxed);
 
-    // Drain: wait until every accepted webhook produced its notification.
+    // Drain: wait until the tracker has delivered everything it accepted and
+    // every change it reports reached the subscriber.
     let drain_deadline = Instant::now() + Duration::from_secs(180);
-    while arrivals.total.load(Ordering::Relaxed) < accepted && Instant::now() < drain_deadline {
+    let tracker_db = sea_orm::Database::connect(bed.tracker_db.as_str()).await?;
+    let mut delivered = TrackerCounts::default();
+    while Instant::now() < drain_deadline {
+        delivered = TrackerCounts::read(&tracker_db).await?;
+        if delivered.pending == 0 && arrivals.total.load(Ordering::Relaxed) >= delivered.assigned {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    tracker_db.close().await?;
     let applied = arrivals.total.load(Ordering::Relaxed);
     let last = arrivals
         .last
@@ -275,8 +289,48 @@ pub async fn run(
                 .max(1e-9),
         latency: Latency::of(latencies),
         refused: refused.load(Ordering::Relaxed),
+        lost: accepted.saturating_sub(delivered.delivered),
+        stale_or_unchanged: delivered.delivered.saturating_sub(delivered.assigned),
         pushed_back: pushed_back.load(Ordering::Relaxed),
         backlog_at_stop: accepted.saturating_sub(applied_at_stop),
         applied_per_s_while_sending: applied_at_stop as f64 / sent_for.as_secs_f64(),
     })
+}
+
+/// What the tracker's inbox says about a run's deliveries.
+#[derive(Debug, Default, Clone, Copy)]
+struct TrackerCounts {
+    /// Still pending.
+    pending: usize,
+    /// Delivered.
+    delivered: usize,
+    /// Delivered and assigning a group (one "assigned" notification each).
+    assigned: usize,
+}
+
+impl TrackerCounts {
+    async fn read(db: &sea_orm::DatabaseConnection) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        use sea_orm::ConnectionTrait as _;
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                "SELECT \
+                   COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0) AS pending, \
+                   COALESCE(SUM(CASE WHEN state = 'delivered' THEN 1 ELSE 0 END), 0) AS delivered, \
+                   COALESCE(SUM(CASE WHEN state = 'delivered' \
+                     AND actions LIKE '%\"outcome\":\"ASSIGNED\"%' THEN 1 ELSE 0 END), 0) AS assigned \
+                 FROM webhook_deliveries",
+            ))
+            .await?
+            .context("counts")?;
+        let count = |name: &str| -> anyhow::Result<usize> {
+            Ok(usize::try_from(row.try_get::<i64>("", name)?)?)
+        };
+        Ok(Self {
+            pending: count("pending")?,
+            delivered: count("delivered")?,
+            assigned: count("assigned")?,
+        })
+    }
 }
