@@ -41,10 +41,12 @@ pub struct Throughput {
     pub drain_seconds: f64,
 }
 
-/// The user assign `n` picks for group `i`: never the one before, one of
-/// two (see [`crate::bed::assignee`]).
+/// The user assign `n` picks for group `i`: never the one before, and a new
+/// one each round, so the latency run can tell each Jira write's assign by
+/// (issue, user). (Unlike [`crate::bed::assignee`], this makes each assignee a
+/// participant; a run has a handful of rounds per group, so few are told.)
 fn user_for(i: usize, n: usize, groups: usize, users: usize) -> usize {
-    (i + (n / groups) % 2 + 1) % users
+    (i + n / groups + 1) % users
 }
 
 async fn assign(
