@@ -297,7 +297,8 @@ pub async fn run(
     })
 }
 
-/// What the tracker's inbox says about a run's deliveries.
+/// What the tracker's inbox says about a run's deliveries (not those the
+/// backlog curve parked).
 #[derive(Debug, Default, Clone, Copy)]
 struct TrackerCounts {
     /// Still pending.
@@ -320,7 +321,7 @@ impl TrackerCounts {
                    COALESCE(SUM(CASE WHEN state = 'delivered' THEN 1 ELSE 0 END), 0) AS delivered, \
                    COALESCE(SUM(CASE WHEN state = 'delivered' \
                      AND actions LIKE '%\"outcome\":\"ASSIGNED\"%' THEN 1 ELSE 0 END), 0) AS assigned \
-                 FROM webhook_deliveries",
+                 FROM webhook_deliveries WHERE delivery_key NOT LIKE 'parked:%'",
             ))
             .await?
             .context("counts")?;
