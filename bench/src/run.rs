@@ -269,58 +269,25 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         record(result)?;
     }
 
-    if wants("latency") {
-        let bed = Bed::start(&options, "latency", &[]).await?;
-        let tenant = Tenant::create(&bed, 1_000, 1, 200).await?;
-        let outcome = ingest::run(
-            &bed,
-            &tenant,
-            Load::Open {
-                rate: plan.latency_rate,
-            },
-            plan.latency_for,
-        )
-        .await?;
-        let mut result = ScenarioResult::new(
+    // The open loop at the goal's rate, then higher (reported, no goal).
+    let latency_runs = [
+        (
             "latency",
-            "p99 ms",
-            outcome.latency.p99_ms,
+            plan.latency_rate,
             "p50 ≤ 3 ms, p99 ≤ 10 ms at 500/s",
-        );
-        result
-            .figure("rate", plan.latency_rate)
-            .figure("accepted", outcome.accepted as f64)
-            .figure("applied", outcome.applied as f64)
-            .figure("lost", outcome.lost as f64)
-            .figure("stale_or_unchanged", outcome.stale_or_unchanged as f64);
-        result.latency = Some(outcome.latency);
-        let (a, t) = bed.usage();
-        (result.assignment, result.tracker) = (Some(a), Some(t));
-        bed.stop().await?;
-        record(result)?;
-    }
-
-    if wants("latency-2000") {
-        // The same at a higher rate: reported, no goal.
-        let bed = Bed::start(&options, "latency-2000", &[]).await?;
+        ),
+        ("latency-2000", plan.latency_high_rate, "– (reported)"),
+    ];
+    for (name, rate, goal) in latency_runs {
+        if !wants(name) {
+            continue;
+        }
+        let bed = Bed::start(&options, name, &[]).await?;
         let tenant = Tenant::create(&bed, 1_000, 1, 200).await?;
-        let outcome = ingest::run(
-            &bed,
-            &tenant,
-            Load::Open {
-                rate: plan.latency_high_rate,
-            },
-            plan.latency_for,
-        )
-        .await?;
-        let mut result = ScenarioResult::new(
-            "latency-2000",
-            "p99 ms",
-            outcome.latency.p99_ms,
-            "– (reported)",
-        );
+        let outcome = ingest::run(&bed, &tenant, Load::Open { rate }, plan.latency_for).await?;
+        let mut result = ScenarioResult::new(name, "p99 ms", outcome.latency.p99_ms, goal);
         result
-            .figure("rate", plan.latency_high_rate)
+            .figure("rate", rate)
             .figure("accepted", outcome.accepted as f64)
             .figure("applied", outcome.applied as f64)
             .figure("lost", outcome.lost as f64)

@@ -49,3 +49,15 @@ pub fn http_client() -> reqwest::Client {
         })
         .clone()
 }
+
+/// The Prometheus page a service serves at `{base_url}/metrics`.
+pub async fn scrape_metrics(base_url: &str) -> String {
+    http_client()
+        .get(format!("{base_url}/metrics"))
+        .send()
+        .await
+        .expect("/metrics answers")
+        .text()
+        .await
+        .expect("/metrics has a body")
+}

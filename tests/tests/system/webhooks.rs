@@ -453,14 +453,7 @@ async fn refused_webhooks_are_not_stored() {
         pair.tracker.deliveries().await.is_empty(),
         "nothing was stored"
     );
-    let metrics = client
-        .get(format!("{}/metrics", pair.tracker.http_url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = system_tests::scrape_metrics(&pair.tracker.http_url()).await;
     for outcome in [
         "malformed",
         "unauthentic",
@@ -954,14 +947,7 @@ async fn a_full_inbox_pushes_back_with_retry_after_until_the_backlog_drains() {
         "{json}"
     );
     assert_eq!(tracker.deliveries().await.len(), 3);
-    let metrics = system_tests::http_client()
-        .get(format!("{}/metrics", tracker.http_url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = system_tests::scrape_metrics(&tracker.http_url()).await;
     assert!(
         metrics.contains("tracker_webhook_deliveries_total{outcome=\"backlog_full\"} 1"),
         "{metrics}"
