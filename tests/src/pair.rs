@@ -37,12 +37,23 @@ pub struct Pair {
 impl Pair {
     /// Starts everything.
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts everything, the tracker with its test configuration changed by
+    /// `configure`.
+    pub async fn start_with(configure: impl FnOnce(&mut tracker_service::Config)) -> Self {
         let assignment_db = TestDatabase::fresh().await;
         let tracker_db = TestDatabase::fresh().await;
         let jira = JiraSim::start().await;
         let assignment = AssignmentApp::spawn(assignment_db.url()).await;
         let assignment_proxy = CuttableProxy::start(assignment.grpc_addr).await;
-        let tracker = TrackerApp::spawn(tracker_db.url(), assignment_proxy.addr).await;
+        let mut config = tracker_service::Config::for_tests(
+            tracker_db.url(),
+            format!("http://{}", assignment_proxy.addr),
+        );
+        configure(&mut config);
+        let tracker = TrackerApp::spawn_with(config).await;
         Self {
             assignment,
             tracker,

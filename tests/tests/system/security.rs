@@ -269,7 +269,13 @@ async fn leased_deliveries(url: &service_runtime::config::DatabaseUrl) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_trackers_claims_free_within_one_lease() {
-    let pair = system_tests::Pair::start().await;
+    // Calls to the stalled service hang until the kill instead of timing out
+    // after 5 s: a timed-out call gives its claim back, and under a loaded
+    // machine the five claims then never all held at one moment (seen in CI).
+    let pair = system_tests::Pair::start_with(|config| {
+        config.assignment_timeout = std::time::Duration::from_secs(120);
+    })
+    .await;
     pair.create_integration(JIRA, false).await;
     let app = &pair.assignment;
     let org = app.create_org("acme").await;
