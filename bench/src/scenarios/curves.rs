@@ -71,6 +71,11 @@ async fn park(tracker_db: &str, count: usize) -> anyhow::Result<()> {
         [Value::ChronoDateTimeUtc(Some(due))],
     ))
     .await?;
+    // Counted as the tracker counts what it stores.
+    conn.execute_unprepared(&format!(
+        "INSERT INTO inbox_pending_deltas (delta) VALUES ({count})"
+    ))
+    .await?;
     if backend == sea_orm::DatabaseBackend::Postgres {
         conn.execute_unprepared("ANALYZE").await?;
     }

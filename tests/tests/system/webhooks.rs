@@ -894,6 +894,113 @@ async fn post_raw(tracker: &TrackerApp, payload: &[u8], id: &str) -> (u16, Optio
     )
 }
 
+/// The pending count the push-back bound and the inbox gauge read (kept as
+/// deltas), and the pending rows counted one by one.
+async fn pending_counts(pair: &Pair) -> (u64, u64) {
+    use service_runtime::database::{Database, PoolSettings};
+    use tracker_service::webhooks::inbox;
+    let db = Database::connect(&pair.tracker_db.url(), &PoolSettings::default())
+        .await
+        .unwrap();
+    let counted = inbox::pending_count(&db).await.unwrap();
+    let rows = inbox::pending_rows(&db).await.unwrap();
+    db.close().await.unwrap();
+    (counted, rows)
+}
+
+/// Waits until `id` was attempted (and is waiting for its retry).
+async fn attempted(pair: &Pair, id: i64) {
+    wait::until(
+        "the delivery to be attempted",
+        wait::DEFAULT_DEADLINE,
+        || async { (pair.tracker.delivery(id).await.attempts >= 1).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pending_count_follows_every_change_of_the_inbox() {
+    let pair = Pair::start().await;
+    pair.create_integration(JIRA, false).await;
+    tenant(&pair.assignment).await;
+    assert_eq!(pending_counts(&pair).await, (0, 0));
+
+    // Stored and retried while the assignment service is unreachable; a
+    // duplicate and an ignored webhook add nothing.
+    pair.assignment_proxy.cut();
+    let payload = assignee_payload(
+        "APP-123",
+        Some("101"),
+        Some("kim@sentry.io"),
+        "2023-01-01T00:00:00.000+0000",
+    );
+    let first = accepted(&pair.tracker, &body(&payload), Some("count-1")).await;
+    let (status, json) = pair
+        .tracker
+        .post_webhook(JIRA, &body(&payload), Some("count-1"))
+        .await;
+    assert_eq!((status, json["status"].as_str()), (200, Some("duplicate")));
+    let other = assignee_payload(
+        "APP-9",
+        Some("109"),
+        Some("kim@sentry.io"),
+        "2023-01-01T00:00:00.000+0000",
+    );
+    let second = accepted(&pair.tracker, &body(&other), Some("count-2")).await;
+    let comment =
+        json!({"webhookEvent": "comment_created", "issue": {"id": "109", "key": "APP-9"}});
+    let (status, json) = pair
+        .tracker
+        .post_webhook(JIRA, &body(&comment), Some("count-3"))
+        .await;
+    assert_eq!((status, json["status"].as_str()), (200, Some("ignored")));
+    attempted(&pair, first).await;
+    attempted(&pair, second).await;
+    assert_eq!(pending_counts(&pair).await, (2, 2));
+
+    // Delivered.
+    pair.assignment_proxy.restore();
+    pair.tracker.settled(first).await;
+    pair.tracker.settled(second).await;
+    assert_eq!(pending_counts(&pair).await, (0, 0));
+
+    // Failed for good, queued again by an operator, failed again.
+    let invalid = assignee_payload(
+        "APP-123",
+        Some("101"),
+        Some("not an email"),
+        "2023-01-02T00:00:00.000+0000",
+    );
+    let failing = accepted(&pair.tracker, &body(&invalid), Some("count-4")).await;
+    assert_eq!(
+        pair.tracker.settled(failing).await.state(),
+        pb::DeliveryState::Failed
+    );
+    assert_eq!(pending_counts(&pair).await, (0, 0));
+    pair.assignment_proxy.cut();
+    pair.tracker
+        .tracker()
+        .retry_webhook_delivery(pb::RetryWebhookDeliveryRequest {
+            delivery_id: failing,
+            request_id: "count-retry".into(),
+        })
+        .await
+        .unwrap();
+    wait::until(
+        "the retried delivery to be attempted",
+        wait::DEFAULT_DEADLINE,
+        || async { (pair.tracker.delivery(failing).await.attempts >= 2).then_some(()) },
+    )
+    .await;
+    assert_eq!(pending_counts(&pair).await, (1, 1));
+    pair.assignment_proxy.restore();
+    assert_eq!(
+        pair.tracker.settled(failing).await.state(),
+        pb::DeliveryState::Failed
+    );
+    assert_eq!(pending_counts(&pair).await, (0, 0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_inbox_pushes_back_with_retry_after_until_the_backlog_drains() {
     let pair = Pair::start().await;

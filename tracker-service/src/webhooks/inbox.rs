@@ -510,8 +510,10 @@ pub async fn settle<C: ConnectionTrait>(
     let (delivered, others): (Vec<&Outcome>, Vec<&Outcome>) = held
         .into_iter()
         .partition(|o| matches!(o.kind, OutcomeKind::Delivered(_)));
+    // Deliveries that stopped pending in this transaction.
+    let mut finished = 0;
     for chunk in delivered.chunks(RECORDS_PER_STATEMENT) {
-        record_delivered(conn, chunk).await?;
+        finished += record_delivered(conn, chunk).await?;
     }
     for outcome in others {
         let mut row = webhook_delivery::ActiveModel {
@@ -534,23 +536,51 @@ pub async fn settle<C: ConnectionTrait>(
             }
             OutcomeKind::Delivered(_) => continue,
         }
-        webhook_delivery::Entity::update(row).exec(conn).await?;
+        let updated = webhook_delivery::Entity::update_many()
+            .set(row)
+            .filter(webhook_delivery::Column::Id.eq(outcome.id))
+            .filter(webhook_delivery::Column::State.eq(DeliveryState::Pending.as_str()))
+            .exec(conn)
+            .await?
+            .rows_affected;
+        if matches!(outcome.kind, OutcomeKind::Failed(..)) {
+            finished += updated;
+        }
     }
     heads.advance(conn, &locked).await?;
+    add_pending(conn, stored.len() as i64 - finished as i64).await?;
     Ok(dropped.iter().map(|o| o.id).collect())
+}
+
+/// Adds `delta` to the pending count, in the caller's transaction (see
+/// [`pending_count`]).
+async fn add_pending<C: ConnectionTrait>(conn: &C, delta: i64) -> Result<(), TrackerError> {
+    if delta != 0 {
+        let backend = conn.get_database_backend();
+        conn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            placeholders(
+                backend,
+                "INSERT INTO inbox_pending_deltas (delta) VALUES (?)",
+            ),
+            [delta.into()],
+        ))
+        .await?;
+    }
+    Ok(())
 }
 
 /// Outcomes recorded by one statement at most.
 const RECORDS_PER_STATEMENT: usize = 256;
 
 /// Marks `outcomes` (all `Delivered`) delivered in one statement; attempts and
-/// actions differ per row, through `CASE id`.
+/// actions differ per row, through `CASE id`. Returns how many were pending.
 async fn record_delivered<C: ConnectionTrait>(
     conn: &C,
     outcomes: &[&Outcome],
-) -> Result<(), TrackerError> {
+) -> Result<u64, TrackerError> {
     if outcomes.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let backend = conn.get_database_backend();
     let mut values: Vec<sea_orm::Value> =
@@ -574,17 +604,19 @@ async fn record_delivered<C: ConnectionTrait>(
     actions.push_str(" END");
     let ids = vec!["?"; outcomes.len()].join(", ");
     values.extend(outcomes.iter().map(|o| sea_orm::Value::from(o.id)));
+    values.push(DeliveryState::Pending.as_str().into());
     let sql = placeholders(
         backend,
         &format!(
             "UPDATE webhook_deliveries SET state = ?, completed_at = ?, last_error = '', \
              next_attempt_at = NULL, \
-             attempts = {attempts}, actions = {actions} WHERE id IN ({ids})"
+             attempts = {attempts}, actions = {actions} WHERE id IN ({ids}) AND state = ?"
         ),
     );
-    conn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-        .await?;
-    Ok(())
+    Ok(conn
+        .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?
+        .rows_affected())
 }
 
 /// Filters of [`list`]; they combine with AND.
@@ -699,6 +731,7 @@ pub async fn requeue(
                 .exec(txn)
                 .await?
                 .rows_affected;
+            add_pending(txn, updated as i64).await?;
             let delivery = get(txn, id).await?;
             if updated == 0 && delivery.state != DeliveryState::Pending {
                 return Err(TrackerError::refused(
@@ -731,11 +764,39 @@ pub async fn prune_delivered(db: &Database, cutoff: DateTime<Utc>) -> Result<u64
     Ok(db.gated(prune).await?.rows_affected)
 }
 
-/// How many deliveries are pending (queued or waiting for a retry).
+/// How many deliveries are pending (queued or waiting for a retry), from
+/// the deltas every write that changes it adds in its own transaction
+/// ([`store_batch`] with [`settle`], [`requeue`]); the rows read are folded
+/// into one, so a read costs what was written since the last, not the
+/// backlog. A delta that commits meanwhile is neither read nor deleted: it
+/// counts at the next read.
 ///
 /// # Errors
 /// Database errors.
 pub async fn pending_count(db: &Database) -> Result<u64, TrackerError> {
+    let txn = db.begin_write().await?;
+    let backend = txn.get_database_backend();
+    let rows = txn
+        .query_all_raw(Statement::from_string(
+            backend,
+            "DELETE FROM inbox_pending_deltas RETURNING delta",
+        ))
+        .await?;
+    let mut total = 0_i64;
+    for row in &rows {
+        total += row.try_get::<i64>("", "delta")?;
+    }
+    add_pending(&*txn, total).await?;
+    txn.commit().await?;
+    Ok(total.max(0) as u64)
+}
+
+/// How many deliveries are pending, counted row by row (what
+/// [`pending_count`] must always agree with; for tests and checks).
+///
+/// # Errors
+/// Database errors.
+pub async fn pending_rows(db: &Database) -> Result<u64, TrackerError> {
     use sea_orm::PaginatorTrait as _;
     Ok(webhook_delivery::Entity::find()
         .filter(webhook_delivery::Column::State.eq(DeliveryState::Pending.as_str()))

@@ -8,6 +8,7 @@ mod m20261129_000003_body_digest;
 mod m20261130_000004_outbound_sync;
 mod m20261130_000005_issue_flow;
 mod m20261201_000006_queue_heads;
+mod m20261202_000007_inbox_pending_count;
 
 /// The tracker service's migrations.
 #[derive(Debug)]
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000004_outbound_sync::Migration),
             Box::new(m20261130_000005_issue_flow::Migration),
             Box::new(m20261201_000006_queue_heads::Migration),
+            Box::new(m20261202_000007_inbox_pending_count::Migration),
         ]
     }
 }
