@@ -332,10 +332,12 @@ impl TrackerProcess {
 /// issue for fan-out), and `users` users who may be assigned.
 #[derive(Debug, Clone)]
 pub struct Tenant {
-    /// The organization.
+    /// The (first) organization.
     pub org: i64,
     /// Issues linked (keys `issue(0..issues)`).
     pub issues: usize,
+    /// Integrations the issues are spread over (see [`Shape`]).
+    pub integrations: usize,
     /// Group ids: issue `i`'s are `groups[i * per_issue .. (i + 1) * per_issue]`
     /// (one per issue in most scenarios, so indexed by issue).
     pub groups: Vec<i64>,
@@ -371,15 +373,56 @@ where
     Ok(out)
 }
 
+/// What a tenant holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// Issues linked (keys `issue(0..issues)`), in every organization.
+    pub issues: usize,
+    /// Groups each issue is linked to, in each organization.
+    pub groups_per_issue: usize,
+    /// Users, with access to every organization's project.
+    pub users: usize,
+    /// Jira integrations, each registered with the tracker and installed in
+    /// every organization; issue `i` belongs to integration `i % integrations`.
+    pub integrations: usize,
+    /// Organizations, each linking every issue to groups of its own.
+    pub organizations: usize,
+}
+
+/// The id of integration `k` (the first is [`INTEGRATION`]).
+pub fn integration(k: usize) -> String {
+    if k == 0 {
+        INTEGRATION.to_owned()
+    } else {
+        format!("{INTEGRATION}-{k}")
+    }
+}
+
 impl Tenant {
     /// Creates the tenant: `issues` issues, each linked to `groups_per_issue`
-    /// groups of its own, and `users` users with access.
+    /// groups of its own, and `users` users with access, in one organization
+    /// with one integration.
     pub async fn create(
         bed: &Bed,
         issues: usize,
         groups_per_issue: usize,
         users: usize,
     ) -> anyhow::Result<Self> {
+        Self::create_shaped(
+            bed,
+            Shape {
+                issues,
+                groups_per_issue,
+                users,
+                integrations: 1,
+                organizations: 1,
+            },
+        )
+        .await
+    }
+
+    /// Creates a tenant of `shape`.
+    pub async fn create_shaped(bed: &Bed, shape: Shape) -> anyhow::Result<Self> {
         let channel = channel(bed.assignment_grpc)?;
         let directory =
             assignment::directory_service_client::DirectoryServiceClient::new(channel.clone());
@@ -387,108 +430,161 @@ impl Tenant {
             assignment::group_service_client::GroupServiceClient::new(channel.clone());
         let links =
             assignment::external_issue_service_client::ExternalIssueServiceClient::new(channel);
-        let org = directory
-            .clone()
-            .create_organization(assignment::CreateOrganizationRequest {
-                slug: "bench".into(),
-                ..Default::default()
-            })
-            .await?
-            .into_inner()
-            .organization
-            .context("org")?
-            .id;
-        let project = directory
-            .clone()
-            .create_project(assignment::CreateProjectRequest {
-                organization_id: org,
-                slug: "web".into(),
-                ..Default::default()
-            })
-            .await?
-            .into_inner()
-            .project
-            .context("project")?
-            .id;
-        directory
-            .clone()
-            .install_integration(assignment::InstallIntegrationRequest {
-                organization_id: org,
-                integration_id: INTEGRATION.into(),
-                sync_settings: Some(assignment::SyncSettings {
-                    sync_reverse_assignment: true,
-                    sync_status_reverse: true,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .await?;
-        let user_ids = chunked(users, |i| {
+        let user_ids = chunked(shape.users, |i| {
             let mut directory = directory.clone();
             async move {
-                let id = directory
-                    .create_user(assignment::CreateUserRequest {
-                        display_name: format!("User {i}"),
-                        emails: vec![assignment::UserEmail {
-                            email: email(i),
-                            verified: true,
-                        }],
-                        ..Default::default()
-                    })
-                    .await?
-                    .into_inner()
-                    .user
-                    .context("user")?
-                    .id;
-                directory
-                    .grant_project_access(assignment::GrantProjectAccessRequest {
-                        project_id: project,
-                        user_id: id,
-                        ..Default::default()
-                    })
-                    .await?;
-                anyhow::Ok(id)
-            }
-        })
-        .await?;
-        let group_count = issues * groups_per_issue;
-        let group_ids = chunked(group_count, |i| {
-            let mut groups = groups_client.clone();
-            async move {
                 anyhow::Ok(
-                    groups
-                        .create_group(assignment::CreateGroupRequest {
-                            project_id: project,
-                            title: format!("TypeError in handler {i}"),
+                    directory
+                        .create_user(assignment::CreateUserRequest {
+                            display_name: format!("User {i}"),
+                            emails: vec![assignment::UserEmail {
+                                email: email(i),
+                                verified: true,
+                            }],
                             ..Default::default()
                         })
                         .await?
                         .into_inner()
-                        .group
-                        .context("group")?
+                        .user
+                        .context("user")?
                         .id,
                 )
             }
         })
         .await?;
-        let group_chunks: Vec<Vec<i64>> = group_ids
-            .chunks(groups_per_issue)
-            .map(<[i64]>::to_vec)
-            .collect();
-        chunked(issues, |i| {
-            let mut links = links.clone();
-            let group_ids = group_chunks[i].clone();
+        let mut orgs = Vec::with_capacity(shape.organizations);
+        let mut all_groups = Vec::new();
+        for o in 0..shape.organizations {
+            let slug = if o == 0 {
+                "bench".to_owned()
+            } else {
+                format!("bench-{o}")
+            };
+            let org = directory
+                .clone()
+                .create_organization(assignment::CreateOrganizationRequest {
+                    slug,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner()
+                .organization
+                .context("org")?
+                .id;
+            orgs.push(org);
+            let project = directory
+                .clone()
+                .create_project(assignment::CreateProjectRequest {
+                    organization_id: org,
+                    slug: "web".into(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner()
+                .project
+                .context("project")?
+                .id;
+            chunked(shape.integrations, |k| {
+                let mut directory = directory.clone();
+                async move {
+                    directory
+                        .install_integration(assignment::InstallIntegrationRequest {
+                            organization_id: org,
+                            integration_id: integration(k),
+                            sync_settings: Some(assignment::SyncSettings {
+                                sync_reverse_assignment: true,
+                                sync_status_reverse: true,
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        })
+                        .await?;
+                    anyhow::Ok(())
+                }
+            })
+            .await?;
+            chunked(user_ids.len(), |i| {
+                let mut directory = directory.clone();
+                let user_id = user_ids[i];
+                async move {
+                    directory
+                        .grant_project_access(assignment::GrantProjectAccessRequest {
+                            project_id: project,
+                            user_id,
+                            ..Default::default()
+                        })
+                        .await?;
+                    anyhow::Ok(())
+                }
+            })
+            .await?;
+            let group_ids = chunked(shape.issues * shape.groups_per_issue, |i| {
+                let mut groups = groups_client.clone();
+                async move {
+                    anyhow::Ok(
+                        groups
+                            .create_group(assignment::CreateGroupRequest {
+                                project_id: project,
+                                title: format!("TypeError in handler {i}"),
+                                ..Default::default()
+                            })
+                            .await?
+                            .into_inner()
+                            .group
+                            .context("group")?
+                            .id,
+                    )
+                }
+            })
+            .await?;
+            let group_chunks: Vec<Vec<i64>> = group_ids
+                .chunks(shape.groups_per_issue)
+                .map(<[i64]>::to_vec)
+                .collect();
+            chunked(shape.issues, |i| {
+                let mut links = links.clone();
+                let group_ids = group_chunks[i].clone();
+                async move {
+                    let (key, id) = issue(i);
+                    links
+                        .link_external_issue(assignment::LinkExternalIssueRequest {
+                            organization_id: org,
+                            issue: Some(assignment::ExternalIssueRef {
+                                integration_id: integration(i % shape.integrations),
+                                key,
+                                jira_issue_id: id,
+                            }),
+                            group_ids,
+                            ..Default::default()
+                        })
+                        .await?;
+                    anyhow::Ok(())
+                }
+            })
+            .await?;
+            all_groups.extend(group_ids);
+        }
+        let tracker = tracker::tracker_service_client::TrackerServiceClient::new(self::channel(
+            bed.tracker_grpc,
+        )?);
+        chunked(shape.integrations, |k| {
+            let mut tracker = tracker.clone();
+            let base_url = bed.jira_url.clone();
             async move {
-                let (key, id) = issue(i);
-                links
-                    .link_external_issue(assignment::LinkExternalIssueRequest {
-                        organization_id: org,
-                        issue: Some(assignment::ExternalIssueRef {
-                            integration_id: INTEGRATION.into(),
-                            key,
-                            jira_issue_id: id,
+                tracker
+                    .create_integration(tracker::CreateIntegrationRequest {
+                        integration_id: integration(k),
+                        base_url,
+                        credentials: Some(tracker::Credentials {
+                            credential: Some(
+                                tracker::credentials::Credential::PersonalAccessToken(
+                                    tracker::PersonalAccessTokenCredential {
+                                        token: "bench-token-0123456789".into(),
+                                    },
+                                ),
+                            ),
                         }),
-                        group_ids,
+                        webhook_secret: SECRET.into(),
                         ..Default::default()
                     })
                     .await?;
@@ -496,27 +592,11 @@ impl Tenant {
             }
         })
         .await?;
-        tracker::tracker_service_client::TrackerServiceClient::new(self::channel(
-            bed.tracker_grpc,
-        )?)
-        .create_integration(tracker::CreateIntegrationRequest {
-            integration_id: INTEGRATION.into(),
-            base_url: bed.jira_url.clone(),
-            credentials: Some(tracker::Credentials {
-                credential: Some(tracker::credentials::Credential::PersonalAccessToken(
-                    tracker::PersonalAccessTokenCredential {
-                        token: "bench-token-0123456789".into(),
-                    },
-                )),
-            }),
-            webhook_secret: SECRET.into(),
-            ..Default::default()
-        })
-        .await?;
         Ok(Self {
-            org,
-            issues,
-            groups: group_ids,
+            org: orgs[0],
+            issues: shape.issues,
+            integrations: shape.integrations,
+            groups: all_groups,
             users: user_ids,
         })
     }

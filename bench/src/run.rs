@@ -778,6 +778,166 @@ async fn curves(
         },
     )?;
 
+    let (sizes, issues, run_for) = &plan.integrations_curve;
+    let mut points = Vec::new();
+    for &integrations in sizes {
+        points.push(
+            curves::ingest_vs_integrations(
+                options,
+                integrations,
+                *issues,
+                plan.concurrency,
+                *run_for,
+            )
+            .await?,
+        );
+    }
+    let flat = points.last().map_or(f64::NAN, |p| p.applied_per_s)
+        / points.first().map_or(f64::NAN, |p| p.applied_per_s);
+    let mut result = ScenarioResult::new(
+        "curve-ingest-vs-integrations",
+        "applied/s at the most integrations ÷ at one",
+        flat,
+        "flat: ≥ 0.9",
+    );
+    result.figure("issues", *issues as f64);
+    for p in &points {
+        let n = p.integrations;
+        result
+            .figure(&format!("applied_per_s_at_{n}"), p.applied_per_s)
+            .figure(&format!("accepted_per_s_at_{n}"), p.accepted_per_s);
+    }
+    results.push(result);
+    plot::svg(
+        &out.join("curve-ingest-vs-integrations.svg"),
+        &plot::Chart {
+            title: "Webhooks applied per second vs integrations they are spread over",
+            x_desc: "integrations (each issue belongs to one)",
+            categories: points.iter().map(|p| label(p.integrations)).collect(),
+            y_desc: "per second",
+            series: vec![
+                plot::Series {
+                    name: "applied/s".into(),
+                    values: points.iter().map(|p| p.applied_per_s).collect(),
+                },
+                plot::Series {
+                    name: "accepted/s".into(),
+                    values: points.iter().map(|p| p.accepted_per_s).collect(),
+                },
+            ],
+        },
+    )?;
+
+    let (sizes, run_for) = &plan.organizations_curve;
+    let mut points = Vec::new();
+    for &organizations in sizes {
+        points.push(
+            curves::sync_vs_organizations(options, organizations, plan.concurrency, *run_for)
+                .await?,
+        );
+    }
+    let growth = points.last().map_or(f64::NAN, |p| p.latency.p99_ms)
+        / points.first().map_or(f64::NAN, |p| p.latency.p99_ms);
+    let mut result = ScenarioResult::new(
+        "curve-sync-vs-organizations",
+        "p99 at the most organizations per issue ÷ at one",
+        growth,
+        "– (grows with the work: one group per organization)",
+    );
+    for p in &points {
+        let n = p.organizations;
+        result
+            .figure(&format!("calls_per_s_at_{n}"), p.calls_per_s)
+            .figure(
+                &format!("group_changes_per_s_at_{n}"),
+                p.calls_per_s * n as f64,
+            )
+            .figure(&format!("p50_ms_at_{n}"), p.latency.p50_ms)
+            .figure(&format!("p99_ms_at_{n}"), p.latency.p99_ms)
+            .figure(&format!("errors_at_{n}"), p.errors as f64);
+    }
+    results.push(result);
+    plot::svg(
+        &out.join("curve-sync-vs-organizations.svg"),
+        &plot::Chart {
+            title: "SyncAssigneeInbound latency vs organizations sharing an issue (64 in flight)",
+            x_desc: "organizations each issue is linked in",
+            categories: points.iter().map(|p| label(p.organizations)).collect(),
+            y_desc: "ms",
+            series: vec![
+                plot::Series {
+                    name: "p50 ms".into(),
+                    values: points.iter().map(|p| p.latency.p50_ms).collect(),
+                },
+                plot::Series {
+                    name: "p99 ms".into(),
+                    values: points.iter().map(|p| p.latency.p99_ms).collect(),
+                },
+            ],
+        },
+    )?;
+
+    let (count, run_for) = plan.retention_rounds;
+    let rounds = curves::bytes_under_retention(options, count, plan.concurrency, run_for).await?;
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    let growth = rounds
+        .last()
+        .map_or(f64::NAN, |r| r.tracker_bytes_pruned as f64)
+        / rounds
+            .first()
+            .map_or(f64::NAN, |r| r.tracker_bytes_pruned as f64);
+    let mut result = ScenarioResult::new(
+        "curve-bytes-under-retention",
+        "tracker DB bytes after the last round's pruning ÷ after the first",
+        growth,
+        "bounded: ≤ 1.1",
+    );
+    for (i, r) in rounds.iter().enumerate() {
+        let n = i + 1;
+        result
+            .figure(&format!("accepted_round_{n}"), r.accepted as f64)
+            .figure(
+                &format!("tracker_mib_loaded_round_{n}"),
+                mib(r.tracker_bytes_loaded),
+            )
+            .figure(
+                &format!("tracker_mib_pruned_round_{n}"),
+                mib(r.tracker_bytes_pruned),
+            )
+            .figure(
+                &format!("assignment_mib_pruned_round_{n}"),
+                mib(r.assignment_bytes_pruned),
+            )
+            .figure(&format!("rows_left_round_{n}"), r.rows_left as f64);
+    }
+    results.push(result);
+    plot::svg(
+        &out.join("curve-bytes-under-retention.svg"),
+        &plot::Chart {
+            title: "Database size over rounds of ingest with one-second retention",
+            x_desc: "round",
+            categories: (1..=rounds.len()).map(|r| r.to_string()).collect(),
+            y_desc: "MiB",
+            series: vec![
+                plot::Series {
+                    name: "tracker, after the round's ingest".into(),
+                    values: rounds.iter().map(|r| mib(r.tracker_bytes_loaded)).collect(),
+                },
+                plot::Series {
+                    name: "tracker, after retention".into(),
+                    values: rounds.iter().map(|r| mib(r.tracker_bytes_pruned)).collect(),
+                },
+                plot::Series {
+                    name: "assignment, after retention".into(),
+                    values: rounds
+                        .iter()
+                        .map(|r| mib(r.assignment_bytes_pruned))
+                        .collect(),
+                },
+            ],
+        },
+    )?;
+
     let caught = curves::catch_up(options, plan.catch_up).await?;
     let mut result = ScenarioResult::new(
         "curve-catch-up",

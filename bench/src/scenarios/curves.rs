@@ -9,7 +9,15 @@
 //! - catch-up: one subscriber reading from the oldest notification while
 //!   1 M (100 k with `--quick`) are behind it, its rate and the service's
 //!   memory;
-//! - database bytes per webhook and per notification, from the same runs.
+//! - database bytes per webhook and per notification, from the same runs;
+//! - ingest vs integrations: the closed-loop ingest over 1, 100 or 10 k
+//!   integrations (each issue belongs to one; per-integration state such as
+//!   the webhook rate limiter and the integration cache grows with them);
+//! - sync latency vs organizations sharing an issue: SyncAssigneeInbound on
+//!   issues linked in 1, 10 or 100 organizations;
+//! - database bytes under retention: rounds of ingest with retention set to
+//!   one second, each followed by a wait for retention to prune, so bytes
+//!   that retention does not give back would grow round by round.
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +26,7 @@ use proto::assignment::v1 as assignment;
 use sea_orm::{ConnectionTrait as _, Statement, Value};
 use tokio_stream::StreamExt as _;
 
-use crate::bed::{Bed, BedOptions, ExtraFlags, INTEGRATION, Tenant, database_bytes};
+use crate::bed::{Bed, BedOptions, ExtraFlags, INTEGRATION, Shape, Tenant, database_bytes};
 use crate::report::Latency;
 use crate::scenarios::fanout::{self, GROUPS_PER_ISSUE, SUBSCRIBE};
 use crate::scenarios::ingest::{self, Load};
@@ -232,4 +240,201 @@ pub async fn catch_up(options: &BedOptions, behind: usize) -> anyhow::Result<Cat
         bytes_per_notification: full.saturating_sub(empty) as f64 / written.max(1) as f64,
         per_second,
     })
+}
+
+/// One point of the integrations curve.
+#[derive(Debug, Clone, Copy)]
+pub struct IntegrationsPoint {
+    /// Integrations the issues are spread over.
+    pub integrations: usize,
+    /// Applied per second.
+    pub applied_per_s: f64,
+    /// Accepted per second.
+    pub accepted_per_s: f64,
+}
+
+/// The closed-loop ingest for `duration` on `issues` issues spread over
+/// `integrations` integrations (webhooks of issue `i` signed for and sent to
+/// integration `i % integrations`).
+///
+/// # Errors
+/// When a process does not start or a request fails outright.
+pub async fn ingest_vs_integrations(
+    options: &BedOptions,
+    integrations: usize,
+    issues: usize,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<IntegrationsPoint> {
+    let bed = Bed::start_with(
+        options,
+        &format!("integrations-{integrations}"),
+        ExtraFlags {
+            // As the backlog curve: nothing pushed back, the apply rate alone.
+            tracker: &["--inbox-max-pending", "0"],
+            ..ExtraFlags::default()
+        },
+    )
+    .await?;
+    let tenant = Tenant::create_shaped(
+        &bed,
+        Shape {
+            issues,
+            groups_per_issue: 1,
+            users: 200,
+            integrations,
+            organizations: 1,
+        },
+    )
+    .await?;
+    let outcome = ingest::run(&bed, &tenant, Load::Closed { concurrency }, duration).await?;
+    bed.stop().await?;
+    Ok(IntegrationsPoint {
+        integrations,
+        applied_per_s: outcome.applied_per_s,
+        accepted_per_s: outcome.accepted_per_s,
+    })
+}
+
+/// One point of the organizations curve.
+#[derive(Debug, Clone, Copy)]
+pub struct OrganizationsPoint {
+    /// Organizations each issue is linked in.
+    pub organizations: usize,
+    /// Calls per second.
+    pub calls_per_s: f64,
+    /// Call latency.
+    pub latency: Latency,
+    /// Failed calls.
+    pub errors: usize,
+}
+
+/// SyncAssigneeInbound at `concurrency` in flight on 100 issues, each linked
+/// to one group in each of `organizations` organizations (two users, who
+/// take turns, have access to all of them).
+///
+/// # Errors
+/// When a process does not start.
+pub async fn sync_vs_organizations(
+    options: &BedOptions,
+    organizations: usize,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<OrganizationsPoint> {
+    let bed = Bed::start(options, &format!("sync-orgs-{organizations}"), &[]).await?;
+    let tenant = Tenant::create_shaped(
+        &bed,
+        Shape {
+            issues: 100,
+            groups_per_issue: 1,
+            users: 2,
+            integrations: 1,
+            organizations,
+        },
+    )
+    .await?;
+    let rate = sync_rpc::run(&bed, &tenant, concurrency, duration).await?;
+    bed.stop().await?;
+    Ok(OrganizationsPoint {
+        organizations,
+        calls_per_s: rate.per_s,
+        latency: rate.latency,
+        errors: rate.errors,
+    })
+}
+
+/// One round of the retention curve.
+#[derive(Debug, Clone, Copy)]
+pub struct RetentionRound {
+    /// Webhooks accepted in this round.
+    pub accepted: usize,
+    /// The tracker's database bytes at the end of the round's ingest.
+    pub tracker_bytes_loaded: u64,
+    /// The tracker's database bytes once retention pruned the round.
+    pub tracker_bytes_pruned: u64,
+    /// The assignment database's bytes once retention pruned the round.
+    pub assignment_bytes_pruned: u64,
+    /// Deliveries and notifications still stored when the wait for retention
+    /// ended (zero unless retention fell behind).
+    pub rows_left: u64,
+}
+
+/// Counts rows of `table`.
+async fn rows(url: &str, table: &str) -> anyhow::Result<u64> {
+    let conn = sea_orm::Database::connect(url).await?;
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            conn.get_database_backend(),
+            format!("SELECT COUNT(*) AS n FROM {table}"),
+        ))
+        .await?
+        .context("a count")?;
+    let n: i64 = row.try_get("", "n")?;
+    conn.close().await?;
+    Ok(u64::try_from(n)?)
+}
+
+/// `rounds` rounds of the closed-loop ingest for `duration` with every
+/// retention at one second, each followed by a wait (up to 60 s) until the
+/// tracker's deliveries and the assignment service's notifications are
+/// pruned.
+///
+/// # Errors
+/// When a process does not start or a request fails outright.
+pub async fn bytes_under_retention(
+    options: &BedOptions,
+    rounds: usize,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<Vec<RetentionRound>> {
+    let bed = Bed::start_with(
+        options,
+        "retention",
+        ExtraFlags {
+            assignment: &[
+                "--retention-max-age",
+                "1s",
+                "--retention-interval",
+                "1s",
+                "--request-id-retention",
+                "1s",
+            ],
+            tracker: &[
+                "--inbox-max-pending",
+                "0",
+                "--inbox-retention",
+                "1s",
+                "--retention-interval",
+                "1s",
+                "--request-id-retention",
+                "1s",
+            ],
+        },
+    )
+    .await?;
+    let tenant = Tenant::create(&bed, 1_000, 1, 200).await?;
+    let mut out = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let outcome = ingest::run(&bed, &tenant, Load::Closed { concurrency }, duration).await?;
+        let tracker_bytes_loaded = database_bytes(&bed.tracker_db).await?;
+        let give_up = Instant::now() + Duration::from_secs(60);
+        let mut rows_left;
+        loop {
+            rows_left = rows(&bed.tracker_db, "webhook_deliveries").await?
+                + rows(&bed.assignment_db, "notifications").await?;
+            if rows_left == 0 || Instant::now() >= give_up {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        out.push(RetentionRound {
+            accepted: outcome.accepted,
+            tracker_bytes_loaded,
+            tracker_bytes_pruned: database_bytes(&bed.tracker_db).await?,
+            assignment_bytes_pruned: database_bytes(&bed.assignment_db).await?,
+            rows_left,
+        });
+    }
+    bed.stop().await?;
+    Ok(out)
 }

@@ -116,7 +116,14 @@ pub async fn run(options: &BedOptions, backlog: usize, replicas: usize) -> anyho
                 if n >= backlog {
                     return;
                 }
-                crate::scenarios::ingest::send(&client, &url, n, ISSUES, USERS).await;
+                crate::scenarios::ingest::send(
+                    &client,
+                    std::slice::from_ref(&url),
+                    n,
+                    ISSUES,
+                    USERS,
+                )
+                .await;
             }
         })
     });

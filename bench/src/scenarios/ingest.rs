@@ -123,15 +123,17 @@ pub(crate) struct Refusals {
 }
 
 /// Sends webhook `n` until it is accepted, waiting out a `Retry-After` as Jira
-/// would; returns its issue and what it met.
+/// would; returns its issue and what it met. Issue `i`'s webhooks go to
+/// `urls[i % urls.len()]` (its integration's endpoint).
 pub(crate) async fn send(
     client: &reqwest::Client,
-    url: &str,
+    urls: &[String],
     n: usize,
     issues: usize,
     users: usize,
 ) -> (usize, Refusals) {
     let (issue, round) = (n % issues, n / issues);
+    let url = &urls[issue % urls.len()];
     let (body, signature) =
         assignee_webhook(issue, crate::bed::assignee(issue, round, users), round);
     let mut refusals = Refusals::default();
@@ -177,11 +179,15 @@ pub async fn run(
         .pool_max_idle_per_host(1024)
         .tcp_nodelay(true)
         .build()?;
-    let url = format!(
-        "http://{}/webhooks/jira/{}",
-        bed.tracker_http,
-        crate::bed::INTEGRATION
-    );
+    let urls: Arc<[String]> = (0..tenant.integrations)
+        .map(|k| {
+            format!(
+                "http://{}/webhooks/jira/{}",
+                bed.tracker_http,
+                crate::bed::integration(k)
+            )
+        })
+        .collect();
     let sends: Arc<Mutex<SendTimes>> = Arc::new(Mutex::new(vec![Vec::new(); issues]));
     let refused = Arc::new(AtomicUsize::new(0));
     let pushed_back = Arc::new(AtomicUsize::new(0));
@@ -191,9 +197,9 @@ pub async fn run(
         Load::Closed { concurrency } => {
             let next = Arc::new(AtomicUsize::new(0));
             let workers = (0..concurrency).map(|_| {
-                let (client, url, next, sends, refused, pushed_back) = (
+                let (client, urls, next, sends, refused, pushed_back) = (
                     client.clone(),
-                    url.clone(),
+                    Arc::clone(&urls),
                     Arc::clone(&next),
                     Arc::clone(&sends),
                     Arc::clone(&refused),
@@ -204,7 +210,7 @@ pub async fn run(
                     while Instant::now() < end {
                         let n = next.fetch_add(1, Ordering::Relaxed);
                         let sent = Instant::now();
-                        let (issue, refusals) = send(&client, &url, n, issues, users).await;
+                        let (issue, refusals) = send(&client, &urls, n, issues, users).await;
                         refused.fetch_add(refusals.refused, Ordering::Relaxed);
                         pushed_back.fetch_add(refusals.pushed_back, Ordering::Relaxed);
                         sends.lock().unwrap_or_else(|e| e.into_inner())[issue].push((n, sent));
@@ -225,15 +231,15 @@ pub async fn run(
             for n in 0..count {
                 let scheduled = start + Duration::from_secs_f64(n as f64 / rate);
                 tokio::time::sleep_until(scheduled.into()).await;
-                let (client, url, sends, refused, pushed_back) = (
+                let (client, urls, sends, refused, pushed_back) = (
                     client.clone(),
-                    url.clone(),
+                    Arc::clone(&urls),
                     Arc::clone(&sends),
                     Arc::clone(&refused),
                     Arc::clone(&pushed_back),
                 );
                 tasks.push(tokio::spawn(async move {
-                    let (issue, refusals) = send(&client, &url, n, issues, users).await;
+                    let (issue, refusals) = send(&client, &urls, n, issues, users).await;
                     refused.fetch_add(refusals.refused, Ordering::Relaxed);
                     pushed_back.fetch_add(refusals.pushed_back, Ordering::Relaxed);
                     sends.lock().unwrap_or_else(|e| e.into_inner())[issue].push((n, scheduled));

@@ -57,6 +57,14 @@ pub struct Plan {
     pub groups_curve: (Vec<usize>, Duration),
     /// Notifications behind the catching-up subscriber.
     pub catch_up: usize,
+    /// Integrations the ingest curve is measured at, the issues spread over
+    /// them, and each run's length.
+    pub integrations_curve: (Vec<usize>, usize, Duration),
+    /// Organizations sharing each issue the sync curve is measured at, and
+    /// each run's length.
+    pub organizations_curve: (Vec<usize>, Duration),
+    /// Rounds of ingest under one-second retention, and each round's length.
+    pub retention_rounds: (usize, Duration),
 }
 
 impl Plan {
@@ -81,6 +89,9 @@ impl Plan {
                 backlog_curve: (vec![0, 10_000, 100_000], Duration::from_secs(3)),
                 groups_curve: (vec![1, 10, 100], Duration::from_secs(2)),
                 catch_up: 100_000,
+                integrations_curve: (vec![1, 100, 1_000], 1_000, Duration::from_secs(3)),
+                organizations_curve: (vec![1, 10, 100], Duration::from_secs(2)),
+                retention_rounds: (2, Duration::from_secs(3)),
             }
         } else {
             Self {
@@ -101,6 +112,9 @@ impl Plan {
                 backlog_curve: (vec![0, 100_000, 1_000_000], Duration::from_secs(10)),
                 groups_curve: (vec![1, 10, 100], Duration::from_secs(5)),
                 catch_up: 1_000_000,
+                integrations_curve: (vec![1, 100, 10_000], 10_000, Duration::from_secs(10)),
+                organizations_curve: (vec![1, 10, 100], Duration::from_secs(5)),
+                retention_rounds: (3, Duration::from_secs(10)),
             }
         }
     }

@@ -312,7 +312,7 @@ pub async fn latency(
         expected.insert((slack_channel(user), tenant.groups[issue]), scheduled);
         let (http, url) = (http.clone(), url.clone());
         tasks.push(tokio::spawn(async move {
-            ingest::send(&http, &url, n, issues, users).await
+            ingest::send(&http, std::slice::from_ref(&url), n, issues, users).await
         }));
     }
     for task in tasks {

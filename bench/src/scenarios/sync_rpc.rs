@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use proto::assignment::v1 as assignment;
 
-use crate::bed::{Bed, INTEGRATION, Tenant, email, issue};
+use crate::bed::{Bed, Tenant, email, integration, issue};
 use crate::scenarios::baselines::{CallRate, closed_loop};
 
 /// Call `n` reassigns issue `n % issues` in round `n / issues` to a user other
@@ -19,7 +19,7 @@ pub async fn run(
     let client = assignment::external_issue_service_client::ExternalIssueServiceClient::new(
         crate::bed::channel(bed.assignment_grpc)?,
     );
-    let (issues, users) = (tenant.issues, tenant.users.len());
+    let (issues, users, integrations) = (tenant.issues, tenant.users.len(), tenant.integrations);
     Ok(closed_loop(concurrency, duration, move |n| {
         let mut client = client.clone();
         async move {
@@ -28,7 +28,7 @@ pub async fn run(
             let response = client
                 .sync_assignee_inbound(assignment::SyncAssigneeInboundRequest {
                     issue: Some(assignment::ExternalIssueRef {
-                        integration_id: INTEGRATION.into(),
+                        integration_id: integration(i % integrations),
                         key,
                         jira_issue_id,
                     }),
