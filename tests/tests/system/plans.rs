@@ -10,7 +10,7 @@ use service_runtime::database::{Database, PoolSettings, placeholders};
 use system_tests::TestDatabase;
 use tracker_service::queue_heads::{Queue, statements};
 use tracker_service::storage::migrations::{MIGRATION_LOCK_KEY, Migrator};
-use tracker_service::webhooks::inbox::duplicate_lookups;
+use tracker_service::webhooks::inbox::{delivered_update, duplicate_lookups};
 
 /// SQLite's plan for `sql` with `values`, one step per line.
 async fn plan(db: &Database, sql: &str, values: Vec<Value>) -> String {
@@ -61,6 +61,36 @@ async fn on_sqlite_advancing_a_head_reads_one_entry_of_the_pending_index() {
             "{queue:?} advance:\n{plan}"
         );
     }
+}
+
+#[tokio::test]
+async fn on_sqlite_marking_deliveries_delivered_reads_them_by_id() {
+    let Some((_file, db)) = tracker_sqlite().await else {
+        return;
+    };
+    let n = 3;
+    let mut values: Vec<Value> = vec!["delivered".into(), "2026-01-01".into()];
+    for _ in 0..2 {
+        for id in 1..=n {
+            values.push(i64::from(id).into());
+            values.push("x".into());
+        }
+    }
+    values.extend((1..=n).map(|id| Value::from(i64::from(id))));
+    let plan = plan(
+        &db,
+        &delivered_update(DbBackend::Sqlite, n as usize),
+        values,
+    )
+    .await;
+    // With `AND state = 'pending'` SQLite read every pending row through
+    // `ix_webhook_deliveries_completed (state=?)`: 814 applied/s with nothing
+    // parked, 257 with 1 M.
+    assert!(
+        plan.contains("INTEGER PRIMARY KEY (rowid=?)")
+            && !plan.contains("ix_webhook_deliveries_completed"),
+        "{plan}"
+    );
 }
 
 #[tokio::test]

@@ -573,46 +573,55 @@ async fn add_pending<C: ConnectionTrait>(conn: &C, delta: i64) -> Result<(), Tra
 /// Outcomes recorded by one statement at most.
 const RECORDS_PER_STATEMENT: usize = 256;
 
+/// The statement that marks `n` deliveries delivered: values are the state,
+/// the completion time, `n` (id, attempts) pairs, `n` (id, actions) pairs, then
+/// the `n` ids. Only rows still pending change (so the pending count moves once
+/// per delivery); a pending row is one not completed. Not `state = ?`: SQLite
+/// then served the update from the `(state, completed_at)` index, reading
+/// every pending row (the backlog curve fell to 0.32 at 1 M parked).
+pub fn delivered_update(backend: DbBackend, n: usize) -> String {
+    let cases = " WHEN ? THEN ?".repeat(n);
+    let ids = vec!["?"; n].join(", ");
+    placeholders(
+        backend,
+        &format!(
+            "UPDATE webhook_deliveries SET state = ?, completed_at = ?, last_error = '', \
+             next_attempt_at = NULL, \
+             attempts = CASE id{cases} END, actions = CASE id{cases} END \
+             WHERE id IN ({ids}) AND completed_at IS NULL"
+        ),
+    )
+}
+
 /// Marks `outcomes` (all `Delivered`) delivered in one statement; attempts and
 /// actions differ per row, through `CASE id`. Returns how many were pending.
 async fn record_delivered<C: ConnectionTrait>(
     conn: &C,
     outcomes: &[&Outcome],
 ) -> Result<u64, TrackerError> {
-    if outcomes.is_empty() {
+    let delivered: Vec<(&Outcome, &Vec<DeliveryAction>)> = outcomes
+        .iter()
+        .filter_map(|o| match &o.kind {
+            OutcomeKind::Delivered(done) => Some((*o, done)),
+            _ => None,
+        })
+        .collect();
+    if delivered.is_empty() {
         return Ok(0);
     }
     let backend = conn.get_database_backend();
     let mut values: Vec<sea_orm::Value> =
         vec![DeliveryState::Delivered.as_str().into(), now().into()];
-    let mut attempts = String::from("CASE id");
-    let mut actions = String::from("CASE id");
-    for outcome in outcomes {
-        attempts.push_str(" WHEN ? THEN ?");
+    for (outcome, _) in &delivered {
         values.push(outcome.id.into());
         values.push(outcome.attempts.into());
     }
-    for outcome in outcomes {
-        let OutcomeKind::Delivered(done) = &outcome.kind else {
-            continue;
-        };
-        actions.push_str(" WHEN ? THEN ?");
+    for (outcome, done) in &delivered {
         values.push(outcome.id.into());
         values.push(serde_json::to_string(done).unwrap_or_default().into());
     }
-    attempts.push_str(" END");
-    actions.push_str(" END");
-    let ids = vec!["?"; outcomes.len()].join(", ");
-    values.extend(outcomes.iter().map(|o| sea_orm::Value::from(o.id)));
-    values.push(DeliveryState::Pending.as_str().into());
-    let sql = placeholders(
-        backend,
-        &format!(
-            "UPDATE webhook_deliveries SET state = ?, completed_at = ?, last_error = '', \
-             next_attempt_at = NULL, \
-             attempts = {attempts}, actions = {actions} WHERE id IN ({ids}) AND state = ?"
-        ),
-    );
+    values.extend(delivered.iter().map(|(o, _)| sea_orm::Value::from(o.id)));
+    let sql = delivered_update(backend, delivered.len());
     Ok(conn
         .execute_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?
