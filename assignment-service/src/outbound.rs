@@ -109,6 +109,21 @@ fn corrupt(what: &str) -> AssignmentError {
     AssignmentError::Corrupt(format!("outbound sync: {what}"))
 }
 
+/// The installations of `issues`' (organization, integration) pairs: both
+/// columns of the unique index, so the read costs what the issues name. (By
+/// organization alone it read every installation of the organization: with
+/// 10 k integrations installed, 10 k rows per group commit, and ingest fell to
+/// 0.42 of its rate with one.)
+pub fn installations_of<'a>(
+    issues: impl Iterator<Item = (i64, &'a str)> + Clone,
+) -> sea_orm::Select<installation::Entity> {
+    let organizations: BTreeSet<i64> = issues.clone().map(|(org, _)| org).collect();
+    let integrations: BTreeSet<&str> = issues.map(|(_, integration)| integration).collect();
+    installation::Entity::find()
+        .filter(installation::Column::OrganizationId.is_in(organizations))
+        .filter(installation::Column::IntegrationId.is_in(integrations))
+}
+
 /// Appends the entries `changes` call for, in the caller's transaction, after
 /// the groups were changed; returns the last sequence used (`None` when no
 /// linked issue asks for anything). Call it after every change of the
@@ -140,20 +155,21 @@ pub async fn append(
         .into_iter()
         .map(|i| (i.id, i))
         .collect();
-    let settings: HashMap<(i64, String), (bool, bool)> = installation::Entity::find()
-        .filter(
-            installation::Column::OrganizationId.is_in(issues.values().map(|i| i.organization_id)),
+    let settings: HashMap<(i64, String), (bool, bool)> = installations_of(
+        issues
+            .values()
+            .map(|i| (i.organization_id, i.integration_id.as_str())),
+    )
+    .all(txn)
+    .await?
+    .into_iter()
+    .map(|i| {
+        (
+            (i.organization_id, i.integration_id),
+            (i.sync_forward_assignment, i.sync_status_forward),
         )
-        .all(txn)
-        .await?
-        .into_iter()
-        .map(|i| {
-            (
-                (i.organization_id, i.integration_id),
-                (i.sync_forward_assignment, i.sync_status_forward),
-            )
-        })
-        .collect();
+    })
+    .collect();
     let groups: HashMap<i64, group::Model> = group::Entity::find()
         .filter(group::Column::Id.is_in(group_ids.iter().copied()))
         .all(txn)
