@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait as _, ConnectionTrait, DbBackend, EntityTrait as _,
+    ActiveValue::Set, ColumnTrait as _, Condition, ConnectionTrait, DbBackend, EntityTrait as _,
     QueryFilter as _, QueryOrder as _, QuerySelect as _, QueryTrait as _, Statement,
 };
 use service_runtime::database::{Database, placeholders};
@@ -283,17 +283,21 @@ pub struct StoredBatch {
     pub queued: Vec<(IssueQueue, i64)>,
 }
 
-/// The statements that find stored deliveries matching a batch of
-/// (integration, delivery key, body digest): per integration, one by key and
-/// one by digest, each an equality and an `IN` list served by its unique
-/// index. (One statement with `key IN … OR digest IN …` let SQLite serve it
-/// from the integration's prefix of one index: it read every delivery the
-/// integration had sent, within retention, for every batch.)
-pub fn duplicate_lookups(backend: DbBackend, batch: &[(&str, &str, &str)]) -> Vec<Statement> {
+/// The two statements that find stored deliveries matching a batch of
+/// (integration, delivery key, body digest): one by key, one by digest, each
+/// an `OR` over the batch's integrations of `integration = ? AND … IN (…)`,
+/// so every term is served by its unique index however many integrations
+/// the batch spans. (One statement with `key IN … OR digest IN …` let SQLite
+/// serve it from the integration's prefix of one index: it read every
+/// delivery the integration had sent, within retention, for every batch. Two
+/// statements per integration made a batch over 100 integrations run 200
+/// lookups: ingest over 10 k integrations ran at 0.74 of its rate over one.)
+pub fn duplicate_lookups(backend: DbBackend, batch: &[(&str, &str, &str)]) -> [Statement; 2] {
     let mut integrations: Vec<&str> = batch.iter().map(|(i, _, _)| *i).collect();
     integrations.sort_unstable();
     integrations.dedup();
-    let mut statements = Vec::with_capacity(integrations.len() * 2);
+    let mut by_key = Condition::any();
+    let mut by_digest = Condition::any();
     for integration in integrations {
         let of = || batch.iter().filter(move |(i, _, _)| *i == integration);
         let mut keys: Vec<&str> = of().map(|(_, k, _)| *k).collect();
@@ -302,21 +306,23 @@ pub fn duplicate_lookups(backend: DbBackend, batch: &[(&str, &str, &str)]) -> Ve
         keys.dedup();
         digests.sort_unstable();
         digests.dedup();
-        let by_integration = webhook_delivery::Entity::find()
-            .filter(webhook_delivery::Column::IntegrationId.eq(integration));
-        statements.push(
-            by_integration
-                .clone()
-                .filter(webhook_delivery::Column::DeliveryKey.is_in(keys))
-                .build(backend),
+        let of_integration = webhook_delivery::Column::IntegrationId.eq(integration);
+        by_key = by_key.add(
+            Condition::all()
+                .add(of_integration.clone())
+                .add(webhook_delivery::Column::DeliveryKey.is_in(keys)),
         );
-        statements.push(
-            by_integration
-                .filter(webhook_delivery::Column::BodyDigest.is_in(digests))
-                .build(backend),
+        by_digest = by_digest.add(
+            Condition::all()
+                .add(of_integration)
+                .add(webhook_delivery::Column::BodyDigest.is_in(digests)),
         );
     }
-    statements
+    [by_key, by_digest].map(|condition| {
+        webhook_delivery::Entity::find()
+            .filter(condition)
+            .build(backend)
+    })
 }
 
 /// The stored rows matching any of `batch`'s keys or digests (a row may come
