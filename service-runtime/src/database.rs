@@ -129,6 +129,24 @@ impl WriteTransaction {
     }
 }
 
+/// The options every pool of ours starts from, the services' and the
+/// tests' and bench's short-lived ones alike: sqlx's idle and lifetime reaper
+/// is off. In sqlx 0.9.0 a connection's release makes it acquirable before it
+/// counts it idle, so a concurrent acquire can wrap the idle count to
+/// `usize::MAX`; the reaper, reading that count, then loops about 10^19
+/// times without yielding: one runtime worker at 100 % CPU for good, and a
+/// hang at shutdown (sqlx issue #3645; seen here as a bench process that
+/// never exited). Without the reaper, idle connections stay open (a pool
+/// holds at most its `max_connections`) and PostgreSQL connections are not
+/// recycled by age; a broken one is still dropped when a statement fails.
+pub fn connect_options(url: &str) -> ConnectOptions {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .idle_timeout(None::<Duration>)
+        .max_lifetime(None::<Duration>);
+    options
+}
+
 impl Database {
     /// Connects (creating a SQLite file and its directory when needed).
     ///
@@ -141,7 +159,7 @@ impl Database {
             std::fs::create_dir_all(parent)
                 .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", parent.display())))?;
         }
-        let mut options = ConnectOptions::new(url.as_str().to_owned());
+        let mut options = connect_options(url.as_str());
         options
             .max_connections(pool.max_connections)
             .min_connections(1)
@@ -323,22 +341,18 @@ impl Database {
         })
     }
 
-    /// The pool's current size and how many of its connections are idle.
+    /// The pool's current size and how many of its connections are idle
+    /// (at most its size: sqlx's idle count can wrap below zero for a moment,
+    /// see [`connect_options`]).
     pub fn pool_usage(&self) -> (u32, u32) {
         match self.kind {
             DatabaseKind::Sqlite => {
                 let pool = self.conn.get_sqlite_connection_pool();
-                (
-                    pool.size(),
-                    u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
-                )
+                (pool.size(), idle_of(pool.size(), pool.num_idle()))
             }
             DatabaseKind::Postgres => {
                 let pool = self.conn.get_postgres_connection_pool();
-                (
-                    pool.size(),
-                    u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
-                )
+                (pool.size(), idle_of(pool.size(), pool.num_idle()))
             }
         }
     }
@@ -492,9 +506,28 @@ pub fn is_transient(err: &DbErr) -> bool {
     }
 }
 
+/// A pool's idle connections for the gauge: sqlx's count, at most `size`
+/// (the count can wrap to near `usize::MAX` for a moment).
+fn idle_of(size: u32, idle: usize) -> u32 {
+    u32::try_from(idle).map_or(size, |idle| idle.min(size))
+}
+
 #[cfg(test)]
 mod placeholder_tests {
     use super::*;
+
+    #[test]
+    fn the_idle_gauge_never_exceeds_the_pool() {
+        for (size, idle, gauge) in [
+            (4, 0, 0),
+            (4, 3, 3),
+            (4, 4, 4),
+            (4, 5, 4),
+            (4, usize::MAX, 4),
+        ] {
+            assert_eq!(idle_of(size, idle), gauge, "size {size}, idle {idle}");
+        }
+    }
 
     #[test]
     fn postgres_placeholders_are_numbered() {

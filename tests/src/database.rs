@@ -71,7 +71,7 @@ impl TestDatabase {
                 .unwrap()
                 .subsec_nanos()
         );
-        let admin = SeaDatabase::connect(admin_url)
+        let admin = SeaDatabase::connect(service_runtime::database::connect_options(admin_url))
             .await
             .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin_url}: {e}"));
         admin
@@ -111,7 +111,11 @@ impl Drop for TestDatabase {
                     .build()
                     .ok()?;
                 runtime.block_on(async {
-                    let admin = SeaDatabase::connect(&admin_url).await.ok()?;
+                    let admin = SeaDatabase::connect(service_runtime::database::connect_options(
+                        &admin_url,
+                    ))
+                    .await
+                    .ok()?;
                     admin
                         .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                         .await

@@ -1,9 +1,12 @@
 //! Production hardening (issue 9): authentication, TLS, tenant isolation,
 //! metrics, overload, trace context.
 
+use std::time::Duration;
+
 use proto::assignment::v1 as assignment;
 use proto::tracker::v1 as tracker;
 use serde_json::json;
+use service_runtime::database::{Database, PoolSettings, connect_options};
 use service_runtime::secret::Secret;
 use system_tests::fixtures::{assert_error, inbound_on};
 use system_tests::pair::{API_TOKEN, WEBHOOK_SECRET, signature};
@@ -659,4 +662,36 @@ async fn rate_limited_webhooks_get_429_with_retry_after() {
     assert_eq!(answers[2].0, 429);
     let wait = answers[2].1.expect("a 429 says when to come back");
     assert!((1..=2).contains(&wait), "Retry-After {wait}");
+}
+
+/// The idle timeout and maximum lifetime a pool's options set: sqlx runs its
+/// reaper when either is set.
+fn reaper_of(conn: &sea_orm::DatabaseConnection) -> (Option<Duration>, Option<Duration>) {
+    fn of<DB: sea_orm::sqlx::Database>(
+        options: &sea_orm::sqlx::pool::PoolOptions<DB>,
+    ) -> (Option<Duration>, Option<Duration>) {
+        (options.get_idle_timeout(), options.get_max_lifetime())
+    }
+    if TestDatabase::on_postgres() {
+        of(conn.get_postgres_connection_pool().options())
+    } else {
+        of(conn.get_sqlite_connection_pool().options())
+    }
+}
+
+/// sqlx 0.9.0's idle reaper can spin a runtime worker forever (its idle
+/// count wraps below zero in a race; sqlx issue #3645): every pool of ours,
+/// the services' and the short-lived ones of tests and bench, runs without
+/// it.
+#[tokio::test]
+async fn database_pools_run_without_sqlx_idle_reaper() {
+    let file = TestDatabase::fresh().await;
+    let service = Database::connect(&file.url(), &PoolSettings::default())
+        .await
+        .unwrap();
+    assert_eq!(reaper_of(service.conn()), (None, None));
+    let plain = sea_orm::Database::connect(connect_options(file.url().as_str()))
+        .await
+        .unwrap();
+    assert_eq!(reaper_of(&plain), (None, None));
 }

@@ -313,7 +313,11 @@ async fn a_group_has_at_most_1000_participants() {
     let t = team(&app).await;
     // 998 followers written directly (creating 998 users through the API
     // would only slow the test down); Jess makes 999, Kim 1000.
-    let conn = sea_orm::Database::connect(db.url().as_str()).await.unwrap();
+    let conn = sea_orm::Database::connect(service_runtime::database::connect_options(
+        db.url().as_str(),
+    ))
+    .await
+    .unwrap();
     let values: Vec<String> = (0..998)
         .map(|i| {
             format!(

@@ -18,7 +18,9 @@ const JIRA: &str = "acme-jira";
 
 /// Runs `sql` (one row, one `bigint` column `n`) on the database at `url`.
 async fn count(url: &DatabaseUrl, sql: &str) -> i64 {
-    let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    let db = sea_orm::Database::connect(service_runtime::database::connect_options(url.as_str()))
+        .await
+        .unwrap();
     let row = db
         .query_one_raw(sea_orm::Statement::from_string(
             db.get_database_backend(),

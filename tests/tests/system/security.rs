@@ -253,7 +253,9 @@ async fn a_far_future_time_is_refused_and_a_frozen_issue_can_be_reset() {
 /// Counts the deliveries some tracker holds a lease on, reading its database.
 async fn leased_deliveries(url: &service_runtime::config::DatabaseUrl) -> i64 {
     use sea_orm::ConnectionTrait as _;
-    let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    let db = sea_orm::Database::connect(service_runtime::database::connect_options(url.as_str()))
+        .await
+        .unwrap();
     let row = db
         .query_one_raw(sea_orm::Statement::from_string(
             db.get_database_backend(),
