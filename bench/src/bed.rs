@@ -73,7 +73,8 @@ pub fn channel(addr: SocketAddr) -> anyhow::Result<Channel> {
 
 /// Creates (or re-creates) database `name`; returns its URL.
 pub async fn create_database(admin: &str, name: &str) -> anyhow::Result<String> {
-    let conn = sea_orm::Database::connect(admin).await?;
+    let conn =
+        sea_orm::Database::connect(service_runtime::database::connect_options(admin)).await?;
     conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .await?;
     conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
@@ -88,7 +89,7 @@ pub async fn create_database(admin: &str, name: &str) -> anyhow::Result<String> 
 /// `pg_database_size`.
 pub async fn database_bytes(url: &str) -> anyhow::Result<u64> {
     use sea_orm::Statement;
-    let conn = sea_orm::Database::connect(url).await?;
+    let conn = sea_orm::Database::connect(service_runtime::database::connect_options(url)).await?;
     let backend = conn.get_database_backend();
     let sql = match backend {
         sea_orm::DatabaseBackend::Postgres => "SELECT pg_database_size(current_database()) AS n",
@@ -106,9 +107,23 @@ pub async fn database_bytes(url: &str) -> anyhow::Result<u64> {
     Ok(u64::try_from(n)?)
 }
 
+/// Runs a plain `VACUUM` over the database at `url` on PostgreSQL, as its
+/// autovacuum would within its nap (60 s by default), so the space of pruned
+/// rows is free for the next writes; a no-op on SQLite, which reuses freed
+/// pages at once.
+pub async fn vacuum(url: &str) -> anyhow::Result<()> {
+    let conn = sea_orm::Database::connect(service_runtime::database::connect_options(url)).await?;
+    if conn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        conn.execute_unprepared("VACUUM").await?;
+    }
+    conn.close().await?;
+    Ok(())
+}
+
 /// Drops database `name`.
 pub async fn drop_database(admin: &str, name: &str) -> anyhow::Result<()> {
-    let conn = sea_orm::Database::connect(admin).await?;
+    let conn =
+        sea_orm::Database::connect(service_runtime::database::connect_options(admin)).await?;
     conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .await?;
     conn.close().await?;

@@ -1,6 +1,8 @@
 //! The run: which scenarios, in what order, against which baselines, and the
 //! report.
 
+mod cost_curves;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -9,19 +11,17 @@ use proto::assignment::v1 as assignment;
 
 use crate::bed::{Bed, BedOptions, DbKind, ExtraFlags, Tenant};
 use crate::bench_proto::WatchRequest;
-use crate::plot;
 use crate::procs::{Process, free_addr};
 use crate::report::{ScenarioResult, table, write_json};
 use crate::scenarios::baselines::{self, CallRate, WriteCeilings};
-use crate::scenarios::curves;
 use crate::scenarios::fanout::{self, CONNECTIONS, GROUPS_PER_ISSUE, SUBSCRIBE};
 use crate::scenarios::ingest::{self, Load};
+use crate::scenarios::{Plan, drain, notify, outbound, peer, plans, skim_stream, sync_rpc};
 
 /// The ingest scenario's `--inbox-max-pending` on SQLite and PostgreSQL:
 /// under one second of the tracker's work on this machine kind, so the
 /// backlog at the stop stays under a second.
 const INGEST_INBOX_BOUND: (u64, u64) = (1_500, 1_000);
-use crate::scenarios::{Plan, drain, notify, outbound, peer, plans, skim_stream, sync_rpc};
 
 /// Arguments of `run`.
 #[derive(Debug, clap::Args)]
@@ -626,7 +626,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
 
     if wants("curves") {
-        for result in curves(&options, &plan, &args.out).await? {
+        for result in cost_curves::run(&options, &plan, &args.out).await? {
             record(result)?;
         }
     }
@@ -669,318 +669,4 @@ async fn write_ceilings(options: &BedOptions, plan: &Plan) -> anyhow::Result<Wri
             ceilings
         }
     }
-}
-
-/// The cost curves (see [`curves`]): a result per curve, and an SVG plot each
-/// in `out`.
-async fn curves(
-    options: &BedOptions,
-    plan: &Plan,
-    out: &std::path::Path,
-) -> anyhow::Result<Vec<ScenarioResult>> {
-    let mut results = Vec::new();
-    let label = |n: usize| match n {
-        0 => "0".to_owned(),
-        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{} M", n / 1_000_000),
-        n if n >= 1_000 && n % 1_000 == 0 => format!("{} k", n / 1_000),
-        n => n.to_string(),
-    };
-
-    let (backlogs, run_for) = &plan.backlog_curve;
-    let mut points = Vec::new();
-    for &backlog in backlogs {
-        points.push(curves::apply_vs_backlog(options, backlog, plan.concurrency, *run_for).await?);
-    }
-    let flat = points.last().map_or(f64::NAN, |p| p.applied_per_s)
-        / points.first().map_or(f64::NAN, |p| p.applied_per_s);
-    let mut result = ScenarioResult::new(
-        "curve-apply-vs-backlog",
-        "applied/s at the largest backlog ÷ at none",
-        flat,
-        "flat: ≥ 0.9",
-    );
-    for p in &points {
-        result
-            .figure(&format!("applied_per_s_at_{}", p.backlog), p.applied_per_s)
-            .figure(
-                &format!("accepted_per_s_at_{}", p.backlog),
-                p.accepted_per_s,
-            )
-            .figure(
-                &format!("tracker_db_bytes_per_webhook_at_{}", p.backlog),
-                p.bytes_per_webhook,
-            );
-    }
-    results.push(result);
-    plot::svg(
-        &out.join("curve-apply-vs-backlog.svg"),
-        &plot::Chart {
-            title: "Webhooks applied per second vs deliveries waiting in the inbox",
-            x_desc: "pending deliveries parked in the inbox",
-            categories: points.iter().map(|p| label(p.backlog)).collect(),
-            y_desc: "per second",
-            series: vec![
-                plot::Series {
-                    name: "applied/s".into(),
-                    values: points.iter().map(|p| p.applied_per_s).collect(),
-                },
-                plot::Series {
-                    name: "accepted/s".into(),
-                    values: points.iter().map(|p| p.accepted_per_s).collect(),
-                },
-            ],
-        },
-    )?;
-
-    let (sizes, run_for) = &plan.groups_curve;
-    let mut points = Vec::new();
-    for &groups in sizes {
-        points.push(curves::sync_vs_groups(options, groups, plan.concurrency, *run_for).await?);
-    }
-    let growth = points.last().map_or(f64::NAN, |p| p.latency.p99_ms)
-        / points.first().map_or(f64::NAN, |p| p.latency.p99_ms);
-    let mut result = ScenarioResult::new(
-        "curve-sync-vs-groups",
-        "p99 at the most groups per issue ÷ at one",
-        growth,
-        "– (grows with the work: one notification per group)",
-    );
-    for p in &points {
-        let n = p.groups_per_issue;
-        result
-            .figure(&format!("calls_per_s_at_{n}"), p.calls_per_s)
-            .figure(
-                &format!("group_changes_per_s_at_{n}"),
-                p.calls_per_s * n as f64,
-            )
-            .figure(&format!("p50_ms_at_{n}"), p.latency.p50_ms)
-            .figure(&format!("p99_ms_at_{n}"), p.latency.p99_ms)
-            .figure(&format!("errors_at_{n}"), p.errors as f64);
-    }
-    results.push(result);
-    plot::svg(
-        &out.join("curve-sync-vs-groups.svg"),
-        &plot::Chart {
-            title: "SyncAssigneeInbound latency vs groups linked per issue (64 in flight)",
-            x_desc: "groups linked to each issue",
-            categories: points.iter().map(|p| label(p.groups_per_issue)).collect(),
-            y_desc: "ms",
-            series: vec![
-                plot::Series {
-                    name: "p50 ms".into(),
-                    values: points.iter().map(|p| p.latency.p50_ms).collect(),
-                },
-                plot::Series {
-                    name: "p99 ms".into(),
-                    values: points.iter().map(|p| p.latency.p99_ms).collect(),
-                },
-            ],
-        },
-    )?;
-
-    let (sizes, issues, run_for) = &plan.integrations_curve;
-    let mut points = Vec::new();
-    for &integrations in sizes {
-        points.push(
-            curves::ingest_vs_integrations(
-                options,
-                integrations,
-                *issues,
-                plan.concurrency,
-                *run_for,
-            )
-            .await?,
-        );
-    }
-    let flat = points.last().map_or(f64::NAN, |p| p.applied_per_s)
-        / points.first().map_or(f64::NAN, |p| p.applied_per_s);
-    let mut result = ScenarioResult::new(
-        "curve-ingest-vs-integrations",
-        "applied/s at the most integrations ÷ at one",
-        flat,
-        "flat: ≥ 0.9",
-    );
-    result.figure("issues", *issues as f64);
-    for p in &points {
-        let n = p.integrations;
-        result
-            .figure(&format!("applied_per_s_at_{n}"), p.applied_per_s)
-            .figure(&format!("accepted_per_s_at_{n}"), p.accepted_per_s);
-    }
-    results.push(result);
-    plot::svg(
-        &out.join("curve-ingest-vs-integrations.svg"),
-        &plot::Chart {
-            title: "Webhooks applied per second vs integrations they are spread over",
-            x_desc: "integrations (each issue belongs to one)",
-            categories: points.iter().map(|p| label(p.integrations)).collect(),
-            y_desc: "per second",
-            series: vec![
-                plot::Series {
-                    name: "applied/s".into(),
-                    values: points.iter().map(|p| p.applied_per_s).collect(),
-                },
-                plot::Series {
-                    name: "accepted/s".into(),
-                    values: points.iter().map(|p| p.accepted_per_s).collect(),
-                },
-            ],
-        },
-    )?;
-
-    let (sizes, run_for) = &plan.organizations_curve;
-    let mut points = Vec::new();
-    for &organizations in sizes {
-        points.push(
-            curves::sync_vs_organizations(options, organizations, plan.concurrency, *run_for)
-                .await?,
-        );
-    }
-    let growth = points.last().map_or(f64::NAN, |p| p.latency.p99_ms)
-        / points.first().map_or(f64::NAN, |p| p.latency.p99_ms);
-    let mut result = ScenarioResult::new(
-        "curve-sync-vs-organizations",
-        "p99 at the most organizations per issue ÷ at one",
-        growth,
-        "– (grows with the work: one group per organization)",
-    );
-    for p in &points {
-        let n = p.organizations;
-        result
-            .figure(&format!("calls_per_s_at_{n}"), p.calls_per_s)
-            .figure(
-                &format!("group_changes_per_s_at_{n}"),
-                p.calls_per_s * n as f64,
-            )
-            .figure(&format!("p50_ms_at_{n}"), p.latency.p50_ms)
-            .figure(&format!("p99_ms_at_{n}"), p.latency.p99_ms)
-            .figure(&format!("errors_at_{n}"), p.errors as f64);
-    }
-    results.push(result);
-    plot::svg(
-        &out.join("curve-sync-vs-organizations.svg"),
-        &plot::Chart {
-            title: "SyncAssigneeInbound latency vs organizations sharing an issue (64 in flight)",
-            x_desc: "organizations each issue is linked in",
-            categories: points.iter().map(|p| label(p.organizations)).collect(),
-            y_desc: "ms",
-            series: vec![
-                plot::Series {
-                    name: "p50 ms".into(),
-                    values: points.iter().map(|p| p.latency.p50_ms).collect(),
-                },
-                plot::Series {
-                    name: "p99 ms".into(),
-                    values: points.iter().map(|p| p.latency.p99_ms).collect(),
-                },
-            ],
-        },
-    )?;
-
-    let (count, run_for) = plan.retention_rounds;
-    let rounds = curves::bytes_under_retention(options, count, plan.concurrency, run_for).await?;
-    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
-    let growth = rounds
-        .last()
-        .map_or(f64::NAN, |r| r.tracker_bytes_pruned as f64)
-        / rounds
-            .first()
-            .map_or(f64::NAN, |r| r.tracker_bytes_pruned as f64);
-    let mut result = ScenarioResult::new(
-        "curve-bytes-under-retention",
-        "tracker DB bytes after the last round's pruning ÷ after the first",
-        growth,
-        "bounded: ≤ 1.1",
-    );
-    for (i, r) in rounds.iter().enumerate() {
-        let n = i + 1;
-        result
-            .figure(&format!("accepted_round_{n}"), r.accepted as f64)
-            .figure(
-                &format!("tracker_mib_loaded_round_{n}"),
-                mib(r.tracker_bytes_loaded),
-            )
-            .figure(
-                &format!("tracker_mib_pruned_round_{n}"),
-                mib(r.tracker_bytes_pruned),
-            )
-            .figure(
-                &format!("assignment_mib_pruned_round_{n}"),
-                mib(r.assignment_bytes_pruned),
-            )
-            .figure(&format!("rows_left_round_{n}"), r.rows_left as f64);
-    }
-    results.push(result);
-    plot::svg(
-        &out.join("curve-bytes-under-retention.svg"),
-        &plot::Chart {
-            title: "Database size over rounds of ingest with one-second retention",
-            x_desc: "round",
-            categories: (1..=rounds.len()).map(|r| r.to_string()).collect(),
-            y_desc: "MiB",
-            series: vec![
-                plot::Series {
-                    name: "tracker, after the round's ingest".into(),
-                    values: rounds.iter().map(|r| mib(r.tracker_bytes_loaded)).collect(),
-                },
-                plot::Series {
-                    name: "tracker, after retention".into(),
-                    values: rounds.iter().map(|r| mib(r.tracker_bytes_pruned)).collect(),
-                },
-                plot::Series {
-                    name: "assignment, after retention".into(),
-                    values: rounds
-                        .iter()
-                        .map(|r| mib(r.assignment_bytes_pruned))
-                        .collect(),
-                },
-            ],
-        },
-    )?;
-
-    let caught = curves::catch_up(options, plan.catch_up).await?;
-    let mut result = ScenarioResult::new(
-        "curve-catch-up",
-        "replayed deliveries/s",
-        caught.replayed_per_s,
-        "– (memory flat while replaying)",
-    );
-    result
-        .figure("behind", caught.behind as f64)
-        .figure("written_per_s", caught.written_per_s)
-        .figure("anomalies", caught.anomalies as f64)
-        .figure("rss_before_replay_mib", caught.rss_before_mib)
-        .figure("rss_after_replay_mib", caught.rss_after_mib)
-        .figure("peak_rss_mib", caught.peak_rss_mib)
-        .figure(
-            "assignment_db_bytes_per_notification",
-            caught.bytes_per_notification,
-        );
-    results.push(result);
-    plot::svg(
-        &out.join("curve-catch-up.svg"),
-        &plot::Chart {
-            title: "A subscriber catching up: each second of its replay",
-            x_desc: "second of the replay",
-            categories: (1..=caught.per_second.len())
-                .map(|s| s.to_string())
-                .collect(),
-            y_desc: "thousands delivered / MiB resident",
-            series: vec![
-                plot::Series {
-                    name: "thousand notifications delivered".into(),
-                    values: caught
-                        .per_second
-                        .iter()
-                        .map(|(n, _)| *n as f64 / 1000.0)
-                        .collect(),
-                },
-                plot::Series {
-                    name: "assignment service RSS MiB".into(),
-                    values: caught.per_second.iter().map(|(_, rss)| *rss).collect(),
-                },
-            ],
-        },
-    )?;
-    Ok(results)
 }

@@ -26,7 +26,9 @@ use proto::assignment::v1 as assignment;
 use sea_orm::{ConnectionTrait as _, Statement, Value};
 use tokio_stream::StreamExt as _;
 
-use crate::bed::{Bed, BedOptions, ExtraFlags, INTEGRATION, Shape, Tenant, database_bytes};
+use crate::bed::{
+    Bed, BedOptions, DbKind, ExtraFlags, INTEGRATION, Shape, Tenant, database_bytes, vacuum,
+};
 use crate::report::Latency;
 use crate::scenarios::fanout::{self, GROUPS_PER_ISSUE, SUBSCRIBE};
 use crate::scenarios::ingest::{self, Load};
@@ -51,7 +53,8 @@ async fn park(tracker_db: &str, count: usize) -> anyhow::Result<()> {
     if count == 0 {
         return Ok(());
     }
-    let conn = sea_orm::Database::connect(tracker_db).await?;
+    let conn =
+        sea_orm::Database::connect(service_runtime::database::connect_options(tracker_db)).await?;
     let backend = conn.get_database_backend();
     let now = chrono::Utc::now();
     let issues = count.min(100_000);
@@ -354,6 +357,10 @@ pub struct RetentionRound {
     pub tracker_bytes_pruned: u64,
     /// The assignment database's bytes once retention pruned the round.
     pub assignment_bytes_pruned: u64,
+    /// On PostgreSQL, the tracker's and the assignment database's bytes
+    /// after a plain `VACUUM` that followed the pruning (autovacuum's nap is
+    /// longer than a round).
+    pub vacuumed_bytes: Option<(u64, u64)>,
     /// Deliveries and notifications still stored when the wait for retention
     /// ended (zero unless retention fell behind).
     pub rows_left: u64,
@@ -361,7 +368,7 @@ pub struct RetentionRound {
 
 /// Counts rows of `table`.
 async fn rows(url: &str, table: &str) -> anyhow::Result<u64> {
-    let conn = sea_orm::Database::connect(url).await?;
+    let conn = sea_orm::Database::connect(service_runtime::database::connect_options(url)).await?;
     let row = conn
         .query_one_raw(Statement::from_string(
             conn.get_database_backend(),
@@ -377,7 +384,7 @@ async fn rows(url: &str, table: &str) -> anyhow::Result<u64> {
 /// `rounds` rounds of the closed-loop ingest for `duration` with every
 /// retention at one second, each followed by a wait (up to 60 s) until the
 /// tracker's deliveries and the assignment service's notifications are
-/// pruned.
+/// pruned, and on PostgreSQL by a `VACUUM` of both databases.
 ///
 /// # Errors
 /// When a process does not start or a request fails outright.
@@ -427,11 +434,24 @@ pub async fn bytes_under_retention(
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        let tracker_bytes_pruned = database_bytes(&bed.tracker_db).await?;
+        let assignment_bytes_pruned = database_bytes(&bed.assignment_db).await?;
+        let vacuumed_bytes = if options.db == DbKind::Postgres {
+            vacuum(&bed.tracker_db).await?;
+            vacuum(&bed.assignment_db).await?;
+            Some((
+                database_bytes(&bed.tracker_db).await?,
+                database_bytes(&bed.assignment_db).await?,
+            ))
+        } else {
+            None
+        };
         out.push(RetentionRound {
             accepted: outcome.accepted,
             tracker_bytes_loaded,
-            tracker_bytes_pruned: database_bytes(&bed.tracker_db).await?,
-            assignment_bytes_pruned: database_bytes(&bed.assignment_db).await?,
+            tracker_bytes_pruned,
+            assignment_bytes_pruned,
+            vacuumed_bytes,
             rows_left,
         });
     }

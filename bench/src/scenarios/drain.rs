@@ -133,7 +133,10 @@ pub async fn run(options: &BedOptions, backlog: usize, replicas: usize) -> anyho
     let loaded_per_s = backlog as f64 / loading.elapsed().as_secs_f64();
     loader.process.stop().await;
 
-    let db = sea_orm::Database::connect(bed.tracker_db.as_str()).await?;
+    let db = sea_orm::Database::connect(service_runtime::database::connect_options(
+        bed.tracker_db.as_str(),
+    ))
+    .await?;
     let assignment_url = format!("http://{}", bed.assignment_grpc);
     let labels: Vec<String> = (0..replicas)
         .map(|i| format!("drain-{replicas}-replica-{i}"))

@@ -257,7 +257,10 @@ pub async fn run(
     // Drain: wait until the tracker has delivered everything it accepted and
     // every change it reports reached the subscriber.
     let drain_deadline = Instant::now() + Duration::from_secs(180);
-    let tracker_db = sea_orm::Database::connect(bed.tracker_db.as_str()).await?;
+    let tracker_db = sea_orm::Database::connect(service_runtime::database::connect_options(
+        bed.tracker_db.as_str(),
+    ))
+    .await?;
     let mut delivered = TrackerCounts::default();
     while Instant::now() < drain_deadline {
         delivered = TrackerCounts::read(&tracker_db).await?;

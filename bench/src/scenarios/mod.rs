@@ -68,7 +68,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan for `--quick` or a full run.
+    /// The plan for `--quick` or a full run. A quick run measures each cost
+    /// curve at its two ends only, to stay within three minutes.
     pub fn new(quick: bool) -> Self {
         if quick {
             Self {
@@ -76,21 +77,21 @@ impl Plan {
                 concurrency: 64,
                 latency_rate: 500.0,
                 latency_high_rate: 2_000.0,
-                latency_for: Duration::from_secs(5),
+                latency_for: Duration::from_secs(3),
                 sync_for: Duration::from_secs(4),
                 db_for: Duration::from_secs(2),
-                fanout: vec![(100, 10_000), (1000, 2_000)],
+                fanout: vec![(100, 10_000), (1000, 1_000)],
                 peer_max_deliveries: 2_000_000,
                 idle_subscribers: 2_000,
                 outbound_for: Duration::from_secs(4),
-                outbound_latency: (200.0, Duration::from_secs(5)),
+                outbound_latency: (200.0, Duration::from_secs(3)),
                 notify_backlog: (100, 20, 6),
-                notify_latency: (200.0, Duration::from_secs(5)),
-                backlog_curve: (vec![0, 10_000, 100_000], Duration::from_secs(3)),
-                groups_curve: (vec![1, 10, 100], Duration::from_secs(2)),
-                catch_up: 100_000,
-                integrations_curve: (vec![1, 100, 1_000], 1_000, Duration::from_secs(3)),
-                organizations_curve: (vec![1, 10, 100], Duration::from_secs(2)),
+                notify_latency: (200.0, Duration::from_secs(3)),
+                backlog_curve: (vec![0, 50_000], Duration::from_secs(3)),
+                groups_curve: (vec![1, 100], Duration::from_secs(2)),
+                catch_up: 50_000,
+                integrations_curve: (vec![1, 1_000], 1_000, Duration::from_secs(3)),
+                organizations_curve: (vec![1, 20], Duration::from_secs(2)),
                 retention_rounds: (2, Duration::from_secs(3)),
             }
         } else {
