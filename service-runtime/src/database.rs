@@ -139,11 +139,18 @@ impl WriteTransaction {
 /// never exited). Without the reaper, idle connections stay open (a pool
 /// holds at most its `max_connections`) and PostgreSQL connections are not
 /// recycled by age; a broken one is still dropped when a statement fails.
+///
+/// `min_connections` stays 0: without the reaper, sqlx keeps a minimum with a
+/// task of its own that races `connect`'s first connection, and two
+/// connections switching a fresh SQLite file to WAL at once fail with
+/// "database is locked" (a bench bed's tracker failed to start so). The
+/// first connection stays open anyway, as nothing closes idle ones.
 pub fn connect_options(url: &str) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .idle_timeout(None::<Duration>)
-        .max_lifetime(None::<Duration>);
+        .max_lifetime(None::<Duration>)
+        .min_connections(0);
     options
 }
 
@@ -162,7 +169,6 @@ impl Database {
         let mut options = connect_options(url.as_str());
         options
             .max_connections(pool.max_connections)
-            .min_connections(1)
             .acquire_timeout(pool.acquire_timeout)
             .connect_timeout(pool.acquire_timeout)
             .sqlx_logging(false)

@@ -88,7 +88,7 @@ impl Plan {
                 notify_backlog: (100, 20, 6),
                 notify_latency: (200.0, Duration::from_secs(3)),
                 backlog_curve: (vec![0, 50_000], Duration::from_secs(3)),
-                groups_curve: (vec![1, 100], Duration::from_secs(2)),
+                groups_curve: (vec![1, 20], Duration::from_secs(2)),
                 catch_up: 50_000,
                 integrations_curve: (vec![1, 1_000], 1_000, Duration::from_secs(3)),
                 organizations_curve: (vec![1, 20], Duration::from_secs(2)),

@@ -664,13 +664,18 @@ async fn rate_limited_webhooks_get_429_with_retry_after() {
     assert!((1..=2).contains(&wait), "Retry-After {wait}");
 }
 
-/// The idle timeout and maximum lifetime a pool's options set: sqlx runs its
-/// reaper when either is set.
-fn reaper_of(conn: &sea_orm::DatabaseConnection) -> (Option<Duration>, Option<Duration>) {
+/// The idle timeout and maximum lifetime a pool's options set (sqlx runs
+/// its reaper when either is set), and its minimum size (without the reaper,
+/// sqlx keeps a minimum with a task that races the first connection).
+fn reaper_of(conn: &sea_orm::DatabaseConnection) -> (Option<Duration>, Option<Duration>, u32) {
     fn of<DB: sea_orm::sqlx::Database>(
         options: &sea_orm::sqlx::pool::PoolOptions<DB>,
-    ) -> (Option<Duration>, Option<Duration>) {
-        (options.get_idle_timeout(), options.get_max_lifetime())
+    ) -> (Option<Duration>, Option<Duration>, u32) {
+        (
+            options.get_idle_timeout(),
+            options.get_max_lifetime(),
+            options.get_min_connections(),
+        )
     }
     if TestDatabase::on_postgres() {
         of(conn.get_postgres_connection_pool().options())
@@ -682,16 +687,17 @@ fn reaper_of(conn: &sea_orm::DatabaseConnection) -> (Option<Duration>, Option<Du
 /// sqlx 0.9.0's idle reaper can spin a runtime worker forever (its idle
 /// count wraps below zero in a race; sqlx issue #3645): every pool of ours,
 /// the services' and the short-lived ones of tests and bench, runs without
-/// it.
+/// it, and without a minimum size, whose keeper then races the first
+/// connection (a fresh SQLite file failed to open: "database is locked").
 #[tokio::test]
 async fn database_pools_run_without_sqlx_idle_reaper() {
     let file = TestDatabase::fresh().await;
     let service = Database::connect(&file.url(), &PoolSettings::default())
         .await
         .unwrap();
-    assert_eq!(reaper_of(service.conn()), (None, None));
+    assert_eq!(reaper_of(service.conn()), (None, None, 0));
     let plain = sea_orm::Database::connect(connect_options(file.url().as_str()))
         .await
         .unwrap();
-    assert_eq!(reaper_of(&plain), (None, None));
+    assert_eq!(reaper_of(&plain), (None, None, 0));
 }

@@ -471,7 +471,14 @@ async fn killed_mid_burst_the_notifier_resumes_and_sends_every_message_once() {
     let total: usize = told.values().map(Vec::len).sum();
     assert!(total >= 1000, "{total} notifications");
 
-    let notifier = world.notifier().await;
+    // Paced at 100 messages/s per chat channel, the burst takes seconds, so
+    // the kill lands mid-burst however loaded the machine is (unpaced, a
+    // loaded run once sent everything before the kill).
+    let paced = || notifier::Config {
+        channel_rate: 100.0,
+        ..world.config()
+    };
+    let notifier = NotifierApp::spawn_with(paced()).await;
     notifier.set_destination(users[0], slack("DANN")).await;
     notifier.set_destination(users[1], slack("DBOB")).await;
     notifier.set_destination(users[2], discord("2002")).await;
@@ -488,7 +495,7 @@ async fn killed_mid_burst_the_notifier_resumes_and_sends_every_message_once() {
     let before_restart = world.chat.recorded().len();
     assert!(before_restart < total, "killed mid-burst");
 
-    let notifier = world.notifier().await;
+    let notifier = NotifierApp::spawn_with(paced()).await;
     let deliveries = settled(&notifier, total).await;
     assert!(
         deliveries
