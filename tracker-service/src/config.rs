@@ -144,6 +144,18 @@ pub struct Config {
     )]
     pub inbox_max_pending: u64,
 
+    /// The most work the inbox holds waiting, in time at the dispatchers'
+    /// recent pace (deliveries finished per second, by every replica): beyond
+    /// it authentic webhooks are answered 503 with Retry-After, as beyond
+    /// `--inbox-max-pending`. A bound that holds on any machine, where a count
+    /// is seconds on one and minutes on another. It applies once a pace is
+    /// measured and never below `--dispatch-concurrency` deliveries; while
+    /// nothing finishes (the assignment service down) only the count bounds
+    /// the inbox. Mind that refusing for long while a backlog drains asks Jira
+    /// to retry for long. 0s: no bound.
+    #[arg(help_heading = "Webhooks", long, env = "TRACKER_INBOX_MAX_WAIT", default_value = "0s", value_parser = parse_duration)]
+    pub inbox_max_wait: Duration,
+
     /// Webhooks accepted per second per integration (sustained); more are
     /// answered 429 with Retry-After (Jira retries).
     #[arg(
@@ -293,6 +305,7 @@ impl Config {
             assignment_timeout: Duration::from_secs(5),
             webhook_max_in_flight: 256,
             inbox_max_pending: 100_000,
+            inbox_max_wait: Duration::ZERO,
             webhook_read_timeout: Duration::from_secs(5),
             webhook_max_age: Duration::from_secs(6 * 3600),
             webhook_min_body_rate: 16 * 1024,

@@ -31,7 +31,7 @@ use crate::metrics::Metrics;
 use crate::outbound::{self, apply::OutboundApplier};
 use crate::storage::migrations::{MIGRATION_LOCK_KEY, Migrator};
 use crate::webhooks::apply::Applier;
-use crate::webhooks::backlog::{self, Backlog};
+use crate::webhooks::backlog::{self, Backlog, Bounds};
 use crate::webhooks::dispatcher::{DispatchSettings, Dispatcher, run_dispatcher};
 use crate::webhooks::inbox;
 use crate::webhooks::inbox_writer::InboxWriter;
@@ -163,9 +163,16 @@ impl Application {
         );
         let waker = DispatchWaker::default();
         let backlog = Arc::new(
-            Backlog::counted(&db, config.inbox_max_pending)
-                .await
-                .context("counting the inbox")?,
+            Backlog::counted(
+                &db,
+                Bounds {
+                    max_pending: config.inbox_max_pending,
+                    max_wait: config.inbox_max_wait,
+                    min_pending: config.dispatch_concurrency as u64,
+                },
+            )
+            .await
+            .context("counting the inbox")?,
         );
         let applier = Applier::new(
             db.clone(),

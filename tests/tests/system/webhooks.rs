@@ -1121,3 +1121,112 @@ async fn a_full_inbox_pushes_back_with_retry_after_until_the_backlog_drains() {
     tracker.stop().await;
     assignment.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbox_bounded_in_time_pushes_back_once_it_holds_more_work_than_that() {
+    let pair = Pair::start().await;
+    pair.create_integration(JIRA, false).await;
+    tenant(&pair.assignment).await;
+    let Pair {
+        assignment,
+        tracker,
+        tracker_db,
+        assignment_proxy,
+        ..
+    } = pair;
+    tracker.stop().await;
+    // One delivery applied at a time, and at most 100 ms of that work
+    // queued: far below the count bound (100,000).
+    let mut config = tracker_service::Config::for_tests(
+        tracker_db.url(),
+        format!("http://{}", assignment_proxy.addr),
+    );
+    config.inbox_max_wait = std::time::Duration::from_millis(100);
+    config.dispatch_concurrency = 1;
+    assert_eq!(config.inbox_max_pending, 100_000);
+    let tracker = TrackerApp::spawn_with(config).await;
+    let payload = |n: u32| {
+        body(&assignee_payload(
+            "APP-123",
+            Some("101"),
+            Some(if n.is_multiple_of(2) {
+                "jess@sentry.io"
+            } else {
+                "kim@sentry.io"
+            }),
+            &format!(
+                "2023-01-01T{:02}:{:02}:{:02}.000+0000",
+                n / 3600,
+                n / 60 % 60,
+                n % 60
+            ),
+        ))
+    };
+    // Eight senders at a time outrun one delivery at a time; once a pace is
+    // measured, the bound is that pace's 100 ms of work.
+    let sent = std::sync::atomic::AtomicU32::new(0);
+    let accepted = std::sync::atomic::AtomicU32::new(0);
+    let (retry_after, json) = wait::until(
+        "a webhook to be pushed back",
+        wait::DEFAULT_DEADLINE,
+        || async {
+            let answers = futures_util::future::join_all((0..8).map(|_| {
+                let n = sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let payload = payload(n);
+                let tracker = &tracker;
+                async move { post_raw(tracker, &payload, &format!("wait-{n}")).await }
+            }))
+            .await;
+            let mut refused = None;
+            for (status, retry_after, json) in answers {
+                match status {
+                    200 => {
+                        accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    503 => refused = Some((retry_after, json)),
+                    other => panic!("{other}: {json}"),
+                }
+            }
+            refused
+        },
+    )
+    .await;
+    let seconds: u64 = retry_after.expect("Retry-After").parse().unwrap();
+    assert!((1..=60).contains(&seconds), "{seconds}");
+    let message = json["error"].as_str().unwrap();
+    let bound: u64 = message
+        .split("at its bound of ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{json}"));
+    assert!(bound < 100_000, "{message}");
+    let metrics = system_tests::scrape_metrics(&tracker.http_url()).await;
+    assert!(
+        metrics.contains("tracker_webhook_deliveries_total{outcome=\"backlog_full\"}"),
+        "{metrics}"
+    );
+    // Nothing of a pushed-back webhook is stored, and every accepted one is
+    // applied.
+    let accepted = accepted.load(std::sync::atomic::Ordering::Relaxed) as usize;
+    wait::until(
+        "every accepted delivery to be applied",
+        wait::DEFAULT_DEADLINE,
+        || async {
+            let deliveries = tracker.deliveries().await;
+            assert!(
+                deliveries.len() <= accepted,
+                "{} stored, {accepted} accepted",
+                deliveries.len()
+            );
+            (deliveries.len() == accepted
+                && deliveries
+                    .iter()
+                    .all(|d| d.state() == pb::DeliveryState::Delivered))
+            .then_some(())
+        },
+    )
+    .await;
+    tracker.stop().await;
+    assignment.stop().await;
+}

@@ -14,7 +14,8 @@
 //! 4. the HMAC over the body → 401;
 //! 5. only now, for an authentic delivery: a processing slot (503 when all are
 //!    taken), room in the inbox (503 with Retry-After when it holds
-//!    `--inbox-max-pending` deliveries, see [`super::backlog`]) and a token of
+//!    `--inbox-max-pending` deliveries or `--inbox-max-wait` of work, see
+//!    [`super::backlog`]) and a token of
 //!    the integration's rate (429 with Retry-After);
 //! 6. not JSON → 400 with the parser's message.
 //!
@@ -374,8 +375,8 @@ async fn receive(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "backlog_full",
                 format!(
-                    "the tracker's inbox holds {} deliveries, its bound; deliver it again later",
-                    full.pending
+                    "the tracker's inbox holds {} deliveries, at its bound of {}; deliver it again later",
+                    full.pending, full.limit
                 ),
             ),
             full.retry_after,
