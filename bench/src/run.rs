@@ -4,7 +4,7 @@
 mod cost_curves;
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use proto::assignment::v1 as assignment;
@@ -18,10 +18,10 @@ use crate::scenarios::fanout::{self, CONNECTIONS, GROUPS_PER_ISSUE, SUBSCRIBE};
 use crate::scenarios::ingest::{self, Load};
 use crate::scenarios::{Plan, drain, notify, outbound, peer, plans, skim_stream, sync_rpc};
 
-/// The ingest scenario's `--inbox-max-pending` on SQLite and PostgreSQL:
-/// under one second of the tracker's work on this machine kind, so the
-/// backlog at the stop stays under a second.
-const INGEST_INBOX_BOUND: (u64, u64) = (1_500, 1_000);
+/// The ingest scenario's `--inbox-max-wait`: the tracker holds at most that
+/// much work at its recent pace, so the backlog at the stop stays under a
+/// second on any machine.
+const INGEST_INBOX_MAX_WAIT: Duration = Duration::from_millis(500);
 
 /// Arguments of `run`.
 #[derive(Debug, clap::Args)]
@@ -205,16 +205,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         DbKind::Postgres => 2_000.0,
     };
     if wants("ingest") {
-        let bound = match args.db {
-            DbKind::Sqlite => INGEST_INBOX_BOUND.0,
-            DbKind::Postgres => INGEST_INBOX_BOUND.1,
-        };
-        let bound_flag = bound.to_string();
+        let bound_flag = format!("{}ms", INGEST_INBOX_MAX_WAIT.as_millis());
         let bed = Bed::start_with(
             &options,
             "ingest",
             ExtraFlags {
-                tracker: &["--inbox-max-pending", &bound_flag],
+                tracker: &["--inbox-max-wait", &bound_flag],
                 ..ExtraFlags::default()
             },
         )
@@ -248,7 +244,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             .figure("applied_per_s", outcome.applied_per_s)
             .figure("refused_and_retried", outcome.refused as f64)
             .figure("pushed_back_with_retry_after", outcome.pushed_back as f64)
-            .figure("inbox_bound", bound as f64)
+            .figure("inbox_max_wait_s", INGEST_INBOX_MAX_WAIT.as_secs_f64())
             .figure("backlog_at_stop", outcome.backlog_at_stop as f64)
             .figure(
                 "backlog_at_stop_seconds_of_work",

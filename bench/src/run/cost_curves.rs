@@ -4,8 +4,9 @@
 
 use crate::bed::BedOptions;
 use crate::plot;
-use crate::report::{Latency, ScenarioResult};
-use crate::scenarios::{Plan, curves};
+use crate::report::ScenarioResult;
+use crate::scenarios::Plan;
+use crate::scenarios::curves::{self, ApplyPoint, SyncPoint};
 
 /// How a curve is named in the results and drawn.
 struct Curve {
@@ -19,30 +20,6 @@ struct Curve {
     title: &'static str,
     /// What the x axis counts.
     x_desc: &'static str,
-}
-
-/// One point of a curve of webhooks applied (and accepted) per second.
-struct ApplyPoint {
-    /// The x value: what grows along the curve.
-    at: usize,
-    /// Webhooks applied per second.
-    applied_per_s: f64,
-    /// Webhooks accepted per second.
-    accepted_per_s: f64,
-}
-
-/// One point of a curve of `SyncAssigneeInbound` calls.
-struct SyncPoint<'a> {
-    /// The x value: what grows along the curve.
-    at: usize,
-    /// How many groups each call changes.
-    groups_per_call: usize,
-    /// Calls completed per second.
-    calls_per_s: f64,
-    /// Their latency.
-    latency: &'a Latency,
-    /// Calls that failed.
-    errors: usize,
 }
 
 /// A point count as the charts label it: `0`, `100`, `10 k`, `1 M`.
@@ -73,6 +50,9 @@ fn apply_curve(
         result
             .figure(&format!("applied_per_s_at_{}", p.at), p.applied_per_s)
             .figure(&format!("accepted_per_s_at_{}", p.at), p.accepted_per_s);
+        if let Some(bytes) = p.bytes_per_webhook {
+            result.figure(&format!("tracker_db_bytes_per_webhook_at_{}", p.at), bytes);
+        }
     }
     plot::svg(
         &out.join(format!("{}.svg", curve.name)),
@@ -101,7 +81,7 @@ fn apply_curve(
 fn sync_curve(
     out: &std::path::Path,
     curve: &Curve,
-    points: &[SyncPoint<'_>],
+    points: &[SyncPoint],
 ) -> anyhow::Result<ScenarioResult> {
     let growth = last_over_first(points.iter().map(|p| p.latency.p99_ms));
     let mut result = ScenarioResult::new(curve.name, curve.headline, growth, curve.goal);
@@ -153,7 +133,7 @@ pub(super) async fn run(
     for &backlog in backlogs {
         points.push(curves::apply_vs_backlog(options, backlog, plan.concurrency, *run_for).await?);
     }
-    let mut result = apply_curve(
+    results.push(apply_curve(
         out,
         &Curve {
             name: "curve-apply-vs-backlog",
@@ -162,22 +142,8 @@ pub(super) async fn run(
             title: "Webhooks applied per second vs deliveries waiting in the inbox",
             x_desc: "pending deliveries parked in the inbox",
         },
-        &points
-            .iter()
-            .map(|p| ApplyPoint {
-                at: p.backlog,
-                applied_per_s: p.applied_per_s,
-                accepted_per_s: p.accepted_per_s,
-            })
-            .collect::<Vec<_>>(),
-    )?;
-    for p in &points {
-        result.figure(
-            &format!("tracker_db_bytes_per_webhook_at_{}", p.backlog),
-            p.bytes_per_webhook,
-        );
-    }
-    results.push(result);
+        &points,
+    )?);
 
     let (sizes, run_for) = &plan.groups_curve;
     let mut points = Vec::new();
@@ -193,16 +159,7 @@ pub(super) async fn run(
             title: "SyncAssigneeInbound latency vs groups linked per issue (64 in flight)",
             x_desc: "groups linked to each issue",
         },
-        &points
-            .iter()
-            .map(|p| SyncPoint {
-                at: p.groups_per_issue,
-                groups_per_call: p.groups_per_issue,
-                calls_per_s: p.calls_per_s,
-                latency: &p.latency,
-                errors: p.errors,
-            })
-            .collect::<Vec<_>>(),
+        &points,
     )?);
 
     let (sizes, issues, run_for) = &plan.integrations_curve;
@@ -228,14 +185,7 @@ pub(super) async fn run(
             title: "Webhooks applied per second vs integrations they are spread over",
             x_desc: "integrations (each issue belongs to one)",
         },
-        &points
-            .iter()
-            .map(|p| ApplyPoint {
-                at: p.integrations,
-                applied_per_s: p.applied_per_s,
-                accepted_per_s: p.accepted_per_s,
-            })
-            .collect::<Vec<_>>(),
+        &points,
     )?;
     result.figure("issues", *issues as f64);
     results.push(result);
@@ -257,16 +207,7 @@ pub(super) async fn run(
             title: "SyncAssigneeInbound latency vs organizations sharing an issue (64 in flight)",
             x_desc: "organizations each issue is linked in",
         },
-        &points
-            .iter()
-            .map(|p| SyncPoint {
-                at: p.organizations,
-                groups_per_call: p.organizations,
-                calls_per_s: p.calls_per_s,
-                latency: &p.latency,
-                errors: p.errors,
-            })
-            .collect::<Vec<_>>(),
+        &points,
     )?);
 
     let (count, run_for) = plan.retention_rounds;

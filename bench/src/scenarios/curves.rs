@@ -34,17 +34,33 @@ use crate::scenarios::fanout::{self, GROUPS_PER_ISSUE, SUBSCRIBE};
 use crate::scenarios::ingest::{self, Load};
 use crate::scenarios::{skim_stream, sync_rpc};
 
-/// One point of the apply-rate curve.
+/// One point of a curve of webhooks applied (and accepted) per second.
 #[derive(Debug, Clone, Copy)]
-pub struct BacklogPoint {
-    /// Deliveries parked in the inbox during the run.
-    pub backlog: usize,
+pub struct ApplyPoint {
+    /// The x value: what grows along the curve.
+    pub at: usize,
     /// Applied per second.
     pub applied_per_s: f64,
     /// Accepted per second.
     pub accepted_per_s: f64,
-    /// The tracker's database bytes added per accepted webhook.
-    pub bytes_per_webhook: f64,
+    /// The tracker's database bytes added per accepted webhook, where the
+    /// curve measures them.
+    pub bytes_per_webhook: Option<f64>,
+}
+
+/// One point of a curve of `SyncAssigneeInbound` calls.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncPoint {
+    /// The x value: what grows along the curve.
+    pub at: usize,
+    /// How many groups each call changes.
+    pub groups_per_call: usize,
+    /// Calls completed per second.
+    pub calls_per_s: f64,
+    /// Their latency.
+    pub latency: Latency,
+    /// Calls that failed.
+    pub errors: usize,
 }
 
 /// Parks `count` pending deliveries over 100,000 issues (at most), due in a
@@ -103,7 +119,7 @@ pub async fn apply_vs_backlog(
     backlog: usize,
     concurrency: usize,
     duration: Duration,
-) -> anyhow::Result<BacklogPoint> {
+) -> anyhow::Result<ApplyPoint> {
     let bed = Bed::start_with(
         options,
         &format!("backlog-{backlog}"),
@@ -120,25 +136,14 @@ pub async fn apply_vs_backlog(
     let outcome = ingest::run(&bed, &tenant, Load::Closed { concurrency }, duration).await?;
     let after = database_bytes(&bed.tracker_db).await?;
     bed.stop().await?;
-    Ok(BacklogPoint {
-        backlog,
+    Ok(ApplyPoint {
+        at: backlog,
         applied_per_s: outcome.applied_per_s,
         accepted_per_s: outcome.accepted_per_s,
-        bytes_per_webhook: after.saturating_sub(before) as f64 / outcome.accepted.max(1) as f64,
+        bytes_per_webhook: Some(
+            after.saturating_sub(before) as f64 / outcome.accepted.max(1) as f64,
+        ),
     })
-}
-
-/// One point of the sync curve.
-#[derive(Debug, Clone, Copy)]
-pub struct GroupsPoint {
-    /// Groups linked to each issue.
-    pub groups_per_issue: usize,
-    /// Calls per second.
-    pub calls_per_s: f64,
-    /// Call latency.
-    pub latency: Latency,
-    /// Failed calls.
-    pub errors: usize,
 }
 
 /// SyncAssigneeInbound at `concurrency` in flight on 100 issues linked to
@@ -151,13 +156,14 @@ pub async fn sync_vs_groups(
     groups_per_issue: usize,
     concurrency: usize,
     duration: Duration,
-) -> anyhow::Result<GroupsPoint> {
+) -> anyhow::Result<SyncPoint> {
     let bed = Bed::start(options, &format!("sync-groups-{groups_per_issue}"), &[]).await?;
     let tenant = Tenant::create(&bed, 100, groups_per_issue, 200).await?;
     let rate = sync_rpc::run(&bed, &tenant, concurrency, duration).await?;
     bed.stop().await?;
-    Ok(GroupsPoint {
-        groups_per_issue,
+    Ok(SyncPoint {
+        at: groups_per_issue,
+        groups_per_call: groups_per_issue,
         calls_per_s: rate.per_s,
         latency: rate.latency,
         errors: rate.errors,
@@ -245,17 +251,6 @@ pub async fn catch_up(options: &BedOptions, behind: usize) -> anyhow::Result<Cat
     })
 }
 
-/// One point of the integrations curve.
-#[derive(Debug, Clone, Copy)]
-pub struct IntegrationsPoint {
-    /// Integrations the issues are spread over.
-    pub integrations: usize,
-    /// Applied per second.
-    pub applied_per_s: f64,
-    /// Accepted per second.
-    pub accepted_per_s: f64,
-}
-
 /// The closed-loop ingest for `duration` on `issues` issues spread over
 /// `integrations` integrations (webhooks of issue `i` signed for and sent to
 /// integration `i % integrations`).
@@ -268,7 +263,7 @@ pub async fn ingest_vs_integrations(
     issues: usize,
     concurrency: usize,
     duration: Duration,
-) -> anyhow::Result<IntegrationsPoint> {
+) -> anyhow::Result<ApplyPoint> {
     let bed = Bed::start_with(
         options,
         &format!("integrations-{integrations}"),
@@ -292,24 +287,12 @@ pub async fn ingest_vs_integrations(
     .await?;
     let outcome = ingest::run(&bed, &tenant, Load::Closed { concurrency }, duration).await?;
     bed.stop().await?;
-    Ok(IntegrationsPoint {
-        integrations,
+    Ok(ApplyPoint {
+        at: integrations,
         applied_per_s: outcome.applied_per_s,
         accepted_per_s: outcome.accepted_per_s,
+        bytes_per_webhook: None,
     })
-}
-
-/// One point of the organizations curve.
-#[derive(Debug, Clone, Copy)]
-pub struct OrganizationsPoint {
-    /// Organizations each issue is linked in.
-    pub organizations: usize,
-    /// Calls per second.
-    pub calls_per_s: f64,
-    /// Call latency.
-    pub latency: Latency,
-    /// Failed calls.
-    pub errors: usize,
 }
 
 /// SyncAssigneeInbound at `concurrency` in flight on 100 issues, each linked
@@ -323,7 +306,7 @@ pub async fn sync_vs_organizations(
     organizations: usize,
     concurrency: usize,
     duration: Duration,
-) -> anyhow::Result<OrganizationsPoint> {
+) -> anyhow::Result<SyncPoint> {
     let bed = Bed::start(options, &format!("sync-orgs-{organizations}"), &[]).await?;
     let tenant = Tenant::create_shaped(
         &bed,
@@ -338,8 +321,9 @@ pub async fn sync_vs_organizations(
     .await?;
     let rate = sync_rpc::run(&bed, &tenant, concurrency, duration).await?;
     bed.stop().await?;
-    Ok(OrganizationsPoint {
-        organizations,
+    Ok(SyncPoint {
+        at: organizations,
+        groups_per_call: organizations,
         calls_per_s: rate.per_s,
         latency: rate.latency,
         errors: rate.errors,
