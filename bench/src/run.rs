@@ -46,7 +46,8 @@ pub struct RunArgs {
     )]
     postgres_url: String,
     /// Only these scenarios (comma-separated: plans, baselines, ingest,
-    /// latency, sync-rpc, outbound, notify, drain, fanout, idle, peer).
+    /// latency, sync-rpc, outbound, notify, drain, fanout, idle, peer,
+    /// curves, or one curve by its name, such as curve-apply-vs-backlog).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -621,8 +622,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
 
-    if wants("curves") {
-        for result in cost_curves::run(&options, &plan, &args.out).await? {
+    if wants("curves") || args.only.iter().any(|o| o.starts_with("curve-")) {
+        for result in cost_curves::run(&options, &plan, &args.out, &args.only).await? {
             record(result)?;
         }
     }

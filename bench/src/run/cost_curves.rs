@@ -119,86 +119,99 @@ fn sync_curve(
     Ok(result)
 }
 
-/// Runs every cost curve of `plan`: a result per curve, and an SVG plot each
-/// in `out`.
+/// Runs the cost curves of `plan` named in `only` (every one when it is
+/// empty or names `curves`): a result per curve, and an SVG plot each in
+/// `out`.
 pub(super) async fn run(
     options: &BedOptions,
     plan: &Plan,
     out: &std::path::Path,
+    only: &[String],
 ) -> anyhow::Result<Vec<ScenarioResult>> {
+    // All of them, or those named (alone or as `curves`).
+    let wants = |name: &str| only.is_empty() || only.iter().any(|o| o == "curves" || o == name);
     let mut results = Vec::new();
 
-    let (backlogs, run_for) = &plan.backlog_curve;
-    let mut points = Vec::new();
-    for &backlog in backlogs {
-        points.push(curves::apply_vs_backlog(options, backlog, plan.concurrency, *run_for).await?);
+    if wants("curve-apply-vs-backlog") {
+        let (backlogs, run_for) = &plan.backlog_curve;
+        let mut points = Vec::new();
+        for &backlog in backlogs {
+            points.push(
+                curves::apply_vs_backlog(options, backlog, plan.concurrency, *run_for).await?,
+            );
+        }
+        results.push(apply_curve(
+            out,
+            &Curve {
+                name: "curve-apply-vs-backlog",
+                headline: "applied/s at the largest backlog ÷ at none",
+                goal: "flat: ≥ 0.9",
+                title: "Webhooks applied per second vs deliveries waiting in the inbox",
+                x_desc: "pending deliveries parked in the inbox",
+            },
+            &points,
+        )?);
     }
-    results.push(apply_curve(
-        out,
-        &Curve {
-            name: "curve-apply-vs-backlog",
-            headline: "applied/s at the largest backlog ÷ at none",
-            goal: "flat: ≥ 0.9",
-            title: "Webhooks applied per second vs deliveries waiting in the inbox",
-            x_desc: "pending deliveries parked in the inbox",
-        },
-        &points,
-    )?);
 
-    let (sizes, run_for) = &plan.groups_curve;
-    let mut points = Vec::new();
-    for &groups in sizes {
-        points.push(curves::sync_vs_groups(options, groups, plan.concurrency, *run_for).await?);
+    if wants("curve-sync-vs-groups") {
+        let (sizes, run_for) = &plan.groups_curve;
+        let mut points = Vec::new();
+        for &groups in sizes {
+            points.push(curves::sync_vs_groups(options, groups, plan.concurrency, *run_for).await?);
+        }
+        results.push(sync_curve(
+            out,
+            &Curve {
+                name: "curve-sync-vs-groups",
+                headline: "p99 at the most groups per issue ÷ at one",
+                goal: "– (grows with the work: one notification per group)",
+                title: "SyncAssigneeInbound latency vs groups linked per issue (64 in flight)",
+                x_desc: "groups linked to each issue",
+            },
+            &points,
+        )?);
     }
-    results.push(sync_curve(
-        out,
-        &Curve {
-            name: "curve-sync-vs-groups",
-            headline: "p99 at the most groups per issue ÷ at one",
-            goal: "– (grows with the work: one notification per group)",
-            title: "SyncAssigneeInbound latency vs groups linked per issue (64 in flight)",
-            x_desc: "groups linked to each issue",
-        },
-        &points,
-    )?);
 
-    let (sizes, issues, run_for) = &plan.integrations_curve;
-    let mut points = Vec::new();
-    for &integrations in sizes {
-        points.push(
-            curves::ingest_vs_integrations(
-                options,
-                integrations,
-                *issues,
-                plan.concurrency,
-                *run_for,
-            )
-            .await?,
-        );
-    }
-    let mut result = apply_curve(
-        out,
-        &Curve {
-            name: "curve-ingest-vs-integrations",
-            headline: "applied/s at the most integrations ÷ at one",
-            goal: "flat: ≥ 0.9",
-            title: "Webhooks applied per second vs integrations they are spread over",
-            x_desc: "integrations (each issue belongs to one)",
-        },
-        &points,
-    )?;
-    result.figure("issues", *issues as f64);
-    results.push(result);
-
-    let (sizes, run_for) = &plan.organizations_curve;
-    let mut points = Vec::new();
-    for &organizations in sizes {
-        points.push(
-            curves::sync_vs_organizations(options, organizations, plan.concurrency, *run_for)
+    if wants("curve-ingest-vs-integrations") {
+        let (sizes, issues, run_for) = &plan.integrations_curve;
+        let mut points = Vec::new();
+        for &integrations in sizes {
+            points.push(
+                curves::ingest_vs_integrations(
+                    options,
+                    integrations,
+                    *issues,
+                    plan.concurrency,
+                    *run_for,
+                )
                 .await?,
-        );
+            );
+        }
+        let mut result = apply_curve(
+            out,
+            &Curve {
+                name: "curve-ingest-vs-integrations",
+                headline: "applied/s at the most integrations ÷ at one",
+                goal: "flat: ≥ 0.9",
+                title: "Webhooks applied per second vs integrations they are spread over",
+                x_desc: "integrations (each issue belongs to one)",
+            },
+            &points,
+        )?;
+        result.figure("issues", *issues as f64);
+        results.push(result);
     }
-    results.push(sync_curve(
+
+    if wants("curve-sync-vs-organizations") {
+        let (sizes, run_for) = &plan.organizations_curve;
+        let mut points = Vec::new();
+        for &organizations in sizes {
+            points.push(
+                curves::sync_vs_organizations(options, organizations, plan.concurrency, *run_for)
+                    .await?,
+            );
+        }
+        results.push(sync_curve(
         out,
         &Curve {
             name: "curve-sync-vs-organizations",
@@ -209,131 +222,138 @@ pub(super) async fn run(
         },
         &points,
     )?);
-
-    let (count, run_for) = plan.retention_rounds;
-    let rounds = curves::bytes_under_retention(options, count, plan.concurrency, run_for).await?;
-    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
-    // What the tracker's database holds once a round is pruned and, on
-    // PostgreSQL, vacuumed.
-    let settled = |r: &curves::RetentionRound| {
-        r.vacuumed_bytes
-            .map_or(r.tracker_bytes_pruned, |(tracker, _)| tracker) as f64
-    };
-    let growth = last_over_first(rounds.iter().map(settled));
-    let mut result = ScenarioResult::new(
-        "curve-bytes-under-retention",
-        "tracker DB bytes after the last round's pruning (and VACUUM) ÷ after the first",
-        growth,
-        "bounded: ≤ 1.1",
-    );
-    for (i, r) in rounds.iter().enumerate() {
-        let n = i + 1;
-        result
-            .figure(&format!("accepted_round_{n}"), r.accepted as f64)
-            .figure(
-                &format!("tracker_mib_loaded_round_{n}"),
-                mib(r.tracker_bytes_loaded),
-            )
-            .figure(
-                &format!("tracker_mib_pruned_round_{n}"),
-                mib(r.tracker_bytes_pruned),
-            )
-            .figure(
-                &format!("assignment_mib_pruned_round_{n}"),
-                mib(r.assignment_bytes_pruned),
-            )
-            .figure(&format!("rows_left_round_{n}"), r.rows_left as f64);
-        if let Some((tracker, assignment)) = r.vacuumed_bytes {
-            result
-                .figure(&format!("tracker_mib_vacuumed_round_{n}"), mib(tracker))
-                .figure(
-                    &format!("assignment_mib_vacuumed_round_{n}"),
-                    mib(assignment),
-                );
-        }
     }
-    results.push(result);
-    plot::svg(
-        &out.join("curve-bytes-under-retention.svg"),
-        &plot::Chart {
-            title: "Database size over rounds of ingest with one-second retention",
-            x_desc: "round",
-            categories: (1..=rounds.len()).map(|r| r.to_string()).collect(),
-            y_desc: "MiB",
-            series: [
-                plot::Series {
-                    name: "tracker, after the round's ingest".into(),
-                    values: rounds.iter().map(|r| mib(r.tracker_bytes_loaded)).collect(),
-                },
-                plot::Series {
-                    name: "tracker, after retention".into(),
-                    values: rounds.iter().map(|r| mib(r.tracker_bytes_pruned)).collect(),
-                },
-                plot::Series {
-                    name: "assignment, after retention".into(),
-                    values: rounds
-                        .iter()
-                        .map(|r| mib(r.assignment_bytes_pruned))
-                        .collect(),
-                },
-            ]
-            .into_iter()
-            .chain(rounds.iter().all(|r| r.vacuumed_bytes.is_some()).then(|| {
-                plot::Series {
-                    name: "tracker, after VACUUM".into(),
-                    values: rounds
-                        .iter()
-                        .filter_map(|r| r.vacuumed_bytes.map(|(tracker, _)| mib(tracker)))
-                        .collect(),
-                }
-            }))
-            .collect(),
-        },
-    )?;
 
-    let caught = curves::catch_up(options, plan.catch_up).await?;
-    let mut result = ScenarioResult::new(
-        "curve-catch-up",
-        "replayed deliveries/s",
-        caught.replayed_per_s,
-        "– (memory flat while replaying)",
-    );
-    result
-        .figure("behind", caught.behind as f64)
-        .figure("written_per_s", caught.written_per_s)
-        .figure("anomalies", caught.anomalies as f64)
-        .figure("rss_before_replay_mib", caught.rss_before_mib)
-        .figure("rss_after_replay_mib", caught.rss_after_mib)
-        .figure("peak_rss_mib", caught.peak_rss_mib)
-        .figure(
-            "assignment_db_bytes_per_notification",
-            caught.bytes_per_notification,
+    if wants("curve-bytes-under-retention") {
+        let (count, run_for) = plan.retention_rounds;
+        let rounds =
+            curves::bytes_under_retention(options, count, plan.concurrency, run_for).await?;
+        let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+        // What the tracker's database holds once a round is pruned and, on
+        // PostgreSQL, vacuumed.
+        let settled = |r: &curves::RetentionRound| {
+            r.vacuumed_bytes
+                .map_or(r.tracker_bytes_pruned, |(tracker, _)| tracker) as f64
+        };
+        let growth = last_over_first(rounds.iter().map(settled));
+        let mut result = ScenarioResult::new(
+            "curve-bytes-under-retention",
+            "tracker DB bytes after the last round's pruning (and VACUUM) ÷ after the first",
+            growth,
+            "bounded: ≤ 1.1",
         );
-    results.push(result);
-    plot::svg(
-        &out.join("curve-catch-up.svg"),
-        &plot::Chart {
-            title: "A subscriber catching up: each second of its replay",
-            x_desc: "second of the replay",
-            categories: (1..=caught.per_second.len())
-                .map(|s| s.to_string())
+        for (i, r) in rounds.iter().enumerate() {
+            let n = i + 1;
+            result
+                .figure(&format!("accepted_round_{n}"), r.accepted as f64)
+                .figure(
+                    &format!("tracker_mib_loaded_round_{n}"),
+                    mib(r.tracker_bytes_loaded),
+                )
+                .figure(
+                    &format!("tracker_mib_pruned_round_{n}"),
+                    mib(r.tracker_bytes_pruned),
+                )
+                .figure(
+                    &format!("assignment_mib_pruned_round_{n}"),
+                    mib(r.assignment_bytes_pruned),
+                )
+                .figure(&format!("rows_left_round_{n}"), r.rows_left as f64);
+            if let Some((tracker, assignment)) = r.vacuumed_bytes {
+                result
+                    .figure(&format!("tracker_mib_vacuumed_round_{n}"), mib(tracker))
+                    .figure(
+                        &format!("assignment_mib_vacuumed_round_{n}"),
+                        mib(assignment),
+                    );
+            }
+        }
+        results.push(result);
+        plot::svg(
+            &out.join("curve-bytes-under-retention.svg"),
+            &plot::Chart {
+                title: "Database size over rounds of ingest with one-second retention",
+                x_desc: "round",
+                categories: (1..=rounds.len()).map(|r| r.to_string()).collect(),
+                y_desc: "MiB",
+                series: [
+                    plot::Series {
+                        name: "tracker, after the round's ingest".into(),
+                        values: rounds.iter().map(|r| mib(r.tracker_bytes_loaded)).collect(),
+                    },
+                    plot::Series {
+                        name: "tracker, after retention".into(),
+                        values: rounds.iter().map(|r| mib(r.tracker_bytes_pruned)).collect(),
+                    },
+                    plot::Series {
+                        name: "assignment, after retention".into(),
+                        values: rounds
+                            .iter()
+                            .map(|r| mib(r.assignment_bytes_pruned))
+                            .collect(),
+                    },
+                ]
+                .into_iter()
+                .chain(rounds.iter().all(|r| r.vacuumed_bytes.is_some()).then(|| {
+                    plot::Series {
+                        name: "tracker, after VACUUM".into(),
+                        values: rounds
+                            .iter()
+                            .filter_map(|r| r.vacuumed_bytes.map(|(tracker, _)| mib(tracker)))
+                            .collect(),
+                    }
+                }))
                 .collect(),
-            y_desc: "thousands delivered / MiB resident",
-            series: vec![
-                plot::Series {
-                    name: "thousand notifications delivered".into(),
-                    values: caught
-                        .per_second
-                        .iter()
-                        .map(|(n, _)| *n as f64 / 1000.0)
-                        .collect(),
-                },
-                plot::Series {
-                    name: "assignment service RSS MiB".into(),
-                    values: caught.per_second.iter().map(|(_, rss)| *rss).collect(),
-                },
-            ],
-        },
-    )?;
+            },
+        )?;
+    }
+
+    if wants("curve-catch-up") {
+        let caught = curves::catch_up(options, plan.catch_up).await?;
+        let mut result = ScenarioResult::new(
+            "curve-catch-up",
+            "replayed deliveries/s",
+            caught.replayed_per_s,
+            "– (memory flat while replaying)",
+        );
+        result
+            .figure("behind", caught.behind as f64)
+            .figure("written_per_s", caught.written_per_s)
+            .figure("anomalies", caught.anomalies as f64)
+            .figure("rss_before_replay_mib", caught.rss_before_mib)
+            .figure("rss_after_replay_mib", caught.rss_after_mib)
+            .figure("peak_rss_mib", caught.peak_rss_mib)
+            .figure(
+                "assignment_db_bytes_per_notification",
+                caught.bytes_per_notification,
+            );
+        results.push(result);
+        plot::svg(
+            &out.join("curve-catch-up.svg"),
+            &plot::Chart {
+                title: "A subscriber catching up: each second of its replay",
+                x_desc: "second of the replay",
+                categories: (1..=caught.per_second.len())
+                    .map(|s| s.to_string())
+                    .collect(),
+                y_desc: "thousands delivered / MiB resident",
+                series: vec![
+                    plot::Series {
+                        name: "thousand notifications delivered".into(),
+                        values: caught
+                            .per_second
+                            .iter()
+                            .map(|(n, _)| *n as f64 / 1000.0)
+                            .collect(),
+                    },
+                    plot::Series {
+                        name: "assignment service RSS MiB".into(),
+                        values: caught.per_second.iter().map(|(_, rss)| *rss).collect(),
+                    },
+                ],
+            },
+        )?;
+    }
+
     Ok(results)
 }
