@@ -1195,7 +1195,7 @@ async fn an_inbox_bounded_in_time_pushes_back_once_it_holds_more_work_than_that(
     assert!((1..=60).contains(&seconds), "{seconds}");
     let message = json["error"].as_str().unwrap();
     let bound: u64 = message
-        .split("at its bound of ")
+        .split("its bound of ")
         .nth(1)
         .and_then(|rest| rest.split(';').next())
         .and_then(|n| n.parse().ok())

@@ -12,6 +12,14 @@
 //! back under the bound), counted as the `backlog_full` outcome, and nothing is
 //! stored; Jira delivers it again.
 //!
+//! The time bound also refuses early, as RED queues drop: past half of it, a
+//! share of webhooks growing from none to all at the bound. `Retry-After` is
+//! whole seconds, so a hard bound of less than a second's work turns every
+//! sender away within moments of each other and the dispatcher then idles
+//! until they return (a closed-loop bench applied half as much so); refusing
+//! a few early keeps most senders sending and the backlog near half the bound.
+//! The count stays a hard bound: it is a limit of storage, not of waiting.
+//!
 //! The estimate is the pending count read from the database at the last
 //! recount (every [`RECOUNT_EVERY`]), plus what this replica queued since,
 //! minus what it finished since. So it is exact for one replica between
@@ -59,22 +67,69 @@ pub struct Bounds {
 }
 
 impl Bounds {
-    /// The pending deliveries allowed at `pace` finished per second; `None`
-    /// when nothing bounds the inbox.
-    fn limit(&self, pace: f64) -> Option<u64> {
+    /// The bound that holds at `pace` finished per second; `None` when
+    /// nothing bounds the inbox.
+    fn limit(&self, pace: f64) -> Option<Limit> {
         let by_count = (self.max_pending > 0).then_some(self.max_pending);
         let by_wait = (!self.max_wait.is_zero() && pace > 0.0).then(|| {
             let work = (pace * self.max_wait.as_secs_f64()).ceil() as u64;
             work.max(self.min_pending).max(1)
         });
         match (by_count, by_wait) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+            (Some(count), Some(wait)) if count <= wait => Some(Limit::hard(count)),
+            (_, Some(wait)) => Some(Limit {
+                deliveries: wait,
+                early: true,
+            }),
+            (Some(count), None) => Some(Limit::hard(count)),
+            (None, None) => None,
         }
     }
 
     fn any(&self) -> bool {
         self.max_pending > 0 || !self.max_wait.is_zero()
+    }
+}
+
+/// The bound that holds now, in deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Limit {
+    /// The most pending deliveries.
+    deliveries: u64,
+    /// Whether a growing share of webhooks is refused from half of it (the
+    /// time bound), rather than none until it is reached (the count).
+    early: bool,
+}
+
+impl Limit {
+    fn hard(deliveries: u64) -> Self {
+        Self {
+            deliveries,
+            early: false,
+        }
+    }
+
+    /// The share of webhooks refused with `pending` deliveries: all at the
+    /// limit; below it none, or, for an early limit, a share growing from
+    /// none at half the limit.
+    fn refused_share(self, pending: u64) -> f64 {
+        if pending >= self.deliveries {
+            return 1.0;
+        }
+        if !self.early {
+            return 0.0;
+        }
+        let half = self.deliveries as f64 / 2.0;
+        ((pending as f64 - half) / half).max(0.0)
+    }
+
+    /// Where refusing starts.
+    fn threshold(self) -> u64 {
+        if self.early {
+            self.deliveries / 2
+        } else {
+            self.deliveries
+        }
     }
 }
 
@@ -93,6 +148,10 @@ pub struct Backlog {
     /// measured between recounts (an `f64`'s bits), for `Retry-After` and
     /// the time bound.
     pace: AtomicU64,
+    /// The running sum of the shares refused early, in millionths: a webhook
+    /// is refused each time it passes a whole number, which spreads early
+    /// refusals evenly over the webhooks.
+    shed: AtomicU64,
 }
 
 /// Why a webhook is not accepted now, and when to deliver it again.
@@ -115,6 +174,7 @@ impl Backlog {
             queued: AtomicU64::new(0),
             finished: AtomicU64::new(0),
             pace: AtomicU64::new(0f64.to_bits()),
+            shed: AtomicU64::new(0),
         }
     }
 
@@ -137,21 +197,32 @@ impl Backlog {
         f64::from_bits(self.pace.load(Ordering::Relaxed))
     }
 
-    /// `Err` when a new delivery must wait: the inbox is at its bound.
+    /// `Err` when a new delivery must wait: the inbox is at its bound, or
+    /// past half of its time bound and this delivery is one of the share
+    /// refused there.
     pub fn admit(&self) -> Result<(), Full> {
         let pace = self.pace();
         let Some(limit) = self.bounds.limit(pace) else {
             return Ok(());
         };
         let pending = self.pending();
-        if pending < limit {
+        let share = limit.refused_share(pending);
+        if share <= 0.0 || (share < 1.0 && !self.shed(share)) {
             return Ok(());
         }
         Err(Full {
             pending,
-            limit,
-            retry_after: retry_after(pending + 1 - limit, pace),
+            limit: limit.deliveries,
+            retry_after: retry_after((pending + 1).saturating_sub(limit.threshold()), pace),
         })
+    }
+
+    /// Whether this webhook is one of the `share` (0 to 1) refused.
+    fn shed(&self, share: f64) -> bool {
+        const WHOLE: u64 = 1_000_000;
+        let step = (share * WHOLE as f64) as u64;
+        let before = self.shed.fetch_add(step, Ordering::Relaxed);
+        before / WHOLE != before.wrapping_add(step) / WHOLE
     }
 
     /// A delivery was queued here.
@@ -259,26 +330,80 @@ mod tests {
             max_wait,
             min_pending,
         };
+        let hard = |n| Some(Limit::hard(n));
+        let early = |n| {
+            Some(Limit {
+                deliveries: n,
+                early: true,
+            })
+        };
         let table = [
             // (bounds, pace per s, limit)
             (bounds(0, Duration::ZERO, 128), 1000.0, None),
-            (bounds(100, Duration::ZERO, 128), 1000.0, Some(100)),
+            (bounds(100, Duration::ZERO, 128), 1000.0, hard(100)),
             (bounds(0, s(2), 128), 0.0, None),
-            (bounds(100, s(2), 128), 0.0, Some(100)),
-            (bounds(0, s(2), 128), 1000.0, Some(2000)),
-            (bounds(100_000, s(2), 128), 1000.0, Some(2000)),
-            (bounds(1_000, s(2), 128), 1000.0, Some(1000)),
+            (bounds(100, s(2), 128), 0.0, hard(100)),
+            (bounds(0, s(2), 128), 1000.0, early(2000)),
+            (bounds(100_000, s(2), 128), 1000.0, early(2000)),
+            (bounds(1_000, s(2), 128), 1000.0, hard(1000)),
+            (bounds(2_000, s(2), 128), 1000.0, hard(2000)),
             (
                 bounds(0, Duration::from_millis(500), 128),
                 1000.5,
-                Some(501),
+                early(501),
             ),
-            (bounds(0, s(1), 128), 10.0, Some(128)),
-            (bounds(0, s(1), 0), 0.2, Some(1)),
+            (bounds(0, s(1), 128), 10.0, early(128)),
+            (bounds(0, s(1), 0), 0.2, early(1)),
         ];
         for (bounds, pace, expected) in table {
             assert_eq!(bounds.limit(pace), expected, "{bounds:?} at {pace}/s");
         }
+    }
+
+    #[test]
+    fn a_time_bound_refuses_a_growing_share_from_half_of_it() {
+        let table = [
+            // (limit, early, pending, share refused)
+            (100, false, 0, 0.0),
+            (100, false, 99, 0.0),
+            (100, false, 100, 1.0),
+            (100, true, 0, 0.0),
+            (100, true, 50, 0.0),
+            (100, true, 75, 0.5),
+            (100, true, 99, 0.98),
+            (100, true, 100, 1.0),
+            (100, true, 1_000, 1.0),
+            (1, true, 0, 0.0),
+        ];
+        for (deliveries, early, pending, expected) in table {
+            let share = Limit { deliveries, early }.refused_share(pending);
+            assert!(
+                (share - expected).abs() < 1e-9,
+                "{pending} of {deliveries} (early: {early}): {share}"
+            );
+        }
+    }
+
+    #[test]
+    fn early_refusals_are_spread_evenly() {
+        let backlog = Backlog::new(
+            Bounds {
+                max_wait: Duration::from_secs(1),
+                ..Bounds::default()
+            },
+            75,
+        );
+        // No pace yet: no time bound.
+        assert!((0..100).all(|_| backlog.admit().is_ok()));
+        backlog.pace.store(100f64.to_bits(), Ordering::Relaxed);
+        // 75 of a bound of 100: half are refused, every other one.
+        let refused: Vec<bool> = (0..100).map(|_| backlog.admit().is_err()).collect();
+        assert_eq!(refused.iter().filter(|r| **r).count(), 50);
+        assert!(refused.windows(2).all(|w| w[0] != w[1]), "{refused:?}");
+        assert!(backlog.admit().is_ok());
+        let full = backlog.admit().expect_err("every other one");
+        assert_eq!((full.pending, full.limit), (75, 100));
+        assert_eq!(full.retry_after, Duration::from_secs(1));
     }
 
     #[test]

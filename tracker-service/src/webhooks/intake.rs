@@ -375,8 +375,14 @@ async fn receive(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "backlog_full",
                 format!(
-                    "the tracker's inbox holds {} deliveries, at its bound of {}; deliver it again later",
-                    full.pending, full.limit
+                    "the tracker's inbox holds {} deliveries, {} its bound of {}; deliver it again later",
+                    full.pending,
+                    if full.pending >= full.limit {
+                        "at"
+                    } else {
+                        "near"
+                    },
+                    full.limit
                 ),
             ),
             full.retry_after,
