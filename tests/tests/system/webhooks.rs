@@ -1025,6 +1025,26 @@ async fn the_pending_count_follows_every_change_of_the_inbox() {
     assert_eq!(delta_sum(&pair).await, 0);
 }
 
+/// The `n`th of a run of assignee webhooks for APP-123: Jess and Kim take
+/// turns, and each is a second newer than the one before.
+fn alternating_assignee(n: u32) -> Vec<u8> {
+    body(&assignee_payload(
+        "APP-123",
+        Some("101"),
+        Some(if n.is_multiple_of(2) {
+            "jess@sentry.io"
+        } else {
+            "kim@sentry.io"
+        }),
+        &format!(
+            "2023-01-01T{:02}:{:02}:{:02}.000+0000",
+            n / 3600,
+            n / 60 % 60,
+            n % 60
+        ),
+    ))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_inbox_pushes_back_with_retry_after_until_the_backlog_drains() {
     let pair = Pair::start().await;
@@ -1049,24 +1069,17 @@ async fn a_full_inbox_pushes_back_with_retry_after_until_the_backlog_drains() {
         config
     };
     let tracker = TrackerApp::spawn_with(bounded()).await;
-    let payload = |minute: u32| {
-        body(&assignee_payload(
-            "APP-123",
-            Some("101"),
-            Some(if minute.is_multiple_of(2) {
-                "jess@sentry.io"
-            } else {
-                "kim@sentry.io"
-            }),
-            &format!("2023-01-01T00:{minute:02}:00.000+0000"),
-        ))
-    };
     // Nothing drains while the assignment service is down: three fill the
     // inbox, the fourth is pushed back and nothing of it is stored.
     for minute in 0..3 {
-        accepted(&tracker, &payload(minute), Some(&format!("full-{minute}"))).await;
+        accepted(
+            &tracker,
+            &alternating_assignee(minute),
+            Some(&format!("full-{minute}")),
+        )
+        .await;
     }
-    let (status, retry_after, json) = post_raw(&tracker, &payload(3), "full-3").await;
+    let (status, retry_after, json) = post_raw(&tracker, &alternating_assignee(3), "full-3").await;
     assert_eq!(status, 503, "{json}");
     let seconds: u64 = retry_after.expect("Retry-After").parse().unwrap();
     assert!((1..=60).contains(&seconds), "{seconds}");
@@ -1087,7 +1100,12 @@ async fn a_full_inbox_pushes_back_with_retry_after_until_the_backlog_drains() {
     // A restarted tracker counts what is already queued.
     tracker.stop().await;
     let tracker = TrackerApp::spawn_with(bounded()).await;
-    assert_eq!(post_raw(&tracker, &payload(3), "full-3").await.0, 503);
+    assert_eq!(
+        post_raw(&tracker, &alternating_assignee(3), "full-3")
+            .await
+            .0,
+        503
+    );
 
     // The assignment service returns: the backlog drains, in order, and the
     // pushed-back delivery is accepted when Jira sends it again.
@@ -1097,7 +1115,7 @@ async fn a_full_inbox_pushes_back_with_retry_after_until_the_backlog_drains() {
         "the pushed-back delivery to be accepted once the inbox drained",
         wait::DEFAULT_DEADLINE,
         || async {
-            let (status, _, json) = post_raw(&tracker, &payload(3), "full-3").await;
+            let (status, _, json) = post_raw(&tracker, &alternating_assignee(3), "full-3").await;
             (status == 200).then_some(json)
         },
     )
@@ -1115,7 +1133,7 @@ async fn a_full_inbox_pushes_back_with_retry_after_until_the_backlog_drains() {
         assert_eq!(
             assignment.group(*group).await.assignee_user_id,
             Some(t.kim),
-            "the last delivery (minute 3) wins"
+            "the last delivery (number 3) wins"
         );
     }
     tracker.stop().await;
@@ -1145,23 +1163,6 @@ async fn an_inbox_bounded_in_time_pushes_back_once_it_holds_more_work_than_that(
     config.dispatch_concurrency = 1;
     assert_eq!(config.inbox_max_pending, 100_000);
     let tracker = TrackerApp::spawn_with(config).await;
-    let payload = |n: u32| {
-        body(&assignee_payload(
-            "APP-123",
-            Some("101"),
-            Some(if n.is_multiple_of(2) {
-                "jess@sentry.io"
-            } else {
-                "kim@sentry.io"
-            }),
-            &format!(
-                "2023-01-01T{:02}:{:02}:{:02}.000+0000",
-                n / 3600,
-                n / 60 % 60,
-                n % 60
-            ),
-        ))
-    };
     // Eight senders at a time outrun one delivery at a time; once a pace is
     // measured, the bound is that pace's 100 ms of work.
     let sent = std::sync::atomic::AtomicU32::new(0);
@@ -1172,7 +1173,7 @@ async fn an_inbox_bounded_in_time_pushes_back_once_it_holds_more_work_than_that(
         || async {
             let answers = futures_util::future::join_all((0..8).map(|_| {
                 let n = sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let payload = payload(n);
+                let payload = alternating_assignee(n);
                 let tracker = &tracker;
                 async move { post_raw(tracker, &payload, &format!("wait-{n}")).await }
             }))
