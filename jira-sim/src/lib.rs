@@ -119,6 +119,11 @@ struct FakeState {
     /// Answers to requests matching (method, path prefix, path suffix) are
     /// delayed this long after the request took effect.
     slow: Vec<(Method, String, String, Duration)>,
+    /// Answers to requests matching (method, path prefix, path suffix) wait,
+    /// after the request took effect, until [`JiraSim::release_answers`].
+    held_answers: Vec<(Method, String, String)>,
+    /// Whether held answers may go out (`false` while answers are held).
+    answers_open: Option<tokio::sync::watch::Sender<bool>>,
     /// Behave as Data Center before 8.4: no paged create metadata endpoints.
     legacy_createmeta: bool,
 }
@@ -324,6 +329,28 @@ impl JiraSim {
             for outgoing in held {
                 let _ = outbox.send(outgoing);
             }
+        }
+    }
+
+    /// Holds the answers to `METHOD` requests whose path starts with `prefix`
+    /// and ends with `suffix` until [`Self::release_answers`]: the change is
+    /// made (and its webhook goes out), its answer waits, as when Jira's
+    /// webhook overtakes its answer.
+    pub fn hold_answers(&self, method: Method, prefix: &str, suffix: &str) {
+        let mut s = self.state.lock().unwrap();
+        s.held_answers
+            .push((method, prefix.to_owned(), suffix.to_owned()));
+        s.answers_open
+            .get_or_insert_with(|| tokio::sync::watch::channel(true).0)
+            .send_replace(false);
+    }
+
+    /// Sends every held answer and stops holding.
+    pub fn release_answers(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.held_answers.clear();
+        if let Some(open) = &s.answers_open {
+            open.send_replace(true);
         }
     }
 

@@ -115,18 +115,33 @@ pub async fn handle(
         return response;
     }
 
-    let delay = {
+    let (delay, gate) = {
         let s = state.lock().unwrap();
-        s.slow
+        let delay = s
+            .slow
             .iter()
             .find(|(m, p, x, _)| {
                 *m == method && path.starts_with(p.as_str()) && path.ends_with(x.as_str())
             })
-            .map(|(_, _, _, d)| *d)
+            .map(|(_, _, _, d)| *d);
+        let held = s.held_answers.iter().any(|(m, p, x)| {
+            *m == method && path.starts_with(p.as_str()) && path.ends_with(x.as_str())
+        });
+        let gate = held
+            .then(|| {
+                s.answers_open
+                    .as_ref()
+                    .map(tokio::sync::watch::Sender::subscribe)
+            })
+            .flatten();
+        (delay, gate)
     };
     let response = answer(&state, &method, &path, &query, &parsed).await;
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
+    }
+    if let Some(mut open) = gate {
+        let _ = open.wait_for(|open| *open).await;
     }
     response
 }

@@ -987,3 +987,70 @@ async fn a_jira_change_right_after_ours_wins_on_both_sides() {
     assert_eq!(t.puts(), 1, "one round trip");
     t.outbound_settled(2).await;
 }
+
+/// 4. Jira's webhook about our change (Jess) overtakes Jira's answer to it,
+///    and a newer local change (unassign) waits behind it: the echo is still
+///    recognised while the change is in flight, so it does not undo the newer
+///    change; both end unassigned.
+#[tokio::test]
+async fn an_echo_that_overtakes_jiras_answer_is_still_recognised() {
+    let t = TwoWay::start().await;
+    t.jira()
+        .hold_answers(Method::PUT, "/rest/api/2/issue/", "/assignee");
+    t.jira().hold_webhooks();
+    t.pair.assignment.assign(t.group, t.jess, 0).await;
+    t.jira_shows("Jess in Jira", |i| {
+        i.assignee.as_deref() == Some("acc-jess")
+    })
+    .await;
+    t.pair
+        .assignment
+        .groups()
+        .unassign_group(assignment::UnassignGroupRequest {
+            group_id: t.group,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    wait::until(
+        "the unassign waiting behind Jess's sync",
+        wait::DEFAULT_DEADLINE,
+        || async { (t.outbound().await.len() == 2).then_some(()) },
+    )
+    .await;
+    t.jira().release_webhooks();
+    let echo = t.webhooks_applied(1).await;
+    assert!(
+        summaries(&echo[0]).contains("Jira reporting outbound sync")
+            && summaries(&echo[0]).contains("not applied"),
+        "{}",
+        summaries(&echo[0])
+    );
+    assert_eq!(
+        t.outbound().await[0].state(),
+        tracker::OutboundSyncState::Pending,
+        "the webhook came while Jess's sync waited for Jira's answer"
+    );
+    assert_eq!(
+        t.pair.assignment.group(t.group).await.assignee_user_id,
+        None
+    );
+    t.jira().release_answers();
+    t.jira_shows("nobody in Jira", |i| i.assignee.is_none())
+        .await;
+    t.webhooks_applied(2).await;
+    let synced = t.outbound_settled(2).await;
+    assert!(
+        synced
+            .iter()
+            .all(|s| s.state() == tracker::OutboundSyncState::Done),
+        "{synced:?}"
+    );
+    use assignment::ActivityKind::{Assigned, Unassigned};
+    assert_eq!(
+        t.changes().await,
+        vec![(Assigned, Some(t.jess)), (Unassigned, None)],
+        "never flipped back"
+    );
+    assert_eq!(t.puts(), 2);
+}

@@ -28,7 +28,7 @@ use service_runtime::database::Database;
 use service_runtime::time::now;
 
 use super::mappings::{self, Installation};
-use super::store::Outcome;
+use super::store::{self, Outcome};
 use crate::domain::Integration;
 use crate::domain::outbound::{OutboundRecord, OutboundTarget};
 use crate::domain::sync::StatusAction;
@@ -108,21 +108,34 @@ impl OutboundApplier {
         let issue = entry.intent.issue.id_or_key();
         match &entry.intent.target {
             OutboundTarget::Assignee { emails, .. } => {
-                self.assign(&site, &integration, issue, Some(emails)).await
+                self.assign(entry.id, &site, &integration, issue, Some(emails))
+                    .await
             }
-            OutboundTarget::Unassigned => self.assign(&site, &integration, issue, None).await,
+            OutboundTarget::Unassigned => {
+                self.assign(entry.id, &site, &integration, issue, None)
+                    .await
+            }
             OutboundTarget::Status(action) => {
                 let installation = Installation {
                     integration_id: integration.id.clone(),
                     organization_id: entry.intent.organization_id,
                 };
-                self.transition(&site, &installation, issue, *action).await
+                self.transition(entry.id, &site, &installation, issue, *action)
+                    .await
             }
         }
     }
 
+    /// Records that entry `entry_id` is about to send `value`, before it is sent
+    /// (see [`store::expect_echo`]).
+    async fn about_to_send(&self, entry_id: i64, value: &str) -> Result<(), Failure> {
+        store::expect_echo(&self.db, entry_id, value).await?;
+        Ok(())
+    }
+
     async fn assign(
         &self,
+        entry_id: i64,
         site: &Site<'_>,
         integration: &Integration,
         issue: &str,
@@ -146,6 +159,7 @@ impl OutboundApplier {
             if current.is_none() {
                 return Ok(done(format!("{} already has no assignee", state.key), None));
             }
+            self.about_to_send(entry_id, "").await?;
             site.set_assignee(issue, None)
                 .await
                 .map_err(|e| Failure::from_jira(e, WHAT))?;
@@ -168,24 +182,25 @@ impl OutboundApplier {
                 emails.join(", ")
             )));
         };
-        let Some(id) = id_of(&user) else {
+        let Some(user_id) = id_of(&user) else {
             return Err(Failure::Stop(format!(
                 "the Jira user matching {email} has no {}",
                 if by_name { "name" } else { "account id" }
             )));
         };
-        if current.as_deref() == Some(id.as_str()) {
+        if current.as_deref() == Some(user_id.as_str()) {
             return Ok(done(
                 format!("{} is already assigned to {email} in Jira", state.key),
                 None,
             ));
         }
-        site.set_assignee(issue, Some(&id))
+        self.about_to_send(entry_id, &user_id).await?;
+        site.set_assignee(issue, Some(&user_id))
             .await
             .map_err(|e| Failure::from_jira(e, WHAT))?;
         Ok(done(
-            format!("assigned {} to {email} ({id})", state.key),
-            Some(id),
+            format!("assigned {} to {email} ({user_id})", state.key),
+            Some(user_id),
         ))
     }
 
@@ -229,6 +244,7 @@ impl OutboundApplier {
 
     async fn transition(
         &self,
+        entry_id: i64,
         site: &Site<'_>,
         installation: &Installation,
         issue: &str,
@@ -278,6 +294,7 @@ impl OutboundApplier {
                 current.map_or("?", |s| s.name.as_str())
             )));
         };
+        self.about_to_send(entry_id, target).await?;
         site.transition(issue, &transition.id)
             .await
             .map_err(|e| Failure::from_jira(e, WHAT))?;

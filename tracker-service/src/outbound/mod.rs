@@ -33,8 +33,10 @@
 //!   `from_source` for X's issue: nothing is sent (Jira already shows it), but
 //!   it supersedes older local entries not yet sent (the Jira change, applied
 //!   after them on our side, wins).
-//! - **Echoes**: Jira answers our change with a webhook. When that webhook
-//!   reports exactly what an entry sent, it is recognised once
+//! - **Echoes**: Jira answers our change with a webhook, which may arrive
+//!   before Jira's answer to the request does; what an entry sends is recorded
+//!   before it is sent. When that webhook reports exactly what an entry sent,
+//!   it is recognised once
 //!   ([`store::recognise_echo`]): if a newer local change of the issue is still
 //!   waiting to be sent, the echo is not applied (it would undo that change on
 //!   our side before it reaches Jira); otherwise it is applied as usual and is

@@ -10,8 +10,10 @@
 //! - **Superseding**: when an issue is claimed, its newest pending entry is
 //!   the one applied, and older pending ones are superseded (sync is
 //!   state-based: the newest says what Jira must show).
-//! - **Echoes**: an applied entry remembers what it sent (`sent_value`), so the
-//!   webhook Jira sends about that change can be recognised once.
+//! - **Echoes**: an entry remembers what it sends (`sent_value`) before it
+//!   sends it ([`expect_echo`]), so the webhook Jira sends about that change
+//!   can be recognised once, even when it arrives before Jira's answer. A
+//!   failed attempt forgets it (the next one says again).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -383,10 +385,8 @@ pub async fn record_outcome(
                 )
                 .col_expr(outbound_sync::Column::Result, Expr::value(result.clone()))
                 .col_expr(outbound_sync::Column::SentValue, Expr::value(sent.clone()))
-                .col_expr(
-                    outbound_sync::Column::EchoExpected,
-                    Expr::value(sent.is_some()),
-                )
+            // The expectation was written before the change was sent; its
+            // echo may already have been recognised.
         }
         Outcome::Stopped(reason) => {
             heads.finished(issue.clone(), position);
@@ -396,10 +396,12 @@ pub async fn record_outcome(
                     Expr::value(OutboundState::Stopped.as_str()),
                 )
                 .col_expr(outbound_sync::Column::Result, Expr::value(reason.clone()))
+                .col_expr(outbound_sync::Column::EchoExpected, Expr::value(false))
         }
         Outcome::RetryLater(error, at) => {
             heads.retried(issue.clone(), position, *at);
             update
+                .col_expr(outbound_sync::Column::EchoExpected, Expr::value(false))
                 .col_expr(outbound_sync::Column::LastError, Expr::value(error.clone()))
                 .col_expr(outbound_sync::Column::NextAttemptAt, Expr::value(*at))
         }
@@ -526,6 +528,22 @@ pub async fn retry(
     })
     .await?;
     get(db.conn(), id).await
+}
+
+/// Records that entry `id` is about to send `value` (the account id, user
+/// name or status id Jira will show), so that Jira's webhook about it is
+/// recognised even when it arrives before Jira's answer does.
+///
+/// # Errors
+/// Database errors.
+pub async fn expect_echo(db: &Database, id: i64, value: &str) -> Result<(), TrackerError> {
+    let update = outbound_sync::Entity::update_many()
+        .col_expr(outbound_sync::Column::SentValue, Expr::value(value))
+        .col_expr(outbound_sync::Column::EchoExpected, Expr::value(true))
+        .filter(outbound_sync::Column::Id.eq(id))
+        .exec(db.conn());
+    db.gated(update).await?;
+    Ok(())
 }
 
 /// What an inbound change of one issue and direction is, with respect to
