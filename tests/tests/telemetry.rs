@@ -152,7 +152,7 @@ async fn a_webhooks_spans_reach_the_collector_as_one_trace_with_causal_parents()
     let trace = trace.to_be_bytes().to_vec();
 
     // The steps, by span name, in causal order; each one's parent is named.
-    let steps: [(&str, Option<&str>); 10] = [
+    let steps: [(&str, Option<&str>); 11] = [
         ("POST /webhooks/jira/{integration}", None),
         (
             "store webhook delivery",
@@ -170,17 +170,18 @@ async fn a_webhooks_spans_reach_the_collector_as_one_trace_with_causal_parents()
             "dispatch webhook delivery",
             Some("POST /webhooks/jira/{integration}"),
         ),
+        ("send assignee changes", Some("dispatch webhook delivery")),
         (
-            "assignment.v1.ExternalIssueService/SyncAssigneeInbound#client",
-            Some("dispatch webhook delivery"),
+            "assignment.v1.ExternalIssueService/SyncAssigneeInboundBatch#client",
+            Some("send assignee changes"),
         ),
         (
-            "assignment.v1.ExternalIssueService/SyncAssigneeInbound#server",
-            Some("assignment.v1.ExternalIssueService/SyncAssigneeInbound#client"),
+            "assignment.v1.ExternalIssueService/SyncAssigneeInboundBatch#server",
+            Some("assignment.v1.ExternalIssueService/SyncAssigneeInboundBatch#client"),
         ),
         (
             "apply SyncAssigneeInbound group",
-            Some("assignment.v1.ExternalIssueService/SyncAssigneeInbound#server"),
+            Some("assignment.v1.ExternalIssueService/SyncAssigneeInboundBatch#server"),
         ),
         (
             "transaction in apply SyncAssigneeInbound group",
@@ -188,7 +189,7 @@ async fn a_webhooks_spans_reach_the_collector_as_one_trace_with_causal_parents()
         ),
         (
             "deliver notification",
-            Some("assignment.v1.ExternalIssueService/SyncAssigneeInbound#server"),
+            Some("assignment.v1.ExternalIssueService/SyncAssigneeInboundBatch#server"),
         ),
     ];
     // A span's step name: RPC spans by name and kind (transactions are named
@@ -264,7 +265,7 @@ async fn a_webhooks_spans_reach_the_collector_as_one_trace_with_causal_parents()
             ),
         }
     }
-    let server = &spans["assignment.v1.ExternalIssueService/SyncAssigneeInbound#server"];
+    let server = &spans["assignment.v1.ExternalIssueService/SyncAssigneeInboundBatch#server"];
     assert_eq!(
         server.span_id,
         parent.to_be_bytes().to_vec(),
@@ -273,7 +274,7 @@ async fn a_webhooks_spans_reach_the_collector_as_one_trace_with_causal_parents()
     for (key, value) in [
         ("rpc.system", "grpc"),
         ("rpc.service", "assignment.v1.ExternalIssueService"),
-        ("rpc.method", "SyncAssigneeInbound"),
+        ("rpc.method", "SyncAssigneeInboundBatch"),
         ("rpc.grpc.status_code", "0"),
     ] {
         assert_eq!(attribute(server, key).as_deref(), Some(value), "{key}");

@@ -4,6 +4,8 @@
 //! ([`crate::domain::sync`]) and converts to and from `assignment.v1` inside
 //! itself.
 
+mod batches;
+
 use std::time::Duration;
 
 use proto::assignment::v1 as pb;
@@ -74,6 +76,8 @@ pub struct AssignmentClient {
     health: HealthClient<Traced>,
     deadline: Duration,
     authorization: Option<MetadataValue<Ascii>>,
+    /// Carries concurrent assignee changes in one call; none: one call each.
+    batches: Option<batches::AssigneeBatches>,
 }
 
 /// The W3C trace context to pass along, when there is one.
@@ -125,7 +129,24 @@ impl AssignmentClient {
             health: HealthClient::new(channel),
             deadline,
             authorization,
+            batches: None,
         })
+    }
+
+    /// This client, carrying up to `max` concurrent assignee changes in one
+    /// `SyncAssigneeInboundBatch` call (see [`batches`]; starts a task, so call
+    /// it within the runtime); `max` of 0 or 1 keeps one `SyncAssigneeInbound`
+    /// call per change.
+    #[must_use]
+    pub fn batching(mut self, max: usize) -> Self {
+        if max > 1 {
+            let unbatched = Self {
+                batches: None,
+                ..self.clone()
+            };
+            self.batches = Some(batches::AssigneeBatches::start(unbatched, max));
+        }
+        self
     }
 
     fn request<T>(&self, message: T, context: &CallContext) -> Request<T> {
@@ -235,14 +256,43 @@ impl AssignmentClient {
             request_id: sync.request_id.to_string(),
             source_integration_id: sync.issue.integration_id.to_string(),
         };
+        let response = match &self.batches {
+            Some(batches) => batches.sync(message, context).await?,
+            None => self.sync_assignee_single(message, context).await?,
+        };
+        effects(response.results)
+    }
+
+    /// One `SyncAssigneeInbound` call.
+    async fn sync_assignee_single(
+        &self,
+        message: pb::SyncAssigneeInboundRequest,
+        context: &CallContext,
+    ) -> Result<pb::SyncAssigneeInboundResponse, Status> {
         let request = self.request(message, context);
         let response = self
             .external_issues
             .clone()
             .sync_assignee_inbound(request)
-            .await?
-            .into_inner();
-        effects(response.results)
+            .await?;
+        Ok(response.into_inner())
+    }
+
+    /// One `SyncAssigneeInboundBatch` call: an outcome per change, in order.
+    async fn sync_assignee_batch(
+        &self,
+        changes: Vec<pb::BatchedAssigneeChange>,
+    ) -> Result<Vec<pb::BatchedAssigneeOutcome>, Status> {
+        let request = self.request(
+            pb::SyncAssigneeInboundBatchRequest { changes },
+            &CallContext::default(),
+        );
+        let response = self
+            .external_issues
+            .clone()
+            .sync_assignee_inbound_batch(request)
+            .await?;
+        Ok(response.into_inner().outcomes)
     }
 
     /// Applies a status change (`SyncStatusInbound`); one effect per linked

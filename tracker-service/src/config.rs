@@ -102,6 +102,12 @@ pub struct Config {
     #[arg(help_heading = "Assignment service", long, env = "TRACKER_ASSIGNMENT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub assignment_timeout: Duration,
 
+    /// Most assignee changes carried to the assignment service in one call
+    /// (SyncAssigneeInboundBatch; concurrent deliveries share it); 0 or 1: one
+    /// SyncAssigneeInbound call per change.
+    #[arg(help_heading = "Assignment service", long, env = "TRACKER_ASSIGNMENT_BATCH", default_value_t = 64, value_parser = clap::value_parser!(u16).range(0..=64))]
+    pub assignment_batch: u16,
+
     /// Largest webhook body accepted (bytes); larger ones get 413.
     #[arg(help_heading = "Webhooks", long, env = "TRACKER_WEBHOOK_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub webhook_body_limit: usize,
@@ -303,6 +309,7 @@ impl Config {
             assignment_token: None,
             assignment_ca_cert: None,
             assignment_timeout: Duration::from_secs(5),
+            assignment_batch: 64,
             webhook_max_in_flight: 256,
             inbox_max_pending: 100_000,
             inbox_max_wait: Duration::ZERO,

@@ -150,7 +150,8 @@ impl Application {
             config.assignment_token.as_ref(),
             ca,
         )
-        .with_context(|| format!("assignment service URL {}", config.assignment_url))?;
+        .with_context(|| format!("assignment service URL {}", config.assignment_url))?
+        .batching(usize::from(config.assignment_batch));
         let issues = IssueService::new(
             db.clone(),
             jira.clone(),

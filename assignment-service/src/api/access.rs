@@ -85,6 +85,10 @@ pub const RULES: &[(&str, &[RoleKind])] = &[
         SYNC,
     ),
     (
+        "/assignment.v1.ExternalIssueService/SyncAssigneeInboundBatch",
+        SYNC,
+    ),
+    (
         "/assignment.v1.ExternalIssueService/SyncStatusInbound",
         SYNC,
     ),

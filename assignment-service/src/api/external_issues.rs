@@ -3,13 +3,15 @@
 use proto::assignment::v1 as pb;
 use service_runtime::database::Database;
 use service_runtime::ids::{IntegrationId, IssueKey, JiraIssueId};
-use service_runtime::status::Violations;
+use service_runtime::status::{FieldViolation, Violations};
+use service_runtime::telemetry::context;
 use service_runtime::text;
 use service_runtime::time::{from_timestamp, to_timestamp};
 use tonic::{Request, Response, Status};
 
 use super::limits::{
-    EXTERNAL_ISSUES_PAGE, MAX_GROUPS_PER_CALL, MAX_ISSUE_TITLE_CHARS, MAX_URL_BYTES,
+    EXTERNAL_ISSUES_PAGE, MAX_BATCHED_CHANGES, MAX_GROUPS_PER_CALL, MAX_ISSUE_TITLE_CHARS,
+    MAX_URL_BYTES,
 };
 use super::{Mutation, Scope, optional_id, page, request_id, retrying, traceparent};
 use crate::domain::records::{ExternalIssue, GroupSyncResult};
@@ -407,6 +409,56 @@ fn results(response: SyncResponse) -> Vec<pb::GroupSyncResult> {
         .collect()
 }
 
+impl ExternalIssueApi {
+    /// Applies one change of a SyncAssigneeInboundBatch call as its own
+    /// SyncAssigneeInbound call would.
+    async fn batched_assignee(
+        &self,
+        batched: pb::BatchedAssigneeChange,
+    ) -> Result<SyncResponse, AssignmentError> {
+        let change = batched
+            .change
+            .ok_or_else(|| vec![FieldViolation::new("change", "required")])?;
+        // The change's own trace context, or the batch call's span when the
+        // change belongs to the batch's trace (the nearer cause) or has none.
+        let call = context::current_or("");
+        let trace = match (context::parse(&batched.traceparent), context::parse(&call)) {
+            (Some((own, ..)), Some((batch, ..))) if own == batch => call,
+            (Some(_), _) => batched.traceparent,
+            (None, _) => call,
+        };
+        let m = assignee_change(change, trace)?;
+        retrying(|| {
+            self.assignees.sync(inbound_sync::AssigneeCall {
+                change: m.command.clone(),
+                request_id: m.request_id.clone(),
+            })
+        })
+        .await
+    }
+}
+
+/// One change's outcome in a batch: its response, or the error its own call
+/// would have returned (as that call's status).
+fn batched_outcome(outcome: Result<SyncResponse, AssignmentError>) -> pb::BatchedAssigneeOutcome {
+    use pb::batched_assignee_outcome::Outcome;
+    pb::BatchedAssigneeOutcome {
+        outcome: Some(match outcome {
+            Ok(response) => Outcome::Response(pb::SyncAssigneeInboundResponse {
+                results: results(response),
+            }),
+            Err(error) => {
+                let status = Status::from(error);
+                Outcome::Error(pb::BatchedError {
+                    code: status.code() as i32,
+                    message: status.message().to_owned(),
+                    details: status.details().to_vec(),
+                })
+            }
+        }),
+    }
+}
+
 fn record_key(issue: &IssueRef) {
     tracing::Span::current().record("jira_key", issue.describe());
 }
@@ -678,6 +730,33 @@ impl pb::external_issue_service_server::ExternalIssueService for ExternalIssueAp
         self.waker.committed(self.db.conn()).await;
         Ok(Response::new(pb::SyncAssigneeInboundResponse {
             results: results(response),
+        }))
+    }
+
+    async fn sync_assignee_inbound_batch(
+        &self,
+        request: Request<pb::SyncAssigneeInboundBatchRequest>,
+    ) -> Result<Response<pb::SyncAssigneeInboundBatchResponse>, Status> {
+        let changes = request.into_inner().changes;
+        let mut v = Violations::new();
+        if changes.is_empty() {
+            v.add("changes", "must list at least one change");
+        }
+        v.check("changes", text::count(&changes, MAX_BATCHED_CHANGES));
+        v.finish().map_err(AssignmentError::from)?;
+        // Each change goes to the group-commit queue as its own call would, so
+        // they share transactions exactly as that many concurrent calls do.
+        let outcomes = futures_util::future::join_all(
+            changes
+                .into_iter()
+                .map(|change| self.batched_assignee(change)),
+        )
+        .await;
+        if outcomes.iter().any(Result::is_ok) {
+            self.waker.committed(self.db.conn()).await;
+        }
+        Ok(Response::new(pb::SyncAssigneeInboundBatchResponse {
+            outcomes: outcomes.into_iter().map(batched_outcome).collect(),
         }))
     }
 

@@ -16,6 +16,8 @@ pub const MAX_URL_BYTES: usize = 1024;
 pub const MAX_EMAILS_PER_USER: usize = 20;
 /// Groups named in one call (link, unlink).
 pub const MAX_GROUPS_PER_CALL: usize = 100;
+/// Changes in one SyncAssigneeInboundBatch call.
+pub const MAX_BATCHED_CHANGES: usize = 64;
 /// Ids in each list of a stream filter.
 pub const MAX_FILTER_IDS: usize = 100;
 pub use crate::external_issues::{MAX_GROUPS_PER_ISSUE, MAX_LINKS_PER_GROUP};

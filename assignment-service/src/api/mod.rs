@@ -100,6 +100,11 @@ pub fn fuzz_requests(data: &[u8]) {
     if let Ok(message) = <pb::SyncAssigneeInboundRequest as prost::Message>::decode(data) {
         let _ = external_issues::assignee_change(message, String::new());
     }
+    if let Ok(batch) = <pb::SyncAssigneeInboundBatchRequest as prost::Message>::decode(data) {
+        for change in batch.changes.into_iter().filter_map(|c| c.change) {
+            let _ = external_issues::assignee_change(change, String::new());
+        }
+    }
     if let Ok(message) = <pb::SyncStatusInboundRequest as prost::Message>::decode(data) {
         let _ = external_issues::status_change(message, String::new());
     }

@@ -80,6 +80,10 @@ const MATRIX: &[(&str, &str)] = &[
         "AS",
     ),
     (
+        "/assignment.v1.ExternalIssueService/SyncAssigneeInboundBatch",
+        "AS",
+    ),
+    (
         "/assignment.v1.ExternalIssueService/SyncStatusInbound",
         "AS",
     ),

@@ -444,7 +444,7 @@ async fn metrics_show_every_family_after_a_run() {
         "tracker_db_pool_connections{pool=\"main\",state=\"idle\"}",
     ];
     let assignment_families = [
-        "assignment_grpc_server_handled_total{service=\"assignment.v1.ExternalIssueService\",method=\"SyncAssigneeInbound\",code=\"Ok\"}",
+        "assignment_grpc_server_handled_total{service=\"assignment.v1.ExternalIssueService\",method=\"SyncAssigneeInboundBatch\",code=\"Ok\"}",
         "assignment_notifications_total ",
         "assignment_notification_head_sequence ",
         "assignment_stream_subscribers 1",

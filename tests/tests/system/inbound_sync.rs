@@ -795,3 +795,216 @@ async fn each_notification_names_the_activity_that_caused_it() {
     }
     app.stop().await;
 }
+
+/// Issue 19, "grouping never changes an outcome": each change of a
+/// SyncAssigneeInboundBatch call ends as its own SyncAssigneeInbound call
+/// ends, whether applied, a no-op, stale, matching nobody, invalid or reusing a
+/// request id. Two identical worlds of six issues: world A gets six single
+/// calls, world B one batch of the same six changes.
+#[tokio::test]
+async fn a_batch_gives_each_change_the_outcome_its_own_call_gives() {
+    use tonic_types::StatusExt as _;
+    let db = TestDatabase::fresh().await;
+    let app = AssignmentApp::spawn(db.url()).await;
+    let jess = app.create_user("Jess", &[("jess@sentry.io", true)]).await;
+    let change = |key: String, assignee: Assignee, at: Option<&str>, request_id: String| {
+        pb::SyncAssigneeInboundRequest {
+            issue: issue(&key),
+            assignee: Some(assignee),
+            provider_update_time: at.and_then(time),
+            request_id,
+            source_integration_id: String::new(),
+        }
+    };
+    let mut groups = Vec::new();
+    let mut changes = Vec::new();
+    for world in ["A", "B"] {
+        let mut world_groups = Vec::new();
+        for n in 1..=6 {
+            let key = format!("{world}-{n}");
+            let t = tenant(
+                &app,
+                &format!("{world}{n}").to_lowercase(),
+                inbound_on(),
+                &key,
+            )
+            .await;
+            app.grant(t.project, jess).await;
+            world_groups.push(t.group);
+        }
+        // The history both worlds share: issue 3's watermark at 10:00, and
+        // issue 6's request id used once.
+        let earlier = format!("{world}-earlier");
+        assign(
+            &app,
+            &format!("{world}-3"),
+            "jess@sentry.io",
+            Some("2026-11-01T10:00:00Z"),
+            "",
+        )
+        .await;
+        assign(
+            &app,
+            &format!("{world}-6"),
+            "jess@sentry.io",
+            None,
+            &earlier,
+        )
+        .await;
+        let email = |e: &str| Assignee::Email(e.into());
+        changes.push(vec![
+            change(
+                format!("{world}-1"),
+                email("jess@sentry.io"),
+                None,
+                format!("{world}-r1"),
+            ),
+            change(
+                format!("{world}-2"),
+                Assignee::Unassign(true),
+                None,
+                String::new(),
+            ),
+            change(
+                format!("{world}-3"),
+                email("jess@sentry.io"),
+                Some("2026-11-01T09:00:00Z"),
+                String::new(),
+            ),
+            change(
+                format!("{world}-4"),
+                email("nobody@sentry.io"),
+                None,
+                String::new(),
+            ),
+            change(
+                format!("{world}-5"),
+                email("not an address"),
+                None,
+                String::new(),
+            ),
+            change(
+                format!("{world}-6"),
+                Assignee::Unassign(true),
+                None,
+                earlier,
+            ),
+        ]);
+        groups.push(world_groups);
+    }
+
+    let mut single = Vec::new();
+    for c in changes[0].clone() {
+        single.push(app.external_issues().sync_assignee_inbound(c).await);
+    }
+    let batched: Vec<_> = app
+        .external_issues()
+        .sync_assignee_inbound_batch(pb::SyncAssigneeInboundBatchRequest {
+            changes: changes[1]
+                .iter()
+                .map(|c| pb::BatchedAssigneeChange {
+                    change: Some(c.clone()),
+                    traceparent: String::new(),
+                })
+                .collect(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .outcomes
+        .into_iter()
+        .map(|o| match o.outcome {
+            Some(pb::batched_assignee_outcome::Outcome::Response(r)) => Ok(r),
+            Some(pb::batched_assignee_outcome::Outcome::Error(e)) => Err(
+                tonic::Status::with_details(e.code.into(), e.message, e.details.into()),
+            ),
+            None => panic!("a change without an outcome"),
+        })
+        .collect();
+
+    // What each call ended as: its outcomes, or its error's code and reason.
+    let ended =
+        |result: &Result<tonic::Response<pb::SyncAssigneeInboundResponse>, tonic::Status>| {
+            result
+                .as_ref()
+                .map(|r| r.get_ref().clone())
+                .map_err(Clone::clone)
+        };
+    let shape = |result: Result<pb::SyncAssigneeInboundResponse, tonic::Status>| match result {
+        Ok(r) => format!(
+            "{:?}",
+            r.results.iter().map(|r| r.outcome()).collect::<Vec<_>>()
+        ),
+        Err(s) => format!(
+            "{:?} {}",
+            s.code(),
+            s.get_details_error_info()
+                .map(|i| i.reason)
+                .unwrap_or_default()
+        ),
+    };
+    let single: Vec<_> = single.iter().map(|r| shape(ended(r))).collect();
+    let batched_shapes: Vec<_> = batched.iter().cloned().map(shape).collect();
+    assert_eq!(batched_shapes, single);
+    assert_eq!(
+        single,
+        [
+            "[Assigned]",
+            "[Unchanged]",
+            "[Stale]",
+            "[NoMatchingUser]",
+            "InvalidArgument INVALID_ARGUMENT",
+            "InvalidArgument REQUEST_ID_REUSED",
+        ]
+    );
+    assert_error(batched[4].clone(), Code::InvalidArgument, Some("email"));
+    for (a, b) in groups[0].iter().zip(&groups[1]) {
+        assert_eq!(
+            app.group(*a).await.assignee_user_id,
+            app.group(*b).await.assignee_user_id
+        );
+    }
+    app.stop().await;
+}
+
+/// A batch names 1 to 64 changes; outside that it is refused whole, and
+/// nothing is applied.
+#[tokio::test]
+async fn a_batch_of_no_changes_or_more_than_64_is_refused_whole() {
+    let db = TestDatabase::fresh().await;
+    let app = AssignmentApp::spawn(db.url()).await;
+    let t = tenant(&app, "acme", inbound_on(), "APP-1").await;
+    let jess = app.create_user("Jess", &[("jess@sentry.io", true)]).await;
+    app.grant(t.project, jess).await;
+    let batch = |n: usize| pb::SyncAssigneeInboundBatchRequest {
+        changes: (0..n)
+            .map(|i| pb::BatchedAssigneeChange {
+                change: Some(pb::SyncAssigneeInboundRequest {
+                    issue: issue("APP-1"),
+                    assignee: Some(Assignee::Email("jess@sentry.io".into())),
+                    provider_update_time: None,
+                    request_id: format!("r-{i}"),
+                    source_integration_id: String::new(),
+                }),
+                traceparent: String::new(),
+            })
+            .collect(),
+    };
+    for n in [0, 65] {
+        let refused = app
+            .external_issues()
+            .sync_assignee_inbound_batch(batch(n))
+            .await;
+        assert_error(refused, Code::InvalidArgument, Some("changes"));
+    }
+    assert_eq!(app.group(t.group).await.assignee_user_id, None);
+    let applied = app
+        .external_issues()
+        .sync_assignee_inbound_batch(batch(64))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(applied.outcomes.len(), 64);
+    assert_eq!(app.group(t.group).await.assignee_user_id, Some(jess));
+    app.stop().await;
+}
