@@ -701,3 +701,101 @@ async fn database_pools_run_without_sqlx_idle_reaper() {
         .unwrap();
     assert_eq!(reaper_of(&plain), (None, None, 0));
 }
+
+/// An assignment service without SyncAssigneeInboundBatch (an older replica
+/// during a rolling upgrade) answers UNIMPLEMENTED: the tracker sends the
+/// change again as a single SyncAssigneeInbound call, and the webhook applies.
+/// Between them, a gRPC proxy that refuses the batch path and forwards the
+/// rest.
+#[tokio::test]
+async fn an_assignment_service_without_the_batch_rpc_gets_single_calls() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tonic::codegen::Service as _;
+
+    let assignment_db = TestDatabase::fresh().await;
+    let tracker_db = TestDatabase::fresh().await;
+    let jira = JiraSim::start().await;
+    let assignment_app = AssignmentApp::spawn(assignment_db.url()).await;
+    let (_, groups, jess) = tenant(&assignment_app).await;
+
+    let upstream = Endpoint::from_shared(format!("http://{}", assignment_app.grpc_addr))
+        .unwrap()
+        .connect_lazy();
+    let refused = Arc::new(AtomicUsize::new(0));
+    let singles = Arc::new(AtomicUsize::new(0));
+    let (refused_seen, singles_seen) = (Arc::clone(&refused), Arc::clone(&singles));
+    let proxy = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let mut upstream = upstream.clone();
+        let (refused, singles) = (Arc::clone(&refused_seen), Arc::clone(&singles_seen));
+        async move {
+            let path = request.uri().path().to_owned();
+            if path.ends_with("/SyncAssigneeInboundBatch") {
+                refused.fetch_add(1, Ordering::SeqCst);
+                return tonic::Status::unimplemented("no such method")
+                    .into_http::<axum::body::Body>();
+            }
+            if path.ends_with("/SyncAssigneeInbound") {
+                singles.fetch_add(1, Ordering::SeqCst);
+            }
+            std::future::poll_fn(|cx| upstream.poll_ready(cx))
+                .await
+                .unwrap();
+            let answer = upstream
+                .call(request.map(tonic::body::Body::new))
+                .await
+                .unwrap();
+            answer.map(axum::body::Body::new)
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, proxy).await });
+
+    let config =
+        tracker_service::Config::for_tests(tracker_db.url(), format!("http://{proxy_addr}"));
+    let tracker_app = TrackerApp::spawn_with(config).await;
+    tracker_app
+        .tracker()
+        .create_integration(tracker::CreateIntegrationRequest {
+            integration_id: JIRA.into(),
+            base_url: jira.base_url(),
+            credentials: Some(tracker::Credentials {
+                credential: Some(tracker::credentials::Credential::PersonalAccessToken(
+                    tracker::PersonalAccessTokenCredential {
+                        token: "pat-0123456789".into(),
+                    },
+                )),
+            }),
+            webhook_secret: WEBHOOK_SECRET.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for (n, updated) in [
+        "2023-01-01T00:00:01.000+0000",
+        "2023-01-01T00:00:02.000+0000",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut payload = jira_sim::fixture_json("edit_issue_assignee_payload.json");
+        payload["issue"]["fields"]["updated"] = json!(updated);
+        let body = serde_json::to_vec(&payload).unwrap();
+        let (status, answer) = tracker_app
+            .post_webhook(JIRA, &body, Some(&format!("old-{n}")))
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        let settled = tracker_app
+            .settled(answer["delivery_id"].as_i64().unwrap())
+            .await;
+        assert_eq!(settled.state(), tracker::DeliveryState::Delivered);
+    }
+    assert_eq!(
+        assignment_app.group(groups[0]).await.assignee_user_id,
+        Some(jess)
+    );
+    // One batch was refused; from then on, single calls only.
+    assert_eq!(refused.load(Ordering::SeqCst), 1);
+    assert_eq!(singles.load(Ordering::SeqCst), 2);
+}
