@@ -279,11 +279,10 @@ pub async fn read_after<C: ConnectionTrait>(
     after: Sequence,
     limit: u64,
 ) -> Result<Vec<StoredNotification>, AssignmentError> {
-    notification::Entity::find()
+    let after = notification::Entity::find()
         .filter(notification::Column::Sequence.gt(after.to_row()))
-        .order_by_asc(notification::Column::Sequence)
-        .limit(limit)
-        .all(conn)
+        .order_by_asc(notification::Column::Sequence);
+    service_runtime::database::first_rows(after, limit, conn)
         .await?
         .into_iter()
         .map(from_row)

@@ -332,11 +332,10 @@ pub async fn read_after<C: ConnectionTrait>(
     after: Sequence,
     limit: u64,
 ) -> Result<Vec<OutboundSync>, AssignmentError> {
-    outbound_sync::Entity::find()
+    let after = outbound_sync::Entity::find()
         .filter(outbound_sync::Column::Sequence.gt(after.to_row()))
-        .order_by_asc(outbound_sync::Column::Sequence)
-        .limit(limit)
-        .all(conn)
+        .order_by_asc(outbound_sync::Column::Sequence);
+    service_runtime::database::first_rows(after, limit, conn)
         .await?
         .into_iter()
         .map(from_row)

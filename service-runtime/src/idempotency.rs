@@ -140,11 +140,13 @@ pub async fn replay<T: DeserializeOwned, C: ConnectionTrait>(
     key: Option<&IdempotencyKey>,
 ) -> Result<Option<T>, IdempotencyError> {
     let Some(key) = key else { return Ok(None) };
-    let stored = processed_request::Entity::find_by_id((
-        key.method.to_owned(),
-        key.request_id.as_str().to_owned(),
-    ))
-    .one(conn)
+    let stored = crate::database::unique(
+        processed_request::Entity::find_by_id((
+            key.method.to_owned(),
+            key.request_id.as_str().to_owned(),
+        )),
+        conn,
+    )
     .await?;
     let Some(stored) = stored else {
         return Ok(None);

@@ -184,8 +184,10 @@ pub async fn load<C: ConnectionTrait>(
     conn: &C,
     id: &IntegrationId,
 ) -> Result<Integration, TrackerError> {
-    let row = integration::Entity::find_by_id(id.as_str())
-        .one(conn)
+    // By primary key, so `all` reads one row; `one` would add `LIMIT ?`,
+    // which SQLite re-prepares on every call (see
+    // `service_runtime::database::unique`).
+    let row = service_runtime::database::unique(integration::Entity::find_by_id(id.as_str()), conn)
         .await?
         .ok_or_else(|| TrackerError::NotFound {
             resource: "integration",

@@ -144,14 +144,8 @@ pub async fn claim(
     let until = time + chrono::Duration::from_std(lease).unwrap_or_default();
     let statement = sql(
         backend,
-        &statements::claim(backend),
-        vec![
-            queue.name().into(),
-            time.into(),
-            i64::try_from(limit).unwrap_or(i64::MAX).into(),
-            owner.into(),
-            until.into(),
-        ],
+        &statements::claim(backend, limit.min(i64::MAX as u64)),
+        vec![queue.name().into(), time.into(), owner.into(), until.into()],
     );
     let txn = db.begin_write().await?;
     pin_index_plans(&*txn).await?;
@@ -484,14 +478,16 @@ pub mod statements {
         vec!["?"; n].join(", ")
     }
 
-    /// Claims heads. The heads are chosen once, in a materialized CTE (a
-    /// subquery under `IN` may be run again per row, and take other rows).
-    /// Values: queue, now, limit, owner, lease end.
-    pub fn claim(backend: DbBackend) -> String {
+    /// Claims up to `limit` heads. The heads are chosen once, in a
+    /// materialized CTE (a subquery under `IN` may be run again per row, and
+    /// take other rows). The limit is written into the statement: SQLite
+    /// reads a bound `LIMIT` while planning and then prepares the statement
+    /// again every time it is bound. Values: queue, now, owner, lease end.
+    pub fn claim(backend: DbBackend, limit: u64) -> String {
         format!(
             "WITH due AS MATERIALIZED (SELECT id FROM queue_heads \
                                        WHERE queue = ? AND due_at <= ? \
-                                       ORDER BY due_at LIMIT ?{}) \
+                                       ORDER BY due_at LIMIT {limit}{}) \
              UPDATE queue_heads SET lease_owner = ?, due_at = ? \
              WHERE id IN (SELECT id FROM due) \
              RETURNING id, integration_id, ordering_key, head, lease_owner",

@@ -78,7 +78,7 @@ pub async fn run(admin: &str, sizes: &[(u64, u64)]) -> anyhow::Result<Vec<Measur
     // Statistics of an empty inbox, the state PostgreSQL usually sees.
     conn.execute("ANALYZE").await?;
     let prepared: Vec<(&'static str, String)> = vec![
-        ("claim", statements::claim(DbBackend::Postgres)),
+        ("claim", statements::claim(DbBackend::Postgres, 32)),
         ("lock", statements::lock(BATCH)),
         (
             "advance",
@@ -148,7 +148,7 @@ fn execute(name: &str, prepared: &str, heads: &[(i64, String, i64)]) -> String {
     };
     match name {
         "claim" => format!(
-            "EXECUTE {prepared}('inbox', now(), 32, 'bench-replica', now() + interval '6 seconds')"
+            "EXECUTE {prepared}('inbox', now(), 'bench-replica', now() + interval '6 seconds')"
         ),
         "lock" => {
             let rows = pad(

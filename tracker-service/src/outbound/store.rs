@@ -292,7 +292,10 @@ pub async fn claim(
                     outbound_sync::Column::Result,
                     Expr::value("a newer change of this issue replaced it before it was sent"),
                 )
-                .filter(outbound_sync::Column::State.eq(OutboundState::Pending.as_str()))
+                .filter(crate::storage::state_is(
+                    outbound_sync::Column::State,
+                    OutboundState::Pending.as_str(),
+                ))
                 .filter(outbound_sync::Column::IntegrationId.eq(c.issue.integration_id.as_str()))
                 .filter(outbound_sync::Column::OrderingKey.eq(c.issue.ordering_key.as_str()))
                 .filter(outbound_sync::Column::SourceSequence.lt(newest))
@@ -314,7 +317,10 @@ pub async fn claim(
     gone.advance(txn, &locked).await?;
     let rows = outbound_sync::Entity::find()
         .filter(outbound_sync::Column::SourceSequence.is_in(positions.keys().copied()))
-        .filter(outbound_sync::Column::State.eq(OutboundState::Pending.as_str()))
+        .filter(crate::storage::state_is(
+            outbound_sync::Column::State,
+            OutboundState::Pending.as_str(),
+        ))
         .all(txn)
         .await?;
     write.commit().await?;
@@ -444,7 +450,10 @@ pub async fn list(
         query = query.filter(outbound_sync::Column::IntegrationId.eq(integration.as_str()));
     }
     if let Some(state) = filter.state {
-        query = query.filter(outbound_sync::Column::State.eq(state.as_str()));
+        query = query.filter(crate::storage::state_is(
+            outbound_sync::Column::State,
+            state.as_str(),
+        ));
     }
     if let Some(key) = &filter.issue_key {
         query = query.filter(outbound_sync::Column::IssueKey.eq(key.as_str()));
@@ -509,7 +518,10 @@ pub async fn retry(
                 )
                 .col_expr(outbound_sync::Column::UpdatedAt, Expr::value(now()))
                 .filter(outbound_sync::Column::Id.eq(id))
-                .filter(outbound_sync::Column::State.eq(OutboundState::Stopped.as_str()))
+                .filter(crate::storage::state_is(
+                    outbound_sync::Column::State,
+                    OutboundState::Stopped.as_str(),
+                ))
                 .exec(txn)
                 .await?
                 .rows_affected;
@@ -605,7 +617,10 @@ pub async fn recognise_echo(
         .filter(outbound_sync::Column::IntegrationId.eq(integration.as_str()))
         .filter(outbound_sync::Column::OrderingKey.is_in(ordering_keys.to_vec()))
         .filter(outbound_sync::Column::SourceSequence.gt(sent.source_sequence))
-        .filter(outbound_sync::Column::State.eq(OutboundState::Pending.as_str()))
+        .filter(crate::storage::state_is(
+            outbound_sync::Column::State,
+            OutboundState::Pending.as_str(),
+        ))
         .order_by_desc(outbound_sync::Column::SourceSequence)
         .one(db.conn())
         .await?;
@@ -638,8 +653,10 @@ pub async fn prune(db: &Database, cutoff: DateTime<Utc>) -> Result<u64, TrackerE
 /// # Errors
 /// Database errors.
 pub async fn pending_stats(db: &Database) -> Result<(u64, Option<DateTime<Utc>>), TrackerError> {
-    let pending = outbound_sync::Entity::find()
-        .filter(outbound_sync::Column::State.eq(OutboundState::Pending.as_str()));
+    let pending = outbound_sync::Entity::find().filter(crate::storage::state_is(
+        outbound_sync::Column::State,
+        OutboundState::Pending.as_str(),
+    ));
     let count = sea_orm::PaginatorTrait::count(pending.clone(), db.conn()).await?;
     let oldest = pending
         .order_by_asc(outbound_sync::Column::Id)

@@ -545,7 +545,10 @@ pub async fn settle<C: ConnectionTrait>(
         let updated = webhook_delivery::Entity::update_many()
             .set(row)
             .filter(webhook_delivery::Column::Id.eq(outcome.id))
-            .filter(webhook_delivery::Column::State.eq(DeliveryState::Pending.as_str()))
+            .filter(crate::storage::state_is(
+                webhook_delivery::Column::State,
+                DeliveryState::Pending.as_str(),
+            ))
             .exec(conn)
             .await?
             .rows_affected;
@@ -668,7 +671,10 @@ pub async fn list(
         query = query.filter(webhook_delivery::Column::IntegrationId.eq(integration.as_str()));
     }
     if let Some(state) = filter.state {
-        query = query.filter(webhook_delivery::Column::State.eq(state.as_str()));
+        query = query.filter(crate::storage::state_is(
+            webhook_delivery::Column::State,
+            state.as_str(),
+        ));
     }
     if let Some(key) = &filter.issue_key {
         query = query.filter(webhook_delivery::Column::IssueKey.eq(key.as_str()));
@@ -742,7 +748,10 @@ pub async fn requeue(
                     sea_orm::sea_query::Expr::value(Option::<DateTime<Utc>>::None),
                 )
                 .filter(webhook_delivery::Column::Id.eq(id))
-                .filter(webhook_delivery::Column::State.eq(DeliveryState::Failed.as_str()))
+                .filter(crate::storage::state_is(
+                    webhook_delivery::Column::State,
+                    DeliveryState::Failed.as_str(),
+                ))
                 .exec(txn)
                 .await?
                 .rows_affected;
@@ -814,7 +823,10 @@ pub async fn pending_count(db: &Database) -> Result<u64, TrackerError> {
 pub async fn pending_rows(db: &Database) -> Result<u64, TrackerError> {
     use sea_orm::PaginatorTrait as _;
     Ok(webhook_delivery::Entity::find()
-        .filter(webhook_delivery::Column::State.eq(DeliveryState::Pending.as_str()))
+        .filter(crate::storage::state_is(
+            webhook_delivery::Column::State,
+            DeliveryState::Pending.as_str(),
+        ))
         .count(db.conn())
         .await?)
 }
