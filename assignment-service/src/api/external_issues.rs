@@ -427,7 +427,15 @@ impl ExternalIssueApi {
             (Some(_), _) => batched.traceparent,
             (None, _) => call,
         };
-        let m = assignee_change(change, trace)?;
+        self.sync_assignee(assignee_change(change, trace)?).await
+    }
+
+    /// Applies one parsed assignee change through the group-commit queue
+    /// (what SyncAssigneeInbound and each change of a batch do).
+    async fn sync_assignee(
+        &self,
+        m: Mutation<AssigneeChange>,
+    ) -> Result<SyncResponse, AssignmentError> {
         retrying(|| {
             self.assignees.sync(inbound_sync::AssigneeCall {
                 change: m.command.clone(),
@@ -720,13 +728,7 @@ impl pb::external_issue_service_server::ExternalIssueService for ExternalIssueAp
         let trace = traceparent(request.metadata());
         let m = assignee_change(request.into_inner(), trace)?.traced();
         record_key(&m.command.issue);
-        let response = retrying(|| {
-            self.assignees.sync(inbound_sync::AssigneeCall {
-                change: m.command.clone(),
-                request_id: m.request_id.clone(),
-            })
-        })
-        .await?;
+        let response = self.sync_assignee(m).await?;
         self.waker.committed(self.db.conn()).await;
         Ok(Response::new(pb::SyncAssigneeInboundResponse {
             results: results(response),

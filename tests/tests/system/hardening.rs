@@ -756,22 +756,8 @@ async fn an_assignment_service_without_the_batch_rpc_gets_single_calls() {
         tracker_service::Config::for_tests(tracker_db.url(), format!("http://{proxy_addr}"));
     let tracker_app = TrackerApp::spawn_with(config).await;
     tracker_app
-        .tracker()
-        .create_integration(tracker::CreateIntegrationRequest {
-            integration_id: JIRA.into(),
-            base_url: jira.base_url(),
-            credentials: Some(tracker::Credentials {
-                credential: Some(tracker::credentials::Credential::PersonalAccessToken(
-                    tracker::PersonalAccessTokenCredential {
-                        token: "pat-0123456789".into(),
-                    },
-                )),
-            }),
-            webhook_secret: WEBHOOK_SECRET.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        .create_pat_integration(JIRA, jira.base_url())
+        .await;
     for (n, updated) in [
         "2023-01-01T00:00:01.000+0000",
         "2023-01-01T00:00:02.000+0000",

@@ -146,6 +146,19 @@ impl TwoWay {
             .collect()
     }
 
+    /// Unassigns the group on our side (GroupService.UnassignGroup).
+    async fn unassign(&self) {
+        self.pair
+            .assignment
+            .groups()
+            .unassign_group(assignment::UnassignGroupRequest {
+                group_id: self.group,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+
     fn puts(&self) -> usize {
         self.jira()
             .requests_to(
@@ -253,15 +266,7 @@ async fn a_local_assign_reaches_jira_once_and_its_echo_changes_nothing() {
     assert_eq!(t.pair.assignment.outbound_after(0).await.len(), 1);
 
     // Unassigning sends `null`.
-    t.pair
-        .assignment
-        .groups()
-        .unassign_group(assignment::UnassignGroupRequest {
-            group_id: t.group,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    t.unassign().await;
     t.jira_shows("nobody assigned in Jira", |i| i.assignee.is_none())
         .await;
     t.webhooks_applied(2).await;
@@ -1003,15 +1008,7 @@ async fn an_echo_that_overtakes_jiras_answer_is_still_recognised() {
         i.assignee.as_deref() == Some("acc-jess")
     })
     .await;
-    t.pair
-        .assignment
-        .groups()
-        .unassign_group(assignment::UnassignGroupRequest {
-            group_id: t.group,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    t.unassign().await;
     wait::until(
         "the unassign waiting behind Jess's sync",
         wait::DEFAULT_DEADLINE,
