@@ -23,13 +23,24 @@
 //! The estimate is the pending count read from the database at the last
 //! recount (every [`RECOUNT_EVERY`]), plus what this replica queued since,
 //! minus what it finished since. So it is exact for one replica between
-//! recounts, and replicas learn of each other's work at the next recount. The
-//! pace is what every replica finished between two recounts; it is kept as a
-//! decaying maximum, so one slow interval (or a lull in traffic, when the pace
-//! measures arrivals rather than what the dispatcher could do) does not shrink
-//! the time bound at once. Until something has finished there is no pace, and
-//! only the count bounds the inbox: while the assignment service is down the
-//! inbox keeps accepting up to its count.
+//! recounts, and replicas learn of each other's work at the next recount.
+//!
+//! The pace is what every replica finished between two recounts, and it
+//! follows what the dispatcher *can* do:
+//! - while the dispatcher was busy through an interval (at least its
+//!   concurrency pending at both recounts), what finished is what it can do,
+//!   and the pace moves towards it as a running average ([`PACE_WEIGHT`]), so
+//!   one fast or slow interval moves the bound by a fraction. (A maximum
+//!   instead holds the bound at the fastest interval's pace, in a bench a
+//!   third above the average, and a backlog at the bound is then more work
+//!   than the bound names.)
+//! - otherwise what finished measures arrivals, which is no more than the
+//!   dispatcher could do: it raises the pace but never lowers it, so a lull
+//!   in traffic does not shrink the bound before the next burst.
+//!
+//! Until something has finished there is no pace, and only the count bounds
+//! the inbox: while the assignment service is down the inbox keeps accepting
+//! up to its count.
 //!
 //! Lifecycle: made at start-up (counted once before the first request), then
 //! recounted by [`run_recount`] until shutdown.
@@ -50,9 +61,9 @@ pub const RECOUNT_EVERY: Duration = Duration::from_millis(500);
 /// The longest `Retry-After` given for a full inbox.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
-/// What the recent pace keeps of its previous value at each recount (a
-/// half-life of about 3 s at [`RECOUNT_EVERY`]).
-const PACE_DECAY: f64 = 0.9;
+/// The weight of one busy interval's measurement in the pace (at
+/// [`RECOUNT_EVERY`], an interval's weight halves in about 1.2 s).
+const PACE_WEIGHT: f64 = 0.25;
 
 /// How much the inbox may hold; a zero bound is no bound.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -144,8 +155,8 @@ pub struct Backlog {
     queued: AtomicU64,
     /// Finished by this replica since the last recount.
     finished: AtomicU64,
-    /// Deliveries finished per second, a decaying maximum of what was
-    /// measured between recounts (an `f64`'s bits), for `Retry-After` and
+    /// Deliveries the dispatchers can finish per second, as measured between
+    /// recounts (an `f64`'s bits; see the module doc), for `Retry-After` and
     /// the time bound.
     pace: AtomicU64,
     /// The running sum of the shares refused early, in millionths: a webhook
@@ -249,21 +260,28 @@ impl Backlog {
         // Finished by all replicas ≈ what was pending plus what came in
         // (here) minus what is pending now.
         let done = (previous + queued).saturating_sub(count).max(finished);
-        let pace = next_pace(self.pace(), done, elapsed);
+        let busy = previous.min(count) >= self.bounds.min_pending.max(1);
+        let pace = next_pace(self.pace(), done, elapsed, busy);
         self.pace.store(pace.to_bits(), Ordering::Relaxed);
         Ok(())
     }
 }
 
-/// The recent pace after `done` deliveries finished in `elapsed`: what was
-/// measured, or the previous pace decayed if that is higher.
-fn next_pace(previous: f64, done: u64, elapsed: Duration) -> f64 {
+/// The pace after `done` deliveries finished in `elapsed`: with the
+/// dispatcher `busy` throughout, the running average moved towards what was
+/// measured; otherwise the higher of the two (what finished then is what
+/// arrived, which says only that the dispatcher can do at least that).
+fn next_pace(previous: f64, done: u64, elapsed: Duration, busy: bool) -> f64 {
     let secs = elapsed.as_secs_f64();
     if secs <= 0.0 {
         return previous;
     }
     let measured = done as f64 / secs;
-    measured.max(previous * PACE_DECAY)
+    if busy && previous > 0.0 {
+        previous + PACE_WEIGHT * (measured - previous)
+    } else {
+        measured.max(previous)
+    }
 }
 
 /// How long `excess` deliveries take at `pace` per second: at least a second,
@@ -407,23 +425,42 @@ mod tests {
     }
 
     #[test]
-    fn the_pace_is_a_decaying_maximum() {
+    fn the_pace_averages_busy_intervals_and_only_rises_otherwise() {
         let half = Duration::from_millis(500);
         let table = [
-            // (previous, done, elapsed, expected)
-            (0.0, 500, half, 1000.0),
-            (1000.0, 600, half, 1200.0),
-            (1000.0, 0, half, 900.0),
-            (1000.0, 400, half, 900.0),
-            (1000.0, 10, Duration::ZERO, 1000.0),
+            // (previous, done, elapsed, busy, expected)
+            // Busy: a running average of what the dispatcher did.
+            (0.0, 500, half, true, 1000.0),
+            (1000.0, 600, half, true, 1050.0),
+            (1000.0, 400, half, true, 950.0),
+            (1000.0, 0, half, true, 750.0),
+            // Not busy: arrivals raise the pace, a lull keeps it.
+            (0.0, 500, half, false, 1000.0),
+            (1000.0, 600, half, false, 1200.0),
+            (1000.0, 0, half, false, 1000.0),
+            (1000.0, 400, half, false, 1000.0),
+            (1000.0, 10, Duration::ZERO, true, 1000.0),
         ];
-        for (previous, done, elapsed, expected) in table {
-            let pace = next_pace(previous, done, elapsed);
+        for (previous, done, elapsed, busy, expected) in table {
+            let pace = next_pace(previous, done, elapsed, busy);
             assert!(
                 (pace - expected).abs() < 1e-9,
-                "{previous} then {done} in {elapsed:?}: {pace}"
+                "{previous} then {done} in {elapsed:?} (busy: {busy}): {pace}"
             );
         }
+    }
+
+    #[test]
+    fn alternating_fast_and_slow_busy_intervals_bound_at_their_average() {
+        // A dispatcher finishing 600 and 400 in alternate half seconds does
+        // 1,000/s; the time bound must name that, not the fast half's 1,200/s.
+        let half = Duration::from_millis(500);
+        let mut pace = 1000.0;
+        for round in 0..40 {
+            let done = if round % 2 == 0 { 600 } else { 400 };
+            pace = next_pace(pace, done, half, true);
+        }
+        assert!((pace - 1000.0).abs() < 60.0, "{pace}");
     }
 
     #[test]
