@@ -37,10 +37,16 @@
 //! - otherwise what finished measures arrivals, which is no more than the
 //!   dispatcher could do: it raises the pace but never lowers it, so a lull
 //!   in traffic does not shrink the bound before the next burst.
+//! - a busy interval in which nothing finished is a stalled dispatcher (the
+//!   assignment service down, every delivery waiting for its retry): the pace
+//!   is forgotten.
 //!
-//! Until something has finished there is no pace, and only the count bounds
-//! the inbox: while the assignment service is down the inbox keeps accepting
-//! up to its count.
+//! Until something has finished there is no pace (at start-up, and after a
+//! stall until something finishes again), and only the count bounds the
+//! inbox: while the assignment service is down the inbox keeps accepting up
+//! to its count. (Before, a stall decayed the pace towards nothing, which
+//! shrank the time bound to `min_pending` within seconds and turned Jira
+//! away for the whole outage.)
 //!
 //! Lifecycle: made at start-up (counted once before the first request), then
 //! recounted by [`run_recount`] until shutdown.
@@ -250,31 +256,61 @@ impl Backlog {
     /// here while it was read (over-estimating by a read's worth at most);
     /// `elapsed` since the previous recount measures the pace.
     async fn recount(&self, db: &Database, elapsed: Duration) -> Result<(), TrackerError> {
-        let previous = self.counted.load(Ordering::Relaxed);
-        let queued = self.queued.load(Ordering::Relaxed);
-        let finished = self.finished.load(Ordering::Relaxed);
+        let seen = self.seen();
         let count = inbox::pending_count(db).await?;
-        self.counted.store(count, Ordering::Relaxed);
-        self.queued.fetch_sub(queued, Ordering::Relaxed);
-        self.finished.fetch_sub(finished, Ordering::Relaxed);
-        // Finished by all replicas ≈ what was pending plus what came in
-        // (here) minus what is pending now.
-        let done = (previous + queued).saturating_sub(count).max(finished);
-        let busy = previous.min(count) >= self.bounds.min_pending.max(1);
-        let pace = next_pace(self.pace(), done, elapsed, busy);
-        self.pace.store(pace.to_bits(), Ordering::Relaxed);
+        self.counted_now(seen, count, elapsed);
         Ok(())
     }
+
+    /// The estimate's parts, read just before a count.
+    fn seen(&self) -> Seen {
+        Seen {
+            counted: self.counted.load(Ordering::Relaxed),
+            queued: self.queued.load(Ordering::Relaxed),
+            finished: self.finished.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Takes `count` pending, read after `seen`, `elapsed` after the previous
+    /// count: the new estimate and pace.
+    fn counted_now(&self, seen: Seen, count: u64, elapsed: Duration) {
+        self.counted.store(count, Ordering::Relaxed);
+        self.queued.fetch_sub(seen.queued, Ordering::Relaxed);
+        self.finished.fetch_sub(seen.finished, Ordering::Relaxed);
+        // Finished by all replicas ≈ what was pending plus what came in
+        // (here) minus what is pending now.
+        let done = (seen.counted + seen.queued)
+            .saturating_sub(count)
+            .max(seen.finished);
+        let busy = seen.counted.min(count) >= self.bounds.min_pending.max(1);
+        let pace = next_pace(self.pace(), done, elapsed, busy);
+        self.pace.store(pace.to_bits(), Ordering::Relaxed);
+    }
+}
+
+/// The estimate's parts as they were just before a count of the inbox.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    /// Pending at the count before.
+    counted: u64,
+    /// Queued here since that count.
+    queued: u64,
+    /// Finished here since that count.
+    finished: u64,
 }
 
 /// The pace after `done` deliveries finished in `elapsed`: with the
 /// dispatcher `busy` throughout, the running average moved towards what was
-/// measured; otherwise the higher of the two (what finished then is what
-/// arrived, which says only that the dispatcher can do at least that).
+/// measured, or none at all if nothing finished (a stall); otherwise the
+/// higher of the two (what finished then is what arrived, which says only
+/// that the dispatcher can do at least that).
 fn next_pace(previous: f64, done: u64, elapsed: Duration, busy: bool) -> f64 {
     let secs = elapsed.as_secs_f64();
     if secs <= 0.0 {
         return previous;
+    }
+    if busy && done == 0 {
+        return 0.0;
     }
     let measured = done as f64 / secs;
     if busy && previous > 0.0 {
@@ -433,7 +469,9 @@ mod tests {
             (0.0, 500, half, true, 1000.0),
             (1000.0, 600, half, true, 1050.0),
             (1000.0, 400, half, true, 950.0),
-            (1000.0, 0, half, true, 750.0),
+            // Busy and nothing finished: stalled, no pace.
+            (1000.0, 0, half, true, 0.0),
+            (0.0, 0, half, true, 0.0),
             // Not busy: arrivals raise the pace, a lull keeps it.
             (0.0, 500, half, false, 1000.0),
             (1000.0, 600, half, false, 1200.0),
@@ -461,6 +499,52 @@ mod tests {
             pace = next_pace(pace, done, half, true);
         }
         assert!((pace - 1000.0).abs() < 60.0, "{pace}");
+    }
+
+    #[test]
+    fn a_stalled_dispatcher_leaves_only_the_count_bound() {
+        let half = Duration::from_millis(500);
+        let backlog = Backlog::new(
+            Bounds {
+                max_pending: 1_000,
+                max_wait: Duration::from_secs(1),
+                min_pending: 4,
+            },
+            0,
+        );
+        // 100 finished in each of two half seconds: a pace of 200/s, so the
+        // time bound is 200 deliveries, refusing some from 100.
+        for _ in 0..2 {
+            for _ in 0..100 {
+                backlog.queued();
+                backlog.finished();
+            }
+            backlog.counted_now(backlog.seen(), 0, half);
+        }
+        assert!((backlog.pace() - 200.0).abs() < 1e-9);
+        for _ in 0..150 {
+            backlog.queued();
+        }
+        backlog.counted_now(backlog.seen(), 150, half);
+        assert!((0..10).any(|_| backlog.admit().is_err()), "bounded in time");
+        // Then the assignment service goes down: nothing finishes while 500
+        // wait. Webhooks are accepted up to the count, however long it lasts.
+        for _ in 0..350 {
+            backlog.queued();
+        }
+        for _ in 0..20 {
+            backlog.counted_now(backlog.seen(), 500, half);
+        }
+        assert!((0..100).all(|_| backlog.admit().is_ok()));
+        let full = Backlog::new(backlog.bounds, 1_000);
+        full.pace.store(0f64.to_bits(), Ordering::Relaxed);
+        assert_eq!(full.admit().map_err(|f| f.limit), Err(1_000));
+        // It comes back: what finishes is the pace again.
+        for _ in 0..100 {
+            backlog.finished();
+        }
+        backlog.counted_now(backlog.seen(), 400, half);
+        assert!((backlog.pace() - 200.0).abs() < 1e-9);
     }
 
     #[test]
