@@ -20,6 +20,13 @@
 //! a few early keeps most senders sending and the backlog near half the bound.
 //! The count stays a hard bound: it is a limit of storage, not of waiting.
 //!
+//! A refusal by the time bound asks for no longer than that bound (at least a
+//! second): a pace measured low (the first deliveries after start-up or a
+//! stall) puts the bound at its floor of `min_pending` deliveries and would
+//! otherwise ask every sender to stay away for up to a minute, leaving the
+//! dispatcher idle for it once the pace is right again (a bench's senders all
+//! waited 60 s so). Coming back early costs a cheap 503 at worst.
+//!
 //! The estimate is the pending count read from the database at the last
 //! recount (every [`RECOUNT_EVERY`]), plus what this replica queued since,
 //! minus what it finished since. So it is exact for one replica between
@@ -30,7 +37,11 @@
 //! - while the dispatcher was busy through an interval (at least its
 //!   concurrency pending at both recounts), what finished is what it can do,
 //!   and the pace moves towards it as a running average ([`PACE_WEIGHT`]), so
-//!   one fast or slow interval moves the bound by a fraction. (A maximum
+//!   one fast or slow interval moves the bound by a fraction; but a
+//!   measurement over twice the pace replaces it, since noise does not double
+//!   a rate: the pace was a warm-up's or a stall's first few deliveries, and
+//!   climbing from there a quarter at a time would hold the bound far too low
+//!   for seconds. (A maximum
 //!   instead holds the bound at the fastest interval's pace, in a bench a
 //!   third above the average, and a backlog at the bound is then more work
 //!   than the bound names.)
@@ -227,10 +238,15 @@ impl Backlog {
         if share <= 0.0 || (share < 1.0 && !self.shed(share)) {
             return Ok(());
         }
+        let mut wait = retry_after((pending + 1).saturating_sub(limit.threshold()), pace);
+        if limit.early {
+            let bound = self.bounds.max_wait.as_secs_f64().ceil().max(1.0);
+            wait = wait.min(Duration::from_secs_f64(bound));
+        }
         Err(Full {
             pending,
             limit: limit.deliveries,
-            retry_after: retry_after((pending + 1).saturating_sub(limit.threshold()), pace),
+            retry_after: wait,
         })
     }
 
@@ -301,7 +317,8 @@ struct Seen {
 
 /// The pace after `done` deliveries finished in `elapsed`: with the
 /// dispatcher `busy` throughout, the running average moved towards what was
-/// measured, or none at all if nothing finished (a stall); otherwise the
+/// measured (what was measured if that is over twice the average), or none
+/// at all if nothing finished (a stall); otherwise the
 /// higher of the two (what finished then is what arrived, which says only
 /// that the dispatcher can do at least that).
 fn next_pace(previous: f64, done: u64, elapsed: Duration, busy: bool) -> f64 {
@@ -313,7 +330,7 @@ fn next_pace(previous: f64, done: u64, elapsed: Duration, busy: bool) -> f64 {
         return 0.0;
     }
     let measured = done as f64 / secs;
-    if busy && previous > 0.0 {
+    if busy && previous > 0.0 && measured <= 2.0 * previous {
         previous + PACE_WEIGHT * (measured - previous)
     } else {
         measured.max(previous)
@@ -469,6 +486,10 @@ mod tests {
             (0.0, 500, half, true, 1000.0),
             (1000.0, 600, half, true, 1050.0),
             (1000.0, 400, half, true, 950.0),
+            (1000.0, 1000, half, true, 1250.0),
+            // Busy and over twice the pace: the pace was a warm-up's.
+            (10.0, 500, half, true, 1000.0),
+            (1000.0, 1001, half, true, 2002.0),
             // Busy and nothing finished: stalled, no pace.
             (1000.0, 0, half, true, 0.0),
             (0.0, 0, half, true, 0.0),
@@ -499,6 +520,39 @@ mod tests {
             pace = next_pace(pace, done, half, true);
         }
         assert!((pace - 1000.0).abs() < 60.0, "{pace}");
+    }
+
+    #[test]
+    fn a_time_bound_asks_for_no_longer_than_itself() {
+        // A pace measured at 2/s (the first deliveries after start-up): the
+        // bound is its floor of 128, and 200 pending would take 68 s at 2/s.
+        let backlog = Backlog::new(
+            Bounds {
+                max_pending: 100_000,
+                max_wait: Duration::from_secs(1),
+                min_pending: 128,
+            },
+            200,
+        );
+        backlog.pace.store(2f64.to_bits(), Ordering::Relaxed);
+        let full = backlog.admit().expect_err("past the floor");
+        assert_eq!((full.pending, full.limit), (200, 128));
+        assert_eq!(full.retry_after, Duration::from_secs(1));
+        // The count bound still says how long its excess takes.
+        let counted = Backlog::new(
+            Bounds {
+                max_pending: 100,
+                max_wait: Duration::from_secs(1),
+                min_pending: 1,
+            },
+            3_000,
+        );
+        counted.pace.store(200f64.to_bits(), Ordering::Relaxed);
+        let full = counted.admit().expect_err("past the count");
+        assert_eq!(
+            (full.limit, full.retry_after),
+            (100, Duration::from_secs(15))
+        );
     }
 
     #[test]
