@@ -37,14 +37,13 @@
 //! - while the dispatcher was busy through an interval (at least its
 //!   concurrency pending at both recounts), what finished is what it can do,
 //!   and the pace moves towards it as a running average ([`PACE_WEIGHT`]), so
-//!   one fast or slow interval moves the bound by a fraction; but a
-//!   measurement over twice the pace replaces it, since noise does not double
-//!   a rate: the pace was a warm-up's or a stall's first few deliveries, and
-//!   climbing from there a quarter at a time would hold the bound far too low
-//!   for seconds. (A maximum
+//!   one fast or slow interval moves the bound by a fraction. (A maximum
 //!   instead holds the bound at the fastest interval's pace, in a bench a
 //!   third above the average, and a backlog at the bound is then more work
-//!   than the bound names.)
+//!   than the bound names.) But a measurement over twice the pace replaces
+//!   it, since noise does not double a rate: the pace was a warm-up's or a
+//!   stall's first few deliveries, and climbing from there a quarter at a
+//!   time would hold the bound far too low for seconds.
 //! - otherwise what finished measures arrivals, which is no more than the
 //!   dispatcher could do: it raises the pace but never lowers it, so a lull
 //!   in traffic does not shrink the bound before the next burst.
@@ -238,15 +237,19 @@ impl Backlog {
         if share <= 0.0 || (share < 1.0 && !self.shed(share)) {
             return Ok(());
         }
-        let mut wait = retry_after((pending + 1).saturating_sub(limit.threshold()), pace);
-        if limit.early {
-            let bound = self.bounds.max_wait.as_secs_f64().ceil().max(1.0);
-            wait = wait.min(Duration::from_secs_f64(bound));
-        }
+        let longest = if limit.early {
+            self.bounds.max_wait
+        } else {
+            MAX_RETRY_AFTER
+        };
         Err(Full {
             pending,
             limit: limit.deliveries,
-            retry_after: wait,
+            retry_after: retry_after(
+                (pending + 1).saturating_sub(limit.threshold()),
+                pace,
+                longest,
+            ),
         })
     }
 
@@ -300,6 +303,10 @@ impl Backlog {
             .max(seen.finished);
         let busy = seen.counted.min(count) >= self.bounds.min_pending.max(1);
         let pace = next_pace(self.pace(), done, elapsed, busy);
+        self.set_pace(pace);
+    }
+
+    fn set_pace(&self, pace: f64) {
         self.pace.store(pace.to_bits(), Ordering::Relaxed);
     }
 }
@@ -337,15 +344,15 @@ fn next_pace(previous: f64, done: u64, elapsed: Duration, busy: bool) -> f64 {
     }
 }
 
-/// How long `excess` deliveries take at `pace` per second: at least a second,
-/// at most [`MAX_RETRY_AFTER`] (also when nothing is finishing).
-fn retry_after(excess: u64, pace: f64) -> Duration {
-    if pace <= 0.0 {
-        return MAX_RETRY_AFTER;
-    }
-    let secs = (excess as f64 / pace)
-        .ceil()
-        .clamp(1.0, MAX_RETRY_AFTER.as_secs_f64());
+/// How long `excess` deliveries take at `pace` per second, in whole seconds:
+/// at least one, at most `longest` (also when nothing is finishing).
+fn retry_after(excess: u64, pace: f64, longest: Duration) -> Duration {
+    let longest = longest.as_secs_f64().ceil().max(1.0);
+    let secs = if pace <= 0.0 {
+        longest
+    } else {
+        (excess as f64 / pace).ceil().clamp(1.0, longest)
+    };
     Duration::from_secs_f64(secs)
 }
 
@@ -386,7 +393,7 @@ mod tests {
         ];
         for (excess, pace, expected) in table {
             assert_eq!(
-                retry_after(excess, pace),
+                retry_after(excess, pace, MAX_RETRY_AFTER),
                 Duration::from_secs(expected),
                 "{excess} at {pace}/s"
             );
@@ -466,7 +473,7 @@ mod tests {
         );
         // No pace yet: no time bound.
         assert!((0..100).all(|_| backlog.admit().is_ok()));
-        backlog.pace.store(100f64.to_bits(), Ordering::Relaxed);
+        backlog.set_pace(100.0);
         // 75 of a bound of 100: half are refused, every other one.
         let refused: Vec<bool> = (0..100).map(|_| backlog.admit().is_err()).collect();
         assert_eq!(refused.iter().filter(|r| **r).count(), 50);
@@ -534,7 +541,7 @@ mod tests {
             },
             200,
         );
-        backlog.pace.store(2f64.to_bits(), Ordering::Relaxed);
+        backlog.set_pace(2.0);
         let full = backlog.admit().expect_err("past the floor");
         assert_eq!((full.pending, full.limit), (200, 128));
         assert_eq!(full.retry_after, Duration::from_secs(1));
@@ -547,7 +554,7 @@ mod tests {
             },
             3_000,
         );
-        counted.pace.store(200f64.to_bits(), Ordering::Relaxed);
+        counted.set_pace(200.0);
         let full = counted.admit().expect_err("past the count");
         assert_eq!(
             (full.limit, full.retry_after),
@@ -591,7 +598,7 @@ mod tests {
         }
         assert!((0..100).all(|_| backlog.admit().is_ok()));
         let full = Backlog::new(backlog.bounds, 1_000);
-        full.pace.store(0f64.to_bits(), Ordering::Relaxed);
+        full.set_pace(0.0);
         assert_eq!(full.admit().map_err(|f| f.limit), Err(1_000));
         // It comes back: what finishes is the pace again.
         for _ in 0..100 {
