@@ -55,6 +55,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .codec_path("crate::codec::LeanProstCodec")
+        // Written by hand so a server can share one encoding between streams
+        // (see `stream_response.rs`).
+        .extern_path(
+            ".assignment.v1.SubscribeResponse",
+            "crate::stream_response::SubscribeResponse",
+        )
         .compile_fds(descriptors)?;
     Ok(())
 }

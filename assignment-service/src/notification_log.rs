@@ -77,7 +77,32 @@ pub struct StoredNotification {
     pub activity_id: ActivityId,
     /// The W3C trace context, or empty.
     pub traceparent: String,
+    /// Its encoding as a stream message, made by the first stream that sends
+    /// it and shared by every other stream of the process.
+    pub encoded: EncodedOnce,
 }
+
+/// Bytes computed once and shared by every holder of the value: the API edge
+/// keeps a notification's stream encoding here, so fanning one notification
+/// out to many streams encodes it once. Never part of the value: two
+/// notifications compare equal whether or not either was encoded yet.
+#[derive(Debug, Clone, Default)]
+pub struct EncodedOnce(std::sync::OnceLock<bytes::Bytes>);
+
+impl EncodedOnce {
+    /// The bytes, made by `encode` if this is the first call.
+    pub fn get_or_init(&self, encode: impl FnOnce() -> bytes::Bytes) -> bytes::Bytes {
+        self.0.get_or_init(encode).clone()
+    }
+}
+
+impl PartialEq for EncodedOnce {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for EncodedOnce {}
 
 /// Writes `drafts` in the caller's transaction, in order, and returns the last
 /// sequence used (`None` when there was nothing to write). Call it last, right
@@ -267,6 +292,7 @@ fn from_row(row: notification::Model) -> Result<StoredNotification, AssignmentEr
         created_at: row.created_at,
         activity_id: ActivityId::from_row(row.activity_id),
         traceparent: row.traceparent,
+        encoded: EncodedOnce::default(),
     })
 }
 
@@ -338,4 +364,25 @@ pub async fn prune(db: &Database, retention: Retention) -> Result<u64, Assignmen
     commit_log::raise_floor(txn, Log::Notifications, through).await?;
     write.commit().await?;
     Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EncodedOnce;
+
+    #[test]
+    fn encoded_once_encodes_for_the_first_holder_only_and_never_counts_in_equality() {
+        let fresh = EncodedOnce::default();
+        let shared = std::sync::Arc::new(EncodedOnce::default());
+        let mut encodings = 0;
+        for _ in 0..3 {
+            let bytes = shared.get_or_init(|| {
+                encodings += 1;
+                bytes::Bytes::from_static(b"encoded")
+            });
+            assert_eq!(&bytes[..], b"encoded");
+        }
+        assert_eq!(encodings, 1);
+        assert_eq!(*shared, fresh);
+    }
 }

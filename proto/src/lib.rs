@@ -10,6 +10,7 @@
 
 pub mod codec;
 pub mod reason;
+pub mod stream_response;
 
 /// `assignment.v1`: directory, groups, external issues with inbound sync, and the
 /// notification stream.
@@ -18,6 +19,7 @@ pub mod assignment {
     pub mod v1 {
         #![allow(missing_docs, missing_debug_implementations, clippy::all)]
         tonic::include_proto!("assignment.v1");
+        pub use crate::stream_response::{SubscribeResponse, subscribe_response};
     }
 }
 

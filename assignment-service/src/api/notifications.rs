@@ -200,18 +200,18 @@ impl Stream for EventStream {
                 if trace::exporting() {
                     traced_delivery(&n);
                 }
-                Poll::Ready(Some(Ok(pb::SubscribeResponse {
-                    event: Some(Event::Notification(notification(&n))),
-                })))
+                // Encoded once for every stream that sends it.
+                let encoded = n.encoded.get_or_init(|| {
+                    pb::SubscribeResponse::encode_event(Event::Notification(notification(&n)))
+                });
+                Poll::Ready(Some(Ok(pb::SubscribeResponse::from_encoded(encoded))))
             }
-            Poll::Ready(Some(Ok(StreamEvent::Progress(sequence, time)))) => {
-                Poll::Ready(Some(Ok(pb::SubscribeResponse {
-                    event: Some(Event::Progress(pb::Progress {
-                        sequence: sequence.get(),
-                        time: Some(to_timestamp(time)),
-                    })),
-                })))
-            }
+            Poll::Ready(Some(Ok(StreamEvent::Progress(sequence, time)))) => Poll::Ready(Some(Ok(
+                pb::SubscribeResponse::from(Event::Progress(pb::Progress {
+                    sequence: sequence.get(),
+                    time: Some(to_timestamp(time)),
+                })),
+            ))),
             Poll::Ready(Some(Err(error))) => {
                 self.ended = true;
                 Poll::Ready(Some(Err((*error).into())))

@@ -27,31 +27,29 @@ use crate::report::Latency;
 /// A notification like the ones the service sends (same fields, similar sizes).
 pub fn sample_notification(sequence: u64) -> assignment::SubscribeResponse {
     let group = 1_000 + (sequence % 1_000) as i64;
-    assignment::SubscribeResponse {
-        event: Some(assignment::subscribe_response::Event::Notification(
-            assignment::Notification {
-                sequence,
-                recipient_user_id: 1 + (sequence % 200) as i64,
-                organization_id: 1,
-                group_id: group,
-                external_issue_key: format!("BENCH-{}", sequence % 1_000),
-                integration_id: "bench-jira".into(),
-                kind: assignment::NotificationKind::Assigned.into(),
-                message: format!(
-                    "You were assigned to \"TypeError in handler {group}\" by Jira (BENCH-{}).",
-                    sequence % 1_000
-                ),
-                message_key: format!("group-{group}-assignment"),
-                update: sequence.is_multiple_of(2),
-                create_time: Some(prost_types::Timestamp {
-                    seconds: 1_764_000_000,
-                    nanos: 0,
-                }),
-                activity_id: sequence as i64,
-                traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
-            },
-        )),
-    }
+    assignment::SubscribeResponse::from(assignment::subscribe_response::Event::Notification(
+        assignment::Notification {
+            sequence,
+            recipient_user_id: 1 + (sequence % 200) as i64,
+            organization_id: 1,
+            group_id: group,
+            external_issue_key: format!("BENCH-{}", sequence % 1_000),
+            integration_id: "bench-jira".into(),
+            kind: assignment::NotificationKind::Assigned.into(),
+            message: format!(
+                "You were assigned to \"TypeError in handler {group}\" by Jira (BENCH-{}).",
+                sequence % 1_000
+            ),
+            message_key: format!("group-{group}-assignment"),
+            update: sequence.is_multiple_of(2),
+            create_time: Some(prost_types::Timestamp {
+                seconds: 1_764_000_000,
+                nanos: 0,
+            }),
+            activity_id: sequence as i64,
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+        },
+    ))
 }
 
 /// Echo and broadcast servers.

@@ -168,6 +168,7 @@ async fn two_replicas_deliver_every_notification_once_in_order_despite_late_comm
                 match message {
                     Ok(pb::SubscribeResponse {
                         event: Some(Event::Notification(n)),
+                        ..
                     }) => sink.lock().unwrap().push(n.sequence),
                     Ok(_) => {}
                     Err(status) => return Err(status),
