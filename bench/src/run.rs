@@ -498,8 +498,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 200,
             )
             .await?;
-            let (ours, write_rate) =
-                fanout::live(&bed, &tenant, subscribers, notifications).await?;
+            // The same writes with nobody subscribed first: what they cost the
+            // service alone, so the live run's CPU per delivery can leave it out.
+            let cpu = || bed.assignment.usage().cpu_seconds;
+            let before = cpu();
+            let alone = fanout::write(&bed, &tenant, notifications, 0).await?;
+            let write_cpu = cpu() - before;
+            let before = cpu();
+            let (ours, written) =
+                fanout::live(&bed, &tenant, subscribers, notifications, alone.next_round).await?;
+            let live_cpu = cpu() - before;
+            let stream_cpu = (live_cpu
+                - write_cpu * written.notifications as f64 / alone.notifications.max(1) as f64)
+                .max(0.0);
+            let per_delivery_us = |cpu: f64, delivered: usize| cpu * 1e6 / delivered.max(1) as f64;
             let mut result = ScenarioResult::new(
                 &name,
                 "deliveries/s",
@@ -518,7 +530,25 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 .figure("subscribers", subscribers as f64)
                 .figure("connections", CONNECTIONS as f64)
                 .figure("notifications_requested", notifications as f64)
-                .figure("notifications_written_per_s", write_rate)
+                .figure("notifications_written_per_s", written.per_s)
+                .figure(
+                    "delivered_of_written",
+                    ours.delivered as f64 / (written.notifications * subscribers).max(1) as f64,
+                )
+                .figure(
+                    "deliveries_per_s_of_written_per_s",
+                    ours.deliveries_per_s / (written.per_s * subscribers as f64).max(1e-9),
+                )
+                .figure("write_alone_cpu_seconds", write_cpu)
+                .figure("live_cpu_seconds", live_cpu)
+                .figure(
+                    "stream_cpu_us_per_delivery",
+                    per_delivery_us(stream_cpu, ours.delivered),
+                )
+                .figure(
+                    "raw_cpu_us_per_delivery",
+                    per_delivery_us(raw_usage.cpu_seconds, raw.delivered),
+                )
                 .figure("anomalies", ours.anomalies as f64)
                 .figure("raw_anomalies", raw.anomalies as f64)
                 .figure("raw_server_cpu_seconds", raw_usage.cpu_seconds);

@@ -290,6 +290,8 @@ pub async fn write_ceilings(url: &str, duration: Duration) -> anyhow::Result<Wri
 pub struct Fanout {
     /// Messages received per second, summed over subscribers.
     pub deliveries_per_s: f64,
+    /// Messages received, summed over subscribers.
+    pub delivered: usize,
     /// Messages lost or duplicated (must be zero).
     pub anomalies: usize,
 }
@@ -376,6 +378,7 @@ where
     anomalies += (expected * subscribers).abs_diff(total);
     Ok(Fanout {
         deliveries_per_s: total as f64 / last.duration_since(began).as_secs_f64().max(1e-9),
+        delivered: total,
         anomalies,
     })
 }

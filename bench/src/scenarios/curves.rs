@@ -205,7 +205,11 @@ pub async fn catch_up(options: &BedOptions, behind: usize) -> anyhow::Result<Cat
     // 50 issues: 50 writers in parallel, so the backlog builds in group commits.
     let tenant = Tenant::create(&bed, 50, GROUPS_PER_ISSUE, 200).await?;
     let empty = database_bytes(&bed.assignment_db).await?;
-    let (written, written_per_s) = fanout::write(&bed, &tenant, behind).await?;
+    let fanout::Written {
+        notifications: written,
+        per_s: written_per_s,
+        ..
+    } = fanout::write(&bed, &tenant, behind, 0).await?;
     let full = database_bytes(&bed.assignment_db).await?;
     let rss_before_mib = bed.assignment.usage().rss_mib;
     let channel = crate::bed::channel(bed.assignment_grpc)?;

@@ -46,13 +46,26 @@ pub async fn connect(addr: std::net::SocketAddr, count: usize) -> anyhow::Result
     Ok(channels)
 }
 
+/// What [`write`] did.
+#[derive(Debug, Clone, Copy)]
+pub struct Written {
+    /// Notifications written.
+    pub notifications: usize,
+    /// Notifications written per second.
+    pub per_s: f64,
+    /// The round the next write starts at (each round reassigns every issue
+    /// once, with its own request ids and a later provider time).
+    pub next_round: usize,
+}
+
 /// Writes at least `notifications` notifications through SyncAssigneeInbound
-/// (one writer per issue, in provider-time order); returns how many it wrote.
+/// (one writer per issue, in provider-time order), starting at `first_round`.
 pub async fn write(
     bed: &Bed,
     tenant: &Tenant,
     notifications: usize,
-) -> anyhow::Result<(usize, f64)> {
+    first_round: usize,
+) -> anyhow::Result<Written> {
     let client = assignment::external_issue_service_client::ExternalIssueServiceClient::new(
         crate::bed::channel(bed.assignment_grpc)?,
     );
@@ -64,7 +77,7 @@ pub async fn write(
         let (mut client, written) = (client.clone(), Arc::clone(&written));
         tokio::spawn(async move {
             let (key, jira_issue_id) = issue(i);
-            let mut round = 0_usize;
+            let mut round = first_round;
             while written.load(Ordering::Relaxed) < notifications {
                 let response = client
                     .sync_assignee_inbound(assignment::SyncAssigneeInboundRequest {
@@ -99,28 +112,34 @@ pub async fn write(
                 written.fetch_add(produced, Ordering::Relaxed);
                 round += 1;
             }
-            anyhow::Ok(())
+            anyhow::Ok(round)
         })
     });
+    let mut next_round = first_round;
     for writer in futures_util::future::join_all(writers).await {
-        writer??;
+        next_round = next_round.max(writer??);
     }
     let total = written.load(Ordering::Relaxed);
-    Ok((total, total as f64 / start.elapsed().as_secs_f64()))
+    Ok(Written {
+        notifications: total,
+        per_s: total as f64 / start.elapsed().as_secs_f64(),
+        next_round,
+    })
 }
 
 /// `subscribers` unfiltered subscribers over [`CONNECTIONS`] connections,
-/// following the stream from the head while `notifications` are written.
-/// Returns the deliveries and the write rate.
+/// following the stream from the head while `notifications` are written
+/// (from `first_round`). Returns the deliveries and what was written.
 pub async fn live(
     bed: &Bed,
     tenant: &Tenant,
     subscribers: usize,
     notifications: usize,
-) -> anyhow::Result<(Fanout, f64)> {
+    first_round: usize,
+) -> anyhow::Result<(Fanout, Written)> {
     let channels = connect(bed.assignment_grpc, CONNECTIONS).await?;
-    let write_rate = Arc::new(std::sync::Mutex::new(0.0));
-    let rate = Arc::clone(&write_rate);
+    let written = Arc::new(std::sync::Mutex::new(None));
+    let record = Arc::clone(&written);
     let fanout = crate::scenarios::baselines::fan_out(
         subscribers,
         &channels,
@@ -135,14 +154,17 @@ pub async fn live(
             )
         },
         || async move {
-            let (written, per_s) = write(bed, tenant, notifications).await?;
-            *rate.lock().unwrap_or_else(|e| e.into_inner()) = per_s;
-            Ok(written)
+            let done = write(bed, tenant, notifications, first_round).await?;
+            *record.lock().unwrap_or_else(|e| e.into_inner()) = Some(done);
+            Ok(done.notifications)
         },
     )
     .await?;
-    let per_s = *write_rate.lock().unwrap_or_else(|e| e.into_inner());
-    Ok((fanout, per_s))
+    let written = written
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .ok_or_else(|| anyhow::anyhow!("the writers never finished"))?;
+    Ok((fanout, written))
 }
 
 /// Resident memory per idle subscriber, in KiB: `count` subscribers, `per_connection`
