@@ -532,10 +532,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 .figure("notifications_requested", notifications as f64)
                 .figure("notifications_written_per_s", written.per_s)
                 .figure(
-                    "delivered_of_written",
-                    ours.delivered as f64 / (written.notifications * subscribers).max(1) as f64,
-                )
-                .figure(
                     "deliveries_per_s_of_written_per_s",
                     ours.deliveries_per_s / (written.per_s * subscribers as f64).max(1e-9),
                 )
