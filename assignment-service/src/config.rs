@@ -51,7 +51,8 @@ pub struct Config {
     )]
     pub database_url: DatabaseUrl,
 
-    /// Most database connections.
+    /// Most database connections (on a SQLite file, writes run on one more,
+    /// a connection of their own).
     #[arg(
         help_heading = "Database",
         long,
