@@ -58,7 +58,11 @@ pub struct Outcome {
     /// Of those, answered with a `Retry-After` the sender waited out (the
     /// tracker pushing back).
     pub pushed_back: usize,
-    /// Accepted but not yet applied when sending stopped.
+    /// Deliveries still pending in the tracker's inbox when sending stopped,
+    /// read from its database at that instant. (Until stop 32 this was
+    /// accepted minus notifications arrived, which also counted the
+    /// deliveries already applied that changed nothing, `stale_or_unchanged`:
+    /// most of the figure in some runs.)
     pub backlog_at_stop: usize,
     /// Applied per second while sending (from the first send to the stop).
     pub applied_per_s_while_sending: f64,
@@ -191,6 +195,11 @@ pub async fn run(
     let sends: Arc<Mutex<SendTimes>> = Arc::new(Mutex::new(vec![Vec::new(); issues]));
     let refused = Arc::new(AtomicUsize::new(0));
     let pushed_back = Arc::new(AtomicUsize::new(0));
+    // Opened before the clock starts, so the stop's count is read at once.
+    let tracker_db = sea_orm::Database::connect(service_runtime::database::connect_options(
+        bed.tracker_db.as_str(),
+    ))
+    .await?;
     let start = Instant::now();
     let end = start + duration;
     let accepted = match load {
@@ -253,14 +262,11 @@ pub async fn run(
     };
     let sent_for = start.elapsed();
     let applied_at_stop = arrivals.total.load(Ordering::Relaxed);
+    let at_stop = TrackerCounts::read(&tracker_db).await?;
 
     // Drain: wait until the tracker has delivered everything it accepted and
     // every change it reports reached the subscriber.
     let drain_deadline = Instant::now() + Duration::from_secs(180);
-    let tracker_db = sea_orm::Database::connect(service_runtime::database::connect_options(
-        bed.tracker_db.as_str(),
-    ))
-    .await?;
     let mut delivered = TrackerCounts::default();
     while Instant::now() < drain_deadline {
         delivered = TrackerCounts::read(&tracker_db).await?;
@@ -301,7 +307,7 @@ pub async fn run(
         lost: accepted.saturating_sub(delivered.delivered),
         stale_or_unchanged: delivered.delivered.saturating_sub(delivered.assigned),
         pushed_back: pushed_back.load(Ordering::Relaxed),
-        backlog_at_stop: accepted.saturating_sub(applied_at_stop),
+        backlog_at_stop: at_stop.pending,
         applied_per_s_while_sending: applied_at_stop as f64 / sent_for.as_secs_f64(),
     })
 }
