@@ -51,8 +51,7 @@ pub struct Config {
     )]
     pub database_url: DatabaseUrl,
 
-    /// Most database connections (on a SQLite file, writes run on one more,
-    /// a connection of their own).
+    /// Most database connections.
     #[arg(
         help_heading = "Database",
         long,

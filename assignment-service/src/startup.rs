@@ -68,8 +68,7 @@ impl Application {
             PoolSettings::default().acquire_timeout,
             name,
         );
-        let stream_db = db
-            .read_pool(&stream_pool)
+        let stream_db = Database::connect(&config.database_url, &stream_pool)
             .await
             .context("connecting the stream's pool")?;
         let grpc = GrpcListener::bind(config.grpc_addr)

@@ -195,7 +195,7 @@ pub async fn list(
 /// NOT_FOUND when there is none by that name.
 pub async fn delete(db: &Database, name: &SubscriberName) -> Result<(), AssignmentError> {
     let deleted = db
-        .gated(|w| subscriber::Entity::delete_by_id(name.as_str()).exec(w))
+        .gated(subscriber::Entity::delete_by_id(name.as_str()).exec(db.conn()))
         .await?;
     if deleted.rows_affected == 0 {
         return Err(AssignmentError::NotFound {

@@ -236,15 +236,15 @@ pub async fn done_through(db: &Database) -> Result<i64, NotifierError> {
 /// # Errors
 /// Database errors.
 pub async fn acknowledged(db: &Database, through: i64) -> Result<(), NotifierError> {
-    db.gated(|w| {
+    db.gated(
         stream_position::Entity::update_many()
             .col_expr(
                 stream_position::Column::AcknowledgedThrough,
                 Expr::value(through),
             )
             .filter(stream_position::Column::Id.eq(1))
-            .exec(w)
-    })
+            .exec(db.conn()),
+    )
     .await?;
     Ok(())
 }
@@ -317,7 +317,7 @@ pub async fn mark(
         .col_expr(delivery::Column::State, Expr::value(state.as_str()))
         .col_expr(delivery::Column::Reason, Expr::value(reason))
         .col_expr(delivery::Column::NextAttemptAt, Expr::value(next));
-    let changed = db.gated(|w| update.exec(w)).await?;
+    let changed = db.gated(update.exec(db.conn())).await?;
     Ok(changed.rows_affected == 1)
 }
 

@@ -139,7 +139,7 @@ pub async fn load(db: &Database, user_id: i64) -> Result<Option<Destination>, No
 /// Database errors.
 pub async fn delete(db: &Database, user_id: i64) -> Result<bool, NotifierError> {
     let deleted = db
-        .gated(|w| destination::Entity::delete_by_id(user_id).exec(w))
+        .gated(destination::Entity::delete_by_id(user_id).exec(db.conn()))
         .await?;
     Ok(deleted.rows_affected > 0)
 }

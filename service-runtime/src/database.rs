@@ -13,16 +13,6 @@
 //! in process instead, on a fair async lock (the *write gate*) taken by
 //! [`Database::begin_write`] and [`Database::write_gate`]; SQLite then never sees
 //! two writers from the same process. Every write goes through one of the two.
-//!
-//! On a SQLite file those writes also run on **one connection of their own**
-//! (the *writer*, a pool of one opened beside the readers' pool), never on a
-//! reader's. In WAL mode a connection that begins a transaction after another
-//! connection committed drops its whole page cache and reads the pages again
-//! (`pread`); with the writes spread over the pool's connections every write
-//! transaction began so, re-reading the indexes it was about to change. The
-//! writer only ever follows its own commits, so its cache stays warm, and its
-//! statements stay prepared on it. The gate still orders the writers: the
-//! writer pool is never asked for a second connection.
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -75,14 +65,7 @@ const CLIENT_CHECK_INTERVAL_MS: u64 = 1000;
 /// A connection pool and the engine behind it.
 #[derive(Debug, Clone)]
 pub struct Database {
-    /// The pool reads run on (and, on PostgreSQL, writes too).
     conn: DatabaseConnection,
-    /// Where writes run: on a SQLite file a pool of exactly one connection,
-    /// taken only under the gate (see the module doc); otherwise `conn`.
-    writer: DatabaseConnection,
-    /// Whether [`Self::close`] closes `writer` as well: not for a read pool
-    /// made by [`Self::read_pool`], which shares its parent's.
-    owns_writer: bool,
     kind: DatabaseKind,
     url: DatabaseUrl,
     /// SQLite only: the in-process queue of writers (see the module doc).
@@ -183,57 +166,9 @@ impl Database {
             std::fs::create_dir_all(parent)
                 .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", parent.display())))?;
         }
-        let conn =
-            sea_orm::Database::connect(Self::options(url, pool, pool.max_connections)).await?;
-        let writer = if url.sqlite_path().is_some() {
-            // Opened after the readers' pool, whose first connection switched a
-            // fresh file to WAL (two connections doing so at once fail).
-            sea_orm::Database::connect(Self::options(url, pool, 1)).await?
-        } else {
-            // PostgreSQL needs no single writer; an in-memory SQLite database
-            // exists only in the pool that opened it.
-            conn.clone()
-        };
-        Ok(Self {
-            conn,
-            writer,
-            owns_writer: true,
-            kind: url.kind(),
-            url: url.clone(),
-            gate: (url.kind() == DatabaseKind::Sqlite)
-                .then(|| Arc::new(tokio::sync::Mutex::new(()))),
-            acquire_timeout: pool.acquire_timeout,
-            application_name: pool.application_name.clone(),
-        })
-    }
-
-    /// Another pool for reads on the same database, sharing this one's writer
-    /// and write gate (so the process still has one writer): for readers that
-    /// must never wait behind the main pool's users, such as the assignment
-    /// service's stream.
-    ///
-    /// # Errors
-    /// When the database cannot be reached.
-    pub async fn read_pool(&self, pool: &PoolSettings) -> Result<Self, DbErr> {
-        let conn = sea_orm::Database::connect(Self::options(&self.url, pool, pool.max_connections))
-            .await?;
-        Ok(Self {
-            conn,
-            writer: self.writer.clone(),
-            owns_writer: false,
-            kind: self.kind,
-            url: self.url.clone(),
-            gate: self.gate.clone(),
-            acquire_timeout: self.acquire_timeout,
-            application_name: self.application_name.clone(),
-        })
-    }
-
-    /// The options of a pool of at most `max_connections` on `url`.
-    fn options(url: &DatabaseUrl, pool: &PoolSettings, max_connections: u32) -> ConnectOptions {
         let mut options = connect_options(url.as_str());
         options
-            .max_connections(max_connections)
+            .max_connections(pool.max_connections)
             .acquire_timeout(pool.acquire_timeout)
             .connect_timeout(pool.acquire_timeout)
             .sqlx_logging(false)
@@ -266,7 +201,16 @@ impl Database {
                     o.application_name(&pool.application_name).options(settings)
                 }
             });
-        options
+        let conn = sea_orm::Database::connect(options).await?;
+        Ok(Self {
+            conn,
+            kind: url.kind(),
+            url: url.clone(),
+            gate: (url.kind() == DatabaseKind::Sqlite)
+                .then(|| Arc::new(tokio::sync::Mutex::new(()))),
+            acquire_timeout: pool.acquire_timeout,
+            application_name: pool.application_name.clone(),
+        })
     }
 
     /// The pool, for queries.
@@ -290,13 +234,12 @@ impl Database {
         self.conn.get_database_backend()
     }
 
-    /// Waits for the right to write (SQLite; immediate on PostgreSQL).
-    /// Statements use [`Self::gated`] and transactions [`Self::begin_write`],
-    /// which also run them on the writer connection.
+    /// Waits for the right to write (SQLite; immediate on PostgreSQL). Hold it
+    /// across an autocommit write statement; transactions use [`Self::begin_write`].
     ///
     /// # Errors
     /// When the gate is not free within the pool's acquire timeout.
-    async fn write_gate(&self) -> Result<WriteGate, DbErr> {
+    pub async fn write_gate(&self) -> Result<WriteGate, DbErr> {
         match &self.gate {
             None => Ok(WriteGate(None)),
             Some(gate) => tokio::time::timeout(self.acquire_timeout, Arc::clone(gate).lock_owned())
@@ -306,20 +249,17 @@ impl Database {
         }
     }
 
-    /// Runs one autocommit write statement behind the write gate, on the
-    /// connection `write` is given (the writer on SQLite).
+    /// Runs one autocommit write statement behind the write gate (the statement
+    /// future is lazy: it starts only once the gate is held).
     ///
     /// # Errors
     /// The statement's error, or the gate's timeout.
-    pub async fn gated<'a, T, F>(
-        &'a self,
-        write: impl FnOnce(&'a DatabaseConnection) -> F,
-    ) -> Result<T, DbErr>
-    where
-        F: Future<Output = Result<T, DbErr>>,
-    {
+    pub async fn gated<T>(
+        &self,
+        write: impl Future<Output = Result<T, DbErr>>,
+    ) -> Result<T, DbErr> {
         let _gate = self.write_gate().await?;
-        write(&self.writer).await
+        write.await
     }
 
     /// Begins a transaction that will write (`BEGIN IMMEDIATE` on SQLite, after
@@ -336,7 +276,7 @@ impl Database {
             ..TransactionOptions::default()
         };
         Ok(WriteTransaction {
-            txn: self.writer.begin_with_options(options).await?,
+            txn: self.conn.begin_with_options(options).await?,
             _gate: gate,
             span,
         })
@@ -463,18 +403,7 @@ impl Database {
     /// # Errors
     /// When closing fails.
     pub async fn close(self) -> Result<(), DbErr> {
-        let Self {
-            conn,
-            writer,
-            owns_writer,
-            ..
-        } = self;
-        if owns_writer {
-            // The same pool as `conn` on PostgreSQL: closing a pool twice is
-            // harmless.
-            writer.close().await?;
-        }
-        conn.close().await
+        self.conn.close().await
     }
 }
 

@@ -329,7 +329,10 @@ where
 /// Database errors.
 pub async fn prune(db: &Database, cutoff: chrono::DateTime<chrono::Utc>) -> Result<u64, DbErr> {
     use sea_orm::{ColumnTrait as _, QueryFilter as _};
-    let delete = processed_request::Entity::delete_many()
-        .filter(processed_request::Column::CreatedAt.lt(cutoff));
-    Ok(db.gated(|w| delete.exec(w)).await?.rows_affected)
+    let _gate = db.write_gate().await?;
+    Ok(processed_request::Entity::delete_many()
+        .filter(processed_request::Column::CreatedAt.lt(cutoff))
+        .exec(db.conn())
+        .await?
+        .rows_affected)
 }

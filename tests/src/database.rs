@@ -51,9 +51,7 @@ impl TestDatabase {
         std::env::var(TEST_DATABASE_URL).is_ok_and(|u| !u.is_empty())
     }
 
-    /// A fresh SQLite file whatever the environment asks for, for tests of
-    /// how the services use SQLite itself.
-    pub fn fresh_sqlite() -> Self {
+    fn fresh_sqlite() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = DatabaseUrl::sqlite_file(&dir.path().join("test.db"));
         Self {

@@ -702,62 +702,6 @@ async fn database_pools_run_without_sqlx_idle_reaper() {
     assert_eq!(reaper_of(&plain), (None, None, 0));
 }
 
-/// On a SQLite file every write, a gated statement or a write transaction,
-/// runs on one connection of its own and never on a reader's: in WAL mode a
-/// connection that begins after another connection's commit drops its page
-/// cache, so writes spread over the pool re-read every page they change. A
-/// TEMP table lives on the connection that made it: every write sees it, no
-/// reader does, and a read pool made beside the main one writes through the
-/// same connection.
-#[tokio::test]
-async fn sqlite_writes_run_on_one_connection_of_their_own() {
-    use sea_orm::ConnectionTrait as _;
-    let file = TestDatabase::fresh_sqlite();
-    let db = Database::connect(&file.url(), &PoolSettings::default())
-        .await
-        .unwrap();
-    let txn = db.begin_write().await.unwrap();
-    txn.execute_unprepared("CREATE TEMP TABLE written_here (n INTEGER)")
-        .await
-        .unwrap();
-    txn.commit().await.unwrap();
-    let streams = db
-        .read_pool(&PoolSettings {
-            max_connections: 2,
-            ..PoolSettings::default()
-        })
-        .await
-        .unwrap();
-    for n in 0..8 {
-        let by = if n % 2 == 0 { &db } else { &streams };
-        by.gated(|w| async move {
-            w.execute_unprepared(&format!("INSERT INTO written_here VALUES ({n})"))
-                .await
-        })
-        .await
-        .unwrap();
-    }
-    let count = "SELECT count(*) AS n FROM written_here";
-    let txn = db.begin_write().await.unwrap();
-    let row = txn
-        .query_one_raw(sea_orm::Statement::from_string(db.backend(), count))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(row.try_get::<i64>("", "n").unwrap(), 8);
-    txn.rollback().await.unwrap();
-    // Readers, several at once so the pool opens several connections.
-    let reads = futures_util::future::join_all((0..4).map(|_| {
-        db.conn()
-            .query_one_raw(sea_orm::Statement::from_string(db.backend(), count))
-    }))
-    .await;
-    for read in reads {
-        let error = read.expect_err("a reader cannot see the writer's TEMP table");
-        assert!(error.to_string().contains("no such table"), "{error}");
-    }
-}
-
 /// An assignment service without SyncAssigneeInboundBatch (an older replica
 /// during a rolling upgrade) answers UNIMPLEMENTED: the tracker sends the
 /// change again as a single SyncAssigneeInbound call, and the webhook applies.

@@ -305,13 +305,17 @@ impl IssueService {
             comment: Set(String::new()),
             comment_state: Set(CommentState::None.as_str().into()),
         };
-        let row = self.db.gated(|w| row.insert(w)).await.map_err(|e| {
-            if is_unique_violation(&e) {
-                TrackerError::ConcurrentDuplicate
-            } else {
-                e.into()
-            }
-        })?;
+        let row = self
+            .db
+            .gated(row.insert(self.db.conn()))
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    TrackerError::ConcurrentDuplicate
+                } else {
+                    e.into()
+                }
+            })?;
         let creation = self.post(row, &integration, &fields).await?;
         self.remember_defaults(&command).await;
         Ok(creation)
@@ -351,7 +355,7 @@ impl IssueService {
                 }
                 let mut active: issue_creation::ActiveModel = row.into();
                 active.updated_at = Set(now());
-                self.db.gated(|w| active.update(w)).await?;
+                self.db.gated(active.update(self.db.conn())).await?;
                 Err(TrackerError::refused(
                     Reason::CreateOutcomeUnknown,
                     format!(
@@ -364,7 +368,7 @@ impl IssueService {
                 // Nothing was created: forget the attempt, so nothing is
                 // half-written and the request id can be used again.
                 self.db
-                    .gated(|w| issue_creation::Entity::delete_by_id(row.id).exec(w))
+                    .gated(issue_creation::Entity::delete_by_id(row.id).exec(self.db.conn()))
                     .await?;
                 Err(error.into())
             }
@@ -450,7 +454,7 @@ impl IssueService {
         active.link_state = Set(LinkState::Pending.as_str().into());
         active.next_link_at = Set(Some(now()));
         active.updated_at = Set(now());
-        let row = self.db.gated(|w| active.update(w)).await?;
+        let row = self.db.gated(active.update(self.db.conn())).await?;
         tracing::info!(%key, creation = %row.id, "created Jira issue");
         let row = self.try_link(row).await?;
         view(row)
@@ -511,7 +515,7 @@ impl IssueService {
                 active.next_link_at = Set(None);
             }
         }
-        Ok(self.db.gated(|w| active.update(w)).await?)
+        Ok(self.db.gated(active.update(self.db.conn())).await?)
     }
 
     /// GetIssueCreation.

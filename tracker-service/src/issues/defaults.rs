@@ -91,20 +91,22 @@ pub async fn remember(
             updated_at: Set(time),
         })
         .collect();
-    let upsert = issue_default::Entity::insert_many(rows).on_conflict(
-        OnConflict::columns([
-            issue_default::Column::IntegrationId,
-            issue_default::Column::OrganizationId,
-            issue_default::Column::Scope,
-            issue_default::Column::Field,
-        ])
-        .update_columns([
-            issue_default::Column::Value,
-            issue_default::Column::UpdatedAt,
-        ])
-        .to_owned(),
-    );
-    db.gated(|w| upsert.exec_without_returning(w)).await?;
+    let upsert = issue_default::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::columns([
+                issue_default::Column::IntegrationId,
+                issue_default::Column::OrganizationId,
+                issue_default::Column::Scope,
+                issue_default::Column::Field,
+            ])
+            .update_columns([
+                issue_default::Column::Value,
+                issue_default::Column::UpdatedAt,
+            ])
+            .to_owned(),
+        )
+        .exec_without_returning(db.conn());
+    db.gated(upsert).await?;
     Ok(())
 }
 

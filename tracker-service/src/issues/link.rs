@@ -109,13 +109,17 @@ impl IssueService {
             comment: Set(command.comment.clone()),
             comment_state: Set(comment_state.as_str().into()),
         };
-        let row = self.db.gated(|w| row.insert(w)).await.map_err(|e| {
-            if is_unique_violation(&e) {
-                TrackerError::ConcurrentDuplicate
-            } else {
-                e.into()
-            }
-        })?;
+        let row = self
+            .db
+            .gated(row.insert(self.db.conn()))
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    TrackerError::ConcurrentDuplicate
+                } else {
+                    e.into()
+                }
+            })?;
         let row = self.try_link(row).await?;
         let row = self.post_comment(row, &integration).await?;
         view(row)
@@ -157,7 +161,7 @@ impl IssueService {
         let mut active: issue_creation::ActiveModel = row.into();
         active.comment_state = Set(CommentState::Posted.as_str().into());
         active.updated_at = Set(now());
-        Ok(self.db.gated(|w| active.update(w)).await?)
+        Ok(self.db.gated(active.update(self.db.conn())).await?)
     }
 }
 

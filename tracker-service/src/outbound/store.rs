@@ -552,8 +552,9 @@ pub async fn expect_echo(db: &Database, id: i64, value: &str) -> Result<(), Trac
     let update = outbound_sync::Entity::update_many()
         .col_expr(outbound_sync::Column::SentValue, Expr::value(value))
         .col_expr(outbound_sync::Column::EchoExpected, Expr::value(true))
-        .filter(outbound_sync::Column::Id.eq(id));
-    db.gated(|w| update.exec(w)).await?;
+        .filter(outbound_sync::Column::Id.eq(id))
+        .exec(db.conn());
+    db.gated(update).await?;
     Ok(())
 }
 
@@ -606,8 +607,9 @@ pub async fn recognise_echo(
     let consumed = outbound_sync::Entity::update_many()
         .col_expr(outbound_sync::Column::EchoExpected, Expr::value(false))
         .filter(outbound_sync::Column::Id.eq(sent.id))
-        .filter(outbound_sync::Column::EchoExpected.eq(true));
-    if db.gated(|w| consumed.exec(w)).await?.rows_affected == 0 {
+        .filter(outbound_sync::Column::EchoExpected.eq(true))
+        .exec(db.conn());
+    if db.gated(consumed).await?.rows_affected == 0 {
         // Another delivery recognised it first.
         return Ok(Echo::NotOurs);
     }
@@ -641,8 +643,9 @@ pub async fn prune(db: &Database, cutoff: DateTime<Utc>) -> Result<u64, TrackerE
             OutboundState::Done.as_str(),
             OutboundState::Superseded.as_str(),
         ]))
-        .filter(outbound_sync::Column::UpdatedAt.lt(cutoff));
-    Ok(db.gated(|w| delete.exec(w)).await?.rows_affected)
+        .filter(outbound_sync::Column::UpdatedAt.lt(cutoff))
+        .exec(db.conn());
+    Ok(db.gated(delete).await?.rows_affected)
 }
 
 /// How many entries are pending, and when the oldest was received.

@@ -783,8 +783,9 @@ pub async fn prune_delivered(db: &Database, cutoff: DateTime<Utc>) -> Result<u64
             DeliveryState::Delivered.as_str(),
             DeliveryState::Ignored.as_str(),
         ]))
-        .filter(webhook_delivery::Column::CompletedAt.lt(cutoff));
-    Ok(db.gated(|w| prune.exec(w)).await?.rows_affected)
+        .filter(webhook_delivery::Column::CompletedAt.lt(cutoff))
+        .exec(db.conn());
+    Ok(db.gated(prune).await?.rows_affected)
 }
 
 /// How many deliveries are pending (queued or waiting for a retry), from
