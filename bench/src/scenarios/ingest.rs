@@ -58,11 +58,12 @@ pub struct Outcome {
     /// Of those, answered with a `Retry-After` the sender waited out (the
     /// tracker pushing back).
     pub pushed_back: usize,
-    /// Deliveries still pending in the tracker's inbox when sending stopped,
-    /// read from its database at that instant. (Until stop 32 this was
-    /// accepted minus notifications arrived, which also counted the
-    /// deliveries already applied that changed nothing, `stale_or_unchanged`:
-    /// most of the figure in some runs.)
+    /// Deliveries pending in the tracker's inbox at the end of the run's
+    /// duration, read from its database at that instant (senders still
+    /// finish the request they are in, waiting out a `Retry-After`, after
+    /// it). Until stop 32 this was accepted minus notifications arrived once
+    /// every sender had finished, which also counted the deliveries applied
+    /// that changed nothing (`stale_or_unchanged`).
     pub backlog_at_stop: usize,
     /// Applied per second while sending (from the first send to the stop).
     pub applied_per_s_while_sending: f64,
@@ -202,6 +203,11 @@ pub async fn run(
     .await?;
     let start = Instant::now();
     let end = start + duration;
+    let at_end = tokio::spawn(async move {
+        tokio::time::sleep_until(end.into()).await;
+        let counts = TrackerCounts::read(&tracker_db).await;
+        (counts, tracker_db)
+    });
     let accepted = match load {
         Load::Closed { concurrency } => {
             let next = Arc::new(AtomicUsize::new(0));
@@ -262,7 +268,8 @@ pub async fn run(
     };
     let sent_for = start.elapsed();
     let applied_at_stop = arrivals.total.load(Ordering::Relaxed);
-    let at_stop = TrackerCounts::read(&tracker_db).await?;
+    let (at_end, tracker_db) = at_end.await?;
+    let at_end = at_end?;
 
     // Drain: wait until the tracker has delivered everything it accepted and
     // every change it reports reached the subscriber.
@@ -307,7 +314,7 @@ pub async fn run(
         lost: accepted.saturating_sub(delivered.delivered),
         stale_or_unchanged: delivered.delivered.saturating_sub(delivered.assigned),
         pushed_back: pushed_back.load(Ordering::Relaxed),
-        backlog_at_stop: at_stop.pending,
+        backlog_at_stop: at_end.pending,
         applied_per_s_while_sending: applied_at_stop as f64 / sent_for.as_secs_f64(),
     })
 }
