@@ -196,7 +196,8 @@ pub async fn run(
     let sends: Arc<Mutex<SendTimes>> = Arc::new(Mutex::new(vec![Vec::new(); issues]));
     let refused = Arc::new(AtomicUsize::new(0));
     let pushed_back = Arc::new(AtomicUsize::new(0));
-    // Opened before the clock starts, so the stop's count is read at once.
+    // Opened before the clock starts, so the count at the end of the
+    // duration is read at that instant.
     let tracker_db = sea_orm::Database::connect(service_runtime::database::connect_options(
         bed.tracker_db.as_str(),
     ))
