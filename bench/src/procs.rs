@@ -54,7 +54,12 @@ impl Process {
         let child = Command::new("sh")
             .arg("-c")
             .arg(shell)
-            .env("RUST_LOG", "warn")
+            // `BENCH_RUST_LOG` (e.g. `info`) overrides the services' log
+            // filter for a diagnosis; their logs are in the run's `work/`.
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            )
             .stdout(Stdio::from(log_file.try_clone()?))
             .stderr(Stdio::from(log_file))
             .kill_on_drop(true)

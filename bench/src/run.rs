@@ -288,7 +288,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             .figure("accepted", outcome.accepted as f64)
             .figure("applied", outcome.applied as f64)
             .figure("lost", outcome.lost as f64)
-            .figure("stale_or_unchanged", outcome.stale_or_unchanged as f64);
+            .figure("stale_or_unchanged", outcome.stale_or_unchanged as f64)
+            .figure("intake_p50_ms", outcome.intake.p50_ms)
+            .figure("intake_p99_ms", outcome.intake.p99_ms);
         result.latency = Some(outcome.latency);
         let (a, t) = bed.usage();
         (result.assignment, result.tracker) = (Some(a), Some(t));

@@ -53,6 +53,10 @@ pub struct Outcome {
     pub applied_per_s: f64,
     /// POST (or scheduled send) to notification.
     pub latency: Latency,
+    /// POST (or scheduled send) to the tracker's 200: the intake's share of
+    /// `latency` (authentication, the inbox's group commit, waits out of
+    /// refusals); the rest is claim, apply and stream.
+    pub intake: Latency,
     /// Requests answered 503 / 429 (or not answered) and sent again.
     pub refused: usize,
     /// Of those, answered with a `Retry-After` the sender waited out (the
@@ -69,8 +73,9 @@ pub struct Outcome {
     pub applied_per_s_while_sending: f64,
 }
 
-/// When each accepted webhook was sent, per issue: (webhook number, time).
-type SendTimes = Vec<Vec<(usize, Instant)>>;
+/// When each accepted webhook was sent, per issue: (webhook number, sent or
+/// scheduled, answered 200).
+type SendTimes = Vec<Vec<(usize, Instant, Instant)>>;
 
 /// Records notification arrival times per issue.
 struct Arrivals {
@@ -229,7 +234,9 @@ pub async fn run(
                         let (issue, refusals) = send(&client, &urls, n, issues, users).await;
                         refused.fetch_add(refusals.refused, Ordering::Relaxed);
                         pushed_back.fetch_add(refusals.pushed_back, Ordering::Relaxed);
-                        sends.lock().unwrap_or_else(|e| e.into_inner())[issue].push((n, sent));
+                        let answered = Instant::now();
+                        sends.lock().unwrap_or_else(|e| e.into_inner())[issue]
+                            .push((n, sent, answered));
                         accepted += 1;
                     }
                     accepted
@@ -258,7 +265,9 @@ pub async fn run(
                     let (issue, refusals) = send(&client, &urls, n, issues, users).await;
                     refused.fetch_add(refusals.refused, Ordering::Relaxed);
                     pushed_back.fetch_add(refusals.pushed_back, Ordering::Relaxed);
-                    sends.lock().unwrap_or_else(|e| e.into_inner())[issue].push((n, scheduled));
+                    let answered = Instant::now();
+                    sends.lock().unwrap_or_else(|e| e.into_inner())[issue]
+                        .push((n, scheduled, answered));
                 }));
             }
             for task in tasks {
@@ -292,12 +301,17 @@ pub async fn run(
         .unwrap_or_else(Instant::now);
 
     let mut latencies = Vec::with_capacity(accepted);
+    let mut intake = Vec::with_capacity(accepted);
     let sends = sends.lock().unwrap_or_else(|e| e.into_inner());
     let received = arrivals.per_issue.lock().unwrap_or_else(|e| e.into_inner());
     for (issue, sent) in sends.iter().enumerate() {
         let mut sent = sent.clone();
-        sent.sort_by_key(|(n, _)| *n);
-        for ((_, at), got) in sent.iter().zip(received[issue].iter()) {
+        sent.sort_by_key(|(n, _, _)| *n);
+        intake.extend(
+            sent.iter()
+                .map(|(_, at, answered)| answered.saturating_duration_since(*at)),
+        );
+        for ((_, at, _), got) in sent.iter().zip(received[issue].iter()) {
             latencies.push(got.saturating_duration_since(*at));
         }
     }
@@ -311,6 +325,7 @@ pub async fn run(
                 .as_secs_f64()
                 .max(1e-9),
         latency: Latency::of(latencies),
+        intake: Latency::of(intake),
         refused: refused.load(Ordering::Relaxed),
         lost: accepted.saturating_sub(delivered.delivered),
         stale_or_unchanged: delivered.delivered.saturating_sub(delivered.assigned),
