@@ -22,6 +22,7 @@ struct Inner {
     outbound_syncs: Family<Labels, Counter>,
     outbound_pending: Gauge,
     outbound_oldest_pending_seconds: Gauge<f64, AtomicU64>,
+    queue_claims: Family<Labels, Counter>,
 }
 
 impl fmt::Debug for Metrics {
@@ -82,6 +83,12 @@ impl Metrics {
             "Age of the oldest outbound entry not yet applied (0 when none)",
             outbound_oldest_pending_seconds.clone(),
         );
+        let queue_claims = Family::<Labels, Counter>::default();
+        registry.register(
+            "queue_claims",
+            "Claims of due work by the worker loops, by queue (dispatcher, outbound) and whether they found any (items, none)",
+            queue_claims.clone(),
+        );
         Self(Arc::new(Inner {
             webhook_deliveries,
             dispatch_retries,
@@ -91,6 +98,7 @@ impl Metrics {
             outbound_syncs,
             outbound_pending,
             outbound_oldest_pending_seconds,
+            queue_claims,
         }))
     }
 
@@ -121,6 +129,17 @@ impl Metrics {
             .inbox_pending
             .set(i64::try_from(pending).unwrap_or(i64::MAX));
         self.0.inbox_oldest_pending_seconds.set(oldest_age_seconds);
+    }
+
+    /// Counts a worker loop's claim of due work, by whether it found any.
+    pub fn queue_claim(&self, queue: &'static str, found: bool) {
+        self.0
+            .queue_claims
+            .get_or_create(&vec![
+                ("queue", queue.to_owned()),
+                ("found", if found { "items" } else { "none" }.to_owned()),
+            ])
+            .inc();
     }
 
     /// Counts an attempt to apply an outbound entry.

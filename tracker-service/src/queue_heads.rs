@@ -391,7 +391,8 @@ impl Settle {
     /// After the held outcomes were written to their items: a finished
     /// issue's head moves to its next pending item (or goes, when none is
     /// left), due now; a retried one stays, due at its retry time; both are
-    /// released.
+    /// released. Returns whether a head moved on to a next item (work due
+    /// now, for whoever claims: the caller rings the worker's waker).
     ///
     /// # Errors
     /// Database errors.
@@ -399,8 +400,9 @@ impl Settle {
         &self,
         conn: &C,
         locked: &Locked,
-    ) -> Result<(), TrackerError> {
+    ) -> Result<bool, TrackerError> {
         let backend = conn.get_database_backend();
+        let mut moved_on = false;
         let held_rows = |issues: &mut dyn Iterator<Item = &IssueQueue>| -> Vec<i64> {
             issues
                 .filter_map(|issue| locked.rows.get(issue))
@@ -423,6 +425,8 @@ impl Settle {
             for row in advanced {
                 if row.try_get::<Option<i64>>("", "head")?.is_none() {
                     emptied.push(Value::from(row.try_get::<i64>("", "id")?));
+                } else {
+                    moved_on = true;
                 }
             }
             if !emptied.is_empty() {
@@ -452,7 +456,7 @@ impl Settle {
             conn.execute_raw(sql(backend, &statements::reschedule(chunk.len()), values))
                 .await?;
         }
-        Ok(())
+        Ok(moved_on)
     }
 }
 

@@ -280,7 +280,6 @@ impl Application {
         })
         .merge(intake::routes(IntakeState {
             db: db.clone(),
-            waker,
             inbox: inbox_writer,
             body_limit: config.webhook_body_limit,
             in_flight: Arc::new(Semaphore::new(config.webhook_max_in_flight.max(1))),

@@ -4,8 +4,14 @@
 //! It claims due items under a lease (the queue decides which: the head of
 //! each issue's queue), processes up to `concurrency` at once, renews the
 //! leases of items in progress every third of the lease (so a replica that
-//! dies frees its claims within one lease), claims again as soon as a slot
-//! frees or a waker rings, and otherwise polls. On shutdown it stops claiming
+//! dies frees its claims within one lease), and claims again only when there
+//! may be due work: the waker rang, the poll interval passed, or a slot freed
+//! while the last claim had filled every free slot (more may be waiting) or
+//! the queue does not ring for successors ([`Queue::RINGS_FOR_SUCCESSORS`]).
+//! A claim that finds nothing is a transaction on the single writer for
+//! nothing: at light load the inbox's dispatcher ran two per webhook (one per
+//! completion, one per outcome commit), about a quarter of the tracker's
+//! statements. On shutdown it stops claiming
 //! and lets items in progress finish until the shutdown deadline; those still
 //! running then are abandoned and their leases released, so another replica
 //! takes them at once (their request ids make a second application harmless).
@@ -18,6 +24,7 @@ use service_runtime::shutdown::Shutdown;
 use tokio::task::JoinSet;
 
 use crate::error::TrackerError;
+use crate::metrics::Metrics;
 use crate::queue_heads::HeadId;
 use crate::webhooks::waker::DispatchWaker;
 
@@ -25,6 +32,10 @@ use crate::webhooks::waker::DispatchWaker;
 pub trait Queue: Clone + Send + Sync + 'static {
     /// One claimed item.
     type Item: Send + 'static;
+
+    /// Whether whoever makes an item's successor due (its outcome's commit)
+    /// rings the waker. If not, the loop claims after every completion.
+    const RINGS_FOR_SUCCESSORS: bool;
 
     /// The queue head whose lease covers the item while it is processed.
     fn head(item: &Self::Item) -> HeadId;
@@ -58,6 +69,8 @@ pub struct WorkerSettings {
     pub lease: Duration,
     /// After shutdown began: how long items in progress may take to finish.
     pub shutdown_grace: Duration,
+    /// Counts claims (found items or not) for `/metrics`.
+    pub metrics: Metrics,
 }
 
 /// How long releasing abandoned leases may take at shutdown (within the
@@ -78,15 +91,28 @@ pub async fn run<Q: Queue>(
     let mut in_flight: HashSet<HeadId> = HashSet::new();
     let mut renewal = tokio::time::interval((settings.lease / 3).max(Duration::from_millis(10)));
     renewal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // An interval, not a sleep made anew each turn: other events would put a
+    // sleep off forever, and a retry falling due rings no waker. Its first
+    // tick is one period away (the loop claims at start anyway).
+    let period = settings.poll_interval.max(Duration::from_millis(1));
+    let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Whether due work may be waiting unclaimed: true at start, when woken or
+    // polled, and after a claim that filled every free slot.
+    let mut may_be_due = true;
     loop {
         let free = settings.concurrency.saturating_sub(running.len());
         // Claim in batches (one statement for several items) unless little is
         // running (then at once, for latency).
         let worth_claiming =
             free >= CLAIM_BATCH.min(settings.concurrency) || running.len() < CLAIM_BATCH;
-        if free > 0 && worth_claiming && !shutdown.is_triggered() {
+        if may_be_due && free > 0 && worth_claiming && !shutdown.is_triggered() {
             match queue.claim(free as u64).await {
                 Ok(claimed) => {
+                    settings
+                        .metrics
+                        .queue_claim(settings.name, !claimed.is_empty());
+                    may_be_due = claimed.len() >= free;
                     for item in claimed {
                         let id = Q::head(&item);
                         in_flight.insert(id);
@@ -104,12 +130,13 @@ pub async fn run<Q: Queue>(
         }
         tokio::select! {
             () = shutdown.wait(), if !shutdown.is_triggered() => {}
-            () = waker.woken() => {}
-            () = tokio::time::sleep(settings.poll_interval) => {}
+            () = waker.woken() => may_be_due = true,
+            _ = poll.tick() => may_be_due = true,
             Some(done) = running.join_next(), if !running.is_empty() => {
                 if let Ok(id) = done {
                     in_flight.remove(&id);
                 }
+                may_be_due |= !Q::RINGS_FOR_SUCCESSORS;
             }
             _ = renewal.tick(), if !in_flight.is_empty() => {
                 let ids: Vec<HeadId> = in_flight.iter().copied().collect();

@@ -1231,3 +1231,79 @@ async fn an_inbox_bounded_in_time_pushes_back_once_it_holds_more_work_than_that(
     tracker.stop().await;
     assignment.stop().await;
 }
+
+/// How many claims the tracker's dispatcher made that found `found`
+/// (`items` or `none`), from `/metrics`.
+async fn dispatcher_claims(tracker: &TrackerApp, found: &str) -> u64 {
+    let text = system_tests::http_client()
+        .get(format!("http://{}/metrics", tracker.http_addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!("tracker_queue_claims_total{{queue=\"dispatcher\",found=\"{found}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// The dispatcher claims when a delivery is due, not after each one: with its
+/// poll an hour away, deliveries sent one after another are each claimed
+/// once, without a claim that finds nothing per completion or per outcome
+/// (at light load those were half its claims, each a write transaction); and
+/// an issue's queued deliveries still follow one another at once, the
+/// outcome's commit ringing for the next.
+#[tokio::test]
+async fn the_dispatcher_claims_only_when_a_delivery_is_due() {
+    let pair =
+        Pair::start_with(|c| c.dispatch_poll_interval = std::time::Duration::from_secs(3600)).await;
+    pair.create_integration(JIRA, false).await;
+    let t = tenant(&pair.assignment).await;
+    // The dispatcher's first claim, at start, may find nothing.
+    let at_start = wait::until(
+        "the dispatcher's first claim",
+        wait::DEFAULT_DEADLINE,
+        || async {
+            let none = dispatcher_claims(&pair.tracker, "none").await;
+            (none > 0).then_some(none)
+        },
+    )
+    .await;
+    for n in 0..10 {
+        let id = accepted(
+            &pair.tracker,
+            &alternating_assignee(n),
+            Some(&format!("one-{n}")),
+        )
+        .await;
+        let settled = pair.tracker.settled(id).await;
+        assert_eq!(settled.state(), pb::DeliveryState::Delivered);
+    }
+    assert_eq!(dispatcher_claims(&pair.tracker, "none").await, at_start);
+    assert_eq!(dispatcher_claims(&pair.tracker, "items").await, 10);
+
+    let mut queued = Vec::new();
+    for n in 10..15 {
+        queued.push(
+            accepted(
+                &pair.tracker,
+                &alternating_assignee(n),
+                Some(&format!("queued-{n}")),
+            )
+            .await,
+        );
+    }
+    for id in queued {
+        let settled = pair.tracker.settled(id).await;
+        assert_eq!(settled.state(), pb::DeliveryState::Delivered);
+    }
+    // The last one (14) assigned Jess.
+    for group in &t.groups {
+        assert_eq!(
+            pair.assignment.group(*group).await.assignee_user_id,
+            Some(t.jess)
+        );
+    }
+}

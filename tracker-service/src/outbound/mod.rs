@@ -200,6 +200,9 @@ pub struct Worker {
 impl Queue for Worker {
     type Item = Leased<OutboundRecord>;
 
+    /// An outcome's commit rings nobody: the loop claims after each one.
+    const RINGS_FOR_SUCCESSORS: bool = false;
+
     fn head(item: &Leased<OutboundRecord>) -> HeadId {
         item.head
     }
@@ -272,6 +275,7 @@ pub async fn run_worker(worker: Worker, shutdown: Shutdown) {
         poll_interval: worker.poll_interval,
         lease: worker.lease,
         shutdown_grace: worker.shutdown_grace,
+        metrics: worker.metrics.clone(),
     };
     let waker = worker.waker.clone();
     worker::run(worker, waker, settings, shutdown).await;

@@ -84,6 +84,7 @@ pub struct Dispatcher {
 #[derive(Debug, Clone)]
 struct InboxQueue {
     db: Database,
+    waker: DispatchWaker,
     inbox_writer: InboxWriter,
     applier: Applier,
     owner: String,
@@ -96,12 +97,15 @@ struct InboxQueue {
 impl Queue for InboxQueue {
     type Item = Leased<DeliveryRecord>;
 
+    /// The inbox writer rings after a commit that made deliveries due.
+    const RINGS_FOR_SUCCESSORS: bool = true;
+
     fn head(item: &Leased<DeliveryRecord>) -> HeadId {
         item.head
     }
 
     async fn claim(&self, limit: u64) -> Result<Vec<Leased<DeliveryRecord>>, TrackerError> {
-        inbox::claim(&self.db, &self.owner, self.lease, limit).await
+        inbox::claim(&self.db, &self.owner, self.lease, limit, &self.waker).await
     }
 
     async fn renew(&self, heads: &[HeadId]) -> Result<(), TrackerError> {
@@ -141,12 +145,13 @@ pub async fn run_dispatcher(dispatcher: Dispatcher, shutdown: Shutdown) {
     } = dispatcher;
     let queue = InboxQueue {
         db,
+        waker: waker.clone(),
         inbox_writer,
         applier,
         owner,
         lease: settings.lease,
         max_backoff: settings.max_backoff,
-        metrics,
+        metrics: metrics.clone(),
         backlog,
     };
     worker::run(
@@ -158,6 +163,7 @@ pub async fn run_dispatcher(dispatcher: Dispatcher, shutdown: Shutdown) {
             poll_interval: settings.poll_interval,
             lease: settings.lease,
             shutdown_grace: settings.shutdown_grace,
+            metrics,
         },
         shutdown,
     )

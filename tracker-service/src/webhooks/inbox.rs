@@ -23,6 +23,7 @@ use service_runtime::ids::{IntegrationId, IssueKey, JiraIssueId, RequestId};
 use service_runtime::pagination::PageRequest;
 use service_runtime::time::now;
 
+use super::waker::DispatchWaker;
 use crate::domain::delivery::{DeliveryAction, DeliveryRecord, DeliveryState};
 use crate::error::{Reason, TrackerError};
 use crate::queue_heads::{self, HeadId, IssueQueue, Leased, Queue, Settle};
@@ -382,7 +383,8 @@ async fn stored_matches<C: ConnectionTrait>(
 
 /// Claims up to `limit` deliveries at the heads of their issues' queues for
 /// `owner`, for `lease`; returns them in arrival order. A head whose delivery
-/// is no longer pending (an operator's change raced the claim) is moved on.
+/// is no longer pending (an operator's change raced the claim) is moved on,
+/// and `waker` rung if that made its issue's next delivery due.
 ///
 /// # Errors
 /// Database errors.
@@ -391,6 +393,7 @@ pub async fn claim(
     owner: &str,
     lease: Duration,
     limit: u64,
+    waker: &DispatchWaker,
 ) -> Result<Vec<Leased<DeliveryRecord>>, TrackerError> {
     let claimed = queue_heads::claim(db, Queue::Inbox, owner, lease, limit).await?;
     if claimed.is_empty() {
@@ -423,8 +426,11 @@ pub async fn claim(
     if any_stale {
         let txn = db.begin_write().await?;
         let locked = stale.lock(&*txn, Some(owner)).await?;
-        stale.advance(&*txn, &locked).await?;
+        let moved_on = stale.advance(&*txn, &locked).await?;
         txn.commit().await?;
+        if moved_on {
+            waker.wake();
+        }
     }
     Ok(records)
 }
@@ -480,8 +486,8 @@ pub enum OutcomeKind {
 /// Records outcomes in the caller's transaction, with the heads of their
 /// issues' queues: each settles only if `owner` still holds its delivery (one
 /// whose lease another replica took over is left to that replica), and new
-/// deliveries `stored` in the same transaction join their queues. Returns the
-/// ids of the outcomes dropped.
+/// deliveries `stored` in the same transaction join their queues. Returns
+/// what settled: the outcomes dropped, and whether work fell due.
 ///
 /// Deliveries applied successfully (nearly all of them) are recorded with one
 /// statement however many there are: a row-by-row update made the inbox writer,
@@ -495,7 +501,7 @@ pub async fn settle<C: ConnectionTrait>(
     owner: &str,
     stored: &[(IssueQueue, i64)],
     outcomes: &[Outcome],
-) -> Result<Vec<i64>, TrackerError> {
+) -> Result<Settled, TrackerError> {
     let mut heads = Settle::new(Queue::Inbox);
     for (issue, id) in stored {
         heads.stored(issue.clone(), *id);
@@ -556,9 +562,22 @@ pub async fn settle<C: ConnectionTrait>(
             finished += updated;
         }
     }
-    heads.advance(conn, &locked).await?;
+    let moved_on = heads.advance(conn, &locked).await?;
     add_pending(conn, stored.len() as i64 - finished as i64).await?;
-    Ok(dropped.iter().map(|o| o.id).collect())
+    Ok(Settled {
+        dropped: dropped.iter().map(|o| o.id).collect(),
+        due: moved_on || !stored.is_empty(),
+    })
+}
+
+/// What [`settle`] did.
+#[derive(Debug)]
+pub struct Settled {
+    /// The outcomes dropped: their leases were another replica's.
+    pub dropped: Vec<i64>,
+    /// Whether a delivery may have fallen due (one stored, or a queue moved
+    /// on to its next): the dispatcher must be rung, or it waits for its poll.
+    pub due: bool,
 }
 
 /// Adds `delta` to the pending count, in the caller's transaction (see

@@ -137,13 +137,16 @@ async fn run(
                 Err(_) => break,
             }
         }
-        commit(&db, &owner, &mut batch).await;
-        waker.wake();
+        if commit(&db, &owner, &mut batch).await {
+            waker.wake();
+        }
     }
 }
 
-/// Writes `batch` in one transaction and answers every caller.
-async fn commit(db: &Database, owner: &str, batch: &mut Vec<Write>) {
+/// Writes `batch` in one transaction and answers every caller; returns
+/// whether a delivery may have fallen due (the dispatcher is rung only then:
+/// an outcome that emptied its issue's queue gives it nothing to claim).
+async fn commit(db: &Database, owner: &str, batch: &mut Vec<Write>) -> bool {
     let mut deliveries = Vec::new();
     let mut store_replies = Vec::new();
     let mut outcomes = Vec::new();
@@ -179,26 +182,27 @@ async fn commit(db: &Database, owner: &str, batch: &mut Vec<Write>) {
         } else {
             inbox::store_batch(&*txn, deliveries).await?
         };
-        let dropped = inbox::settle(&*txn, owner, &stored.queued, &outcomes).await?;
+        let settled = inbox::settle(&*txn, owner, &stored.queued, &outcomes).await?;
         txn.commit().await?;
-        if !dropped.is_empty() {
+        if !settled.dropped.is_empty() {
             tracing::warn!(
-                ?dropped,
+                dropped = ?settled.dropped,
                 "outcomes of deliveries whose lease another replica took over were dropped; that replica applies them"
             );
         }
-        Ok::<_, TrackerError>(stored.answers)
+        Ok::<_, TrackerError>((stored.answers, settled.due))
     }
     .instrument(span)
     .await;
     match written {
-        Ok(stored) => {
+        Ok((stored, due)) => {
             for (reply, stored) in store_replies.into_iter().zip(stored) {
                 let _ = reply.send(Ok(stored));
             }
             for reply in record_replies {
                 let _ = reply.send(Ok(()));
             }
+            due
         }
         Err(error) => {
             tracing::warn!(%error, "inbox write failed; every caller of the batch is told");
@@ -212,6 +216,7 @@ async fn commit(db: &Database, owner: &str, batch: &mut Vec<Write>) {
             for reply in record_replies {
                 let _ = reply.send(Err(transient()));
             }
+            false
         }
     }
 }

@@ -51,7 +51,6 @@ use super::backlog::Backlog;
 use super::inbox::{NewDelivery, Stored};
 use super::inbox_writer::InboxWriter;
 use super::rate_limit::RateLimiter;
-use super::waker::DispatchWaker;
 use crate::domain::Integration;
 use crate::domain::delivery::{Classified, classify};
 use crate::error::TrackerError;
@@ -77,8 +76,6 @@ pub const MAX_KEPT_HEADER_BYTES: usize = 512;
 pub struct IntakeState {
     /// The tracker's database.
     pub db: Database,
-    /// Wakes the dispatcher after a store.
-    pub waker: DispatchWaker,
     /// Commits deliveries (group commit).
     pub inbox: InboxWriter,
     /// The largest body accepted, in bytes.
@@ -586,7 +583,6 @@ async fn accept(
                 state.backlog.queued();
                 state.metrics.webhook_outcome("accepted");
                 tracing::info!(delivery_id = id, delivery_key = %key, jira_key = %issue_key, traceparent = %trace, "webhook stored");
-                state.waker.wake();
                 answer(
                     StatusCode::OK,
                     json!({ "status": "accepted", "delivery_id": id }),

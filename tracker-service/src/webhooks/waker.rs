@@ -1,7 +1,10 @@
-//! The dispatcher's wake-up call: whoever stores or requeues a delivery (the
-//! intake, the inbox writer, the retry RPC) wakes the dispatcher so it claims at
-//! once instead of at its next poll. Wake-ups coalesce; a missed one costs at
-//! most one poll interval.
+//! The dispatcher's wake-up call: whoever makes a delivery due (the inbox
+//! writer after a commit that stored one or moved an issue's queue on to its
+//! next, a claim that moved a stale head on, the retry RPC) wakes the
+//! dispatcher so it claims at once instead of at its next poll. Only then:
+//! the dispatcher claims on nothing else but its poll, so a wake-up for
+//! nothing costs a claim that finds nothing. Wake-ups coalesce; a missed one
+//! costs at most one poll interval.
 
 use std::sync::Arc;
 
