@@ -50,6 +50,14 @@ pub fn http_client() -> reqwest::Client {
         .clone()
 }
 
+/// The value of one series in a Prometheus text page: a metric's name, with
+/// its labels as the page prints them (`name{label="value"}`), if any.
+pub fn metric_value(page: &str, series: &str) -> Option<u64> {
+    page.lines()
+        .find_map(|line| line.strip_prefix(&format!("{series} ")))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// The Prometheus page a service serves at `{base_url}/metrics`.
 pub async fn scrape_metrics(base_url: &str) -> String {
     http_client()

@@ -11,10 +11,10 @@
 //! A claim that finds nothing is a transaction on the single writer for
 //! nothing: at light load the inbox's dispatcher ran two per webhook (one per
 //! completion, one per outcome commit), about a quarter of the tracker's
-//! statements. On shutdown it stops claiming
-//! and lets items in progress finish until the shutdown deadline; those still
-//! running then are abandoned and their leases released, so another replica
-//! takes them at once (their request ids make a second application harmless).
+//! statements. On shutdown it stops claiming and lets items in progress
+//! finish until the shutdown deadline; those still running then are
+//! abandoned and their leases released, so another replica takes them at
+//! once (their request ids make a second application harmless).
 
 use std::collections::HashSet;
 use std::future::Future;

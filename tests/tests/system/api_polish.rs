@@ -222,13 +222,6 @@ async fn a_delivery_being_retried_shows_what_each_attempt_did() {
     assert!(summaries[1].starts_with("status"), "{summaries:#?}");
 }
 
-/// The value of an un-labelled metric in a Prometheus text page.
-fn metric(page: &str, name: &str) -> Option<u64> {
-    page.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-}
-
 #[tokio::test]
 async fn the_head_sequence_is_current_when_the_writing_rpc_answers() {
     let db = TestDatabase::fresh().await;
@@ -253,7 +246,7 @@ async fn the_head_sequence_is_current_when_the_writing_rpc_answers() {
             .text()
             .await
             .unwrap();
-        metric(&page, "assignment_notification_head_sequence")
+        system_tests::metric_value(&page, "assignment_notification_head_sequence")
     };
     // Each reassignment writes notifications; the gauge, read right after
     // the answer, is at the last of them.

@@ -1235,11 +1235,12 @@ async fn an_inbox_bounded_in_time_pushes_back_once_it_holds_more_work_than_that(
 /// How many claims the tracker's dispatcher made that found `found`
 /// (`items` or `none`), from `/metrics`.
 async fn dispatcher_claims(tracker: &TrackerApp, found: &str) -> u64 {
-    let text = system_tests::scrape_metrics(&tracker.http_url()).await;
-    let series = format!("tracker_queue_claims_total{{queue=\"dispatcher\",found=\"{found}\"}} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(series.as_str()))
-        .map_or(0, |n| n.trim().parse().unwrap())
+    let page = system_tests::scrape_metrics(&tracker.http_url()).await;
+    system_tests::metric_value(
+        &page,
+        &format!("tracker_queue_claims_total{{queue=\"dispatcher\",found=\"{found}\"}}"),
+    )
+    .unwrap_or(0)
 }
 
 /// The dispatcher claims when a delivery is due, not after each one: with its
