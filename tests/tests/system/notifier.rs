@@ -459,6 +459,17 @@ async fn killed_mid_burst_the_notifier_resumes_and_sends_every_message_once() {
     for name in ["ann", "bob", "cat", "dan"] {
         users.push(world.user(project, name).await);
     }
+    // Destinations are stored before the burst exists: a notifier reading a
+    // backlog while they are still being set marks a recipient without one
+    // undeliverable.
+    let setup = world.notifier().await;
+    setup.set_destination(users[0], slack("DANN")).await;
+    setup.set_destination(users[1], slack("DBOB")).await;
+    setup.set_destination(users[2], discord("2002")).await;
+    setup
+        .set_destination(users[3], webhook(&world.chat, "dan"))
+        .await;
+    setup.stop().await;
     // Four users in turn on 100 groups: each turn tells the new assignee, the
     // one replaced and the others following; well over 1,000 notifications.
     for i in 0..100 {
@@ -479,12 +490,6 @@ async fn killed_mid_burst_the_notifier_resumes_and_sends_every_message_once() {
         ..world.config()
     };
     let notifier = NotifierApp::spawn_with(paced()).await;
-    notifier.set_destination(users[0], slack("DANN")).await;
-    notifier.set_destination(users[1], slack("DBOB")).await;
-    notifier.set_destination(users[2], discord("2002")).await;
-    notifier
-        .set_destination(users[3], webhook(&world.chat, "dan"))
-        .await;
     wait::until(
         "a third of the burst sent",
         wait::DEFAULT_DEADLINE,
