@@ -4,14 +4,50 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use tokio::process::{Child, Command};
 
-/// A free port on 127.0.0.1 (bound and released; the bench runs alone).
+/// A free port on 127.0.0.1 for a service to listen on, found by binding and
+/// releasing it, and taken below the kernel's ephemeral range: a port of that
+/// range, released, can be given to any outgoing connection (the services' own
+/// to PostgreSQL among them) before the service binds it, and a PostgreSQL
+/// latency run failed so ("binding the gRPC address"). Below the range only
+/// another listener can take it, and the bench runs alone. Where the range
+/// leaves no room below it, the kernel picks (port 0).
 pub fn free_addr() -> anyhow::Result<SocketAddr> {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| listener_ports(&text));
+    if let Some(ports) = range {
+        let span = u32::from(ports.end - ports.start);
+        // Each bench process starts elsewhere in the range.
+        let offset = std::process::id() % span;
+        for _ in 0..span {
+            let n = (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+            let port = ports.start + u16::try_from(n)?;
+            if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+                return Ok(listener.local_addr()?);
+            }
+        }
+    }
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+/// The lowest port [`free_addr`] hands out: above the well-known and most
+/// registered servers' ports.
+const FIRST_LISTENER_PORT: u16 = 10_000;
+
+/// The ports [`free_addr`] tries, given the text of
+/// `/proc/sys/net/ipv4/ip_local_port_range` ("low<TAB>high"): from
+/// [`FIRST_LISTENER_PORT`] up to the ephemeral range; `None` when the text does
+/// not parse or the range starts below that.
+fn listener_ports(range: &str) -> Option<std::ops::Range<u16>> {
+    let low: u16 = range.split_whitespace().next()?.parse().ok()?;
+    (low > FIRST_LISTENER_PORT).then_some(FIRST_LISTENER_PORT..low)
 }
 
 /// A running service process.
@@ -199,4 +235,38 @@ pub async fn wait_listening(addr: SocketAddr) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listener_ports_stop_below_the_ephemeral_range() {
+        for (text, ports) in [
+            ("32768\t60999\n", Some(10_000..32_768)),
+            ("49152 65535", Some(10_000..49_152)),
+            ("1024\t65535\n", None),
+            ("10000\t65535\n", None),
+            ("", None),
+            ("many", None),
+        ] {
+            assert_eq!(listener_ports(text), ports, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn free_addresses_are_outside_the_ephemeral_range() -> anyhow::Result<()> {
+        let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")?;
+        let Some(ports) = listener_ports(&text) else {
+            return Ok(());
+        };
+        for _ in 0..3 {
+            let addr = free_addr()?;
+            assert!(ports.contains(&addr.port()), "{addr} outside {ports:?}");
+            // Free: it can be bound.
+            drop(TcpListener::bind(addr)?);
+        }
+        Ok(())
+    }
 }
