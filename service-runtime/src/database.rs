@@ -154,6 +154,27 @@ pub fn connect_options(url: &str) -> ConnectOptions {
     options
 }
 
+/// How long a pooled PostgreSQL connection may sit idle before the pool
+/// pings it on its way out: long enough that connections in steady use never
+/// are, short enough that one a server, proxy or firewall dropped overnight is
+/// found before a statement fails on it.
+const POSTGRES_PING_AFTER_IDLE: Duration = Duration::from_secs(30);
+
+/// When the pool checks a connection's liveness before handing it out. sqlx
+/// pings on *every* acquire by default: a network round trip on PostgreSQL, and
+/// on SQLite a round trip to the connection's worker thread — one more thread
+/// hand-off per transaction and per autocommit statement, on every hot path.
+/// A SQLite connection is an open file in this process and cannot be hung up
+/// on, so it is never pinged; a PostgreSQL connection is pinged only after
+/// [`POSTGRES_PING_AFTER_IDLE`] unused. Either way a connection whose
+/// statement fails on a broken link is dropped, not reused.
+fn check_before_acquire(options: &mut ConnectOptions, kind: DatabaseKind) {
+    match kind {
+        DatabaseKind::Sqlite => options.test_before_acquire(false),
+        DatabaseKind::Postgres => options.test_before_acquire_if_idle_for(POSTGRES_PING_AFTER_IDLE),
+    };
+}
+
 impl Database {
     /// Connects (creating a SQLite file and its directory when needed).
     ///
@@ -167,6 +188,7 @@ impl Database {
                 .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", parent.display())))?;
         }
         let mut options = connect_options(url.as_str());
+        check_before_acquire(&mut options, url.kind());
         options
             .max_connections(pool.max_connections)
             .acquire_timeout(pool.acquire_timeout)
@@ -572,6 +594,28 @@ mod placeholder_tests {
             (4, usize::MAX, 4),
         ] {
             assert_eq!(idle_of(size, idle), gauge, "size {size}, idle {idle}");
+        }
+    }
+
+    #[test]
+    fn only_idle_postgres_connections_are_pinged_before_use() {
+        for (kind, url, every_acquire, after_idle) in [
+            (DatabaseKind::Sqlite, "sqlite::memory:", false, None),
+            (
+                DatabaseKind::Postgres,
+                "postgres://localhost/db",
+                false,
+                Some(POSTGRES_PING_AFTER_IDLE),
+            ),
+        ] {
+            let mut options = connect_options(url);
+            check_before_acquire(&mut options, kind);
+            assert_eq!(options.get_test_before_acquire(), every_acquire, "{kind:?}");
+            assert_eq!(
+                options.get_test_before_acquire_if_idle_for(),
+                after_idle,
+                "{kind:?}"
+            );
         }
     }
 
