@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait as _, ConnectionTrait, DatabaseTransaction, EntityTrait as _,
-    QueryFilter as _, QueryOrder as _, QuerySelect as _,
+    ActiveValue::Set, ColumnTrait as _, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
 };
 use service_runtime::database::Database;
 use service_runtime::ids::{IntegrationId, IssueKey};
@@ -296,19 +296,20 @@ fn from_row(row: notification::Model) -> Result<StoredNotification, AssignmentEr
     })
 }
 
-/// Reads up to `limit` notifications after `after`, in sequence order.
+/// Reads up to `limit` notifications after `after`, in sequence order, by
+/// the primary key however many are kept (plans pinned on PostgreSQL).
 ///
 /// # Errors
 /// Database errors.
-pub async fn read_after<C: ConnectionTrait>(
-    conn: &C,
+pub async fn read_after(
+    conn: &DatabaseConnection,
     after: Sequence,
     limit: u64,
 ) -> Result<Vec<StoredNotification>, AssignmentError> {
     let after = notification::Entity::find()
         .filter(notification::Column::Sequence.gt(after.to_row()))
         .order_by_asc(notification::Column::Sequence);
-    service_runtime::database::first_rows(after, limit, conn)
+    service_runtime::database::first_rows_pinned(after, limit, conn)
         .await?
         .into_iter()
         .map(from_row)

@@ -23,8 +23,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait as _, ConnectionTrait, DatabaseTransaction, EntityTrait as _,
-    QueryFilter as _, QueryOrder as _, QuerySelect as _,
+    ActiveValue::Set, ColumnTrait as _, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
 };
 use service_runtime::database::Database;
 use service_runtime::ids::{IntegrationId, IssueKey, JiraIssueId, RequestId};
@@ -323,19 +323,20 @@ fn from_row(row: outbound_sync::Model) -> Result<OutboundSync, AssignmentError> 
     })
 }
 
-/// Reads up to `limit` entries after `after`, in sequence order.
+/// Reads up to `limit` entries after `after`, in sequence order, by the
+/// primary key however many are kept (plans pinned on PostgreSQL).
 ///
 /// # Errors
 /// Database errors.
-pub async fn read_after<C: ConnectionTrait>(
-    conn: &C,
+pub async fn read_after(
+    conn: &DatabaseConnection,
     after: Sequence,
     limit: u64,
 ) -> Result<Vec<OutboundSync>, AssignmentError> {
     let after = outbound_sync::Entity::find()
         .filter(outbound_sync::Column::Sequence.gt(after.to_row()))
         .order_by_asc(outbound_sync::Column::Sequence);
-    service_runtime::database::first_rows(after, limit, conn)
+    service_runtime::database::first_rows_pinned(after, limit, conn)
         .await?
         .into_iter()
         .map(from_row)

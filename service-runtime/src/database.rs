@@ -487,6 +487,37 @@ where
     E::find().from_raw_sql(statement).all(conn).await
 }
 
+/// [`first_rows`] planned on indexes whatever the statistics: on PostgreSQL
+/// in a read transaction of its own with [`pin_index_plans`] (three more
+/// round trips), a single statement on SQLite. For reads of a table that
+/// grows, on a long-lived connection: PostgreSQL caches the generic plan it
+/// made while the table was small and reuses it as the table grows, and
+/// made with an empty table's size it is a sequential scan and a sort of the
+/// whole table, until statistics are next gathered (never, with autovacuum
+/// off). The notification stream's read of new rows ran so: 0.76 ms a call
+/// with 20,000 rows kept, growing with retention (docs/BENCHMARKS.md
+/// "Stop 35").
+///
+/// # Errors
+/// Database errors.
+pub async fn first_rows_pinned<E>(
+    select: sea_orm::Select<E>,
+    n: u64,
+    conn: &DatabaseConnection,
+) -> Result<Vec<E::Model>, DbErr>
+where
+    E: sea_orm::EntityTrait,
+{
+    if conn.get_database_backend() != DbBackend::Postgres {
+        return first_rows(select, n, conn).await;
+    }
+    let txn = conn.begin().await?;
+    pin_index_plans(&txn).await?;
+    let rows = first_rows(select, n, &txn).await?;
+    txn.commit().await?;
+    Ok(rows)
+}
+
 /// A PostgreSQL `application_name` for `service`'s replica `replica`, cut to
 /// the 63 bytes the server keeps (so it matches what the server reports).
 pub fn application_name(service: &str, replica: &str) -> String {
