@@ -14,6 +14,7 @@ use serde::Serialize;
 use service_runtime::database::Database;
 use service_runtime::ids::{IntegrationId, IssueKey, JiraIssueId, RequestId};
 use service_runtime::pagination::PageRequest;
+use service_runtime::shapes::{in_list, padded, shaped_chunks, values_rows};
 use service_runtime::time::now;
 
 use crate::domain::records::{ExternalIssue, Page};
@@ -252,9 +253,10 @@ pub(crate) async fn lock_records(
 /// Every record any of `issues` may designate (same integration, same key or
 /// same Jira id), locked for update in id order.
 ///
-/// The ids are found first with one indexed lookup per integration and
-/// attribute (an `OR` across attributes made SQLite scan every record of the
-/// integration), then the rows are read and locked in id order, the order every
+/// The ids are found first with indexed lookups by attribute (an `OR` across
+/// attributes made SQLite scan every record of the integration): on
+/// PostgreSQL one per attribute ([`ids_by_pairs`]), on SQLite one per
+/// integration and attribute. Then the rows are read and locked in id order, the order every
 /// writer locks records in.
 pub(crate) async fn lock_candidate_records(
     txn: &DatabaseTransaction,
@@ -274,31 +276,54 @@ pub(crate) async fn lock_candidate_records(
         }
     }
     let mut found: BTreeSet<i64> = BTreeSet::new();
-    for (integration, (ids, keys)) in by_integration {
-        for (column, values) in [
-            (external_issue::Column::JiraIssueId, ids),
-            (external_issue::Column::IssueKey, keys),
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        for (column, pairs) in [
+            (
+                "jira_issue_id",
+                by_integration
+                    .iter()
+                    .flat_map(|(i, (ids, _))| ids.iter().map(move |id| (*i, *id)))
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "issue_key",
+                by_integration
+                    .iter()
+                    .flat_map(|(i, (_, keys))| keys.iter().map(move |key| (*i, *key)))
+                    .collect(),
+            ),
         ] {
-            if values.is_empty() {
-                continue;
+            for chunk in pairs.chunks(PAIRS_PER_LOOKUP) {
+                found.extend(ids_by_pairs(txn, column, chunk).await?);
             }
-            found.extend(
-                external_issue::Entity::find()
-                    .select_only()
-                    .column(external_issue::Column::Id)
-                    .filter(external_issue::Column::IntegrationId.eq(integration))
-                    .filter(column.is_in(values))
-                    .into_tuple::<i64>()
-                    .all(txn)
-                    .await?,
-            );
+        }
+    } else {
+        for (integration, (ids, keys)) in by_integration {
+            for (column, values) in [
+                (external_issue::Column::JiraIssueId, ids),
+                (external_issue::Column::IssueKey, keys),
+            ] {
+                if values.is_empty() {
+                    continue;
+                }
+                found.extend(
+                    external_issue::Entity::find()
+                        .select_only()
+                        .column(external_issue::Column::Id)
+                        .filter(external_issue::Column::IntegrationId.eq(integration))
+                        .filter(column.is_in(in_list(values)))
+                        .into_tuple::<i64>()
+                        .all(txn)
+                        .await?,
+                );
+            }
         }
     }
     if found.is_empty() {
         return Ok(Vec::new());
     }
     external_issue::Entity::find()
-        .filter(external_issue::Column::Id.is_in(found))
+        .filter(external_issue::Column::Id.is_in(in_list(found)))
         .order_by_asc(external_issue::Column::Id)
         .lock_exclusive()
         .all(txn)
@@ -306,6 +331,43 @@ pub(crate) async fn lock_candidate_records(
         .into_iter()
         .map(IssueRecord::try_from)
         .collect()
+}
+
+/// (integration, value) pairs looked up by one statement at most.
+const PAIRS_PER_LOOKUP: usize = 256;
+
+/// PostgreSQL: the ids of the records whose (integration, `column`) is one of
+/// `pairs`, as a join with a `VALUES` list. As `integration_id = ? AND column
+/// IN (…)`, a table without statistics (autovacuum off, or not yet run) made
+/// the planner guess an integration had a handful of records, probe the
+/// index on the integration only and filter all of its records: 1.5 ms a
+/// lookup at 1,000 records in the bench's `sync-rpc`, growing with them
+/// (docs/BENCHMARKS.md "Stop 36"). Joined, each pair is one probe of the
+/// (integration, column) index. (SQLite plans the list on both columns, and
+/// scans the table for a `VALUES` join, so it keeps the lists.)
+async fn ids_by_pairs(
+    txn: &DatabaseTransaction,
+    column: &str,
+    pairs: &[(&str, &str)],
+) -> Result<Vec<i64>, AssignmentError> {
+    use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
+    let pairs = padded(pairs.to_vec());
+    let sql = format!(
+        "SELECT id FROM external_issues WHERE (integration_id, {column}) IN ({})",
+        values_rows(pairs.len(), 2)
+    );
+    let values = pairs
+        .iter()
+        .flat_map(|(integration, value)| [(*integration).into(), (*value).into()]);
+    txn.query_all_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        numbered(&sql),
+        values,
+    ))
+    .await?
+    .iter()
+    .map(|row| row.try_get::<i64>("", "id").map_err(AssignmentError::from))
+    .collect()
 }
 
 /// Whether `issue` may designate `record`: same integration, and the same Jira
@@ -358,7 +420,7 @@ pub(crate) async fn store_sync_state(
 ) -> Result<(), AssignmentError> {
     use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
     let backend = txn.get_database_backend();
-    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+    for chunk in shaped_chunks(records, ROWS_PER_STATEMENT) {
         // One `CASE id WHEN … THEN …` per column; the values go in the order
         // the placeholders appear: column by column, then the ids.
         let case = format!("CASE id{} END", " WHEN ? THEN ?".repeat(chunk.len()));
@@ -425,7 +487,7 @@ async fn check_link_limits(
         .filter(
             sea_orm::Condition::any()
                 .add(group_link::Column::ExternalIssueId.eq(record_id))
-                .add(group_link::Column::GroupId.is_in(groups.iter().map(|g| g.id))),
+                .add(group_link::Column::GroupId.is_in(in_list(groups.iter().map(|g| g.id)))),
         )
         .all(txn)
         .await?;

@@ -27,6 +27,7 @@ use serde::Serialize;
 use service_runtime::database::Database;
 use service_runtime::idempotency::{IdempotencyKey, idempotent_write};
 use service_runtime::ids::{IntegrationId, RequestId};
+use service_runtime::shapes::in_list;
 
 use crate::domain::records::GroupSyncResult;
 use crate::domain::{
@@ -172,7 +173,7 @@ pub async fn sync_status(
                 )
                 .filter(
                     installation::Column::OrganizationId
-                        .is_in(records.iter().map(|r| r.organization_id.get())),
+                        .is_in(in_list(records.iter().map(|r| r.organization_id.get()))),
                 )
                 .filter(installation::Column::SyncStatusReverse.eq(true))
                 .all(txn)
@@ -202,12 +203,13 @@ pub async fn sync_status(
 
             let links = group_link::Entity::find()
                 .filter(
-                    group_link::Column::ExternalIssueId.is_in(records.iter().map(|r| r.id.get())),
+                    group_link::Column::ExternalIssueId
+                        .is_in(in_list(records.iter().map(|r| r.id.get()))),
                 )
                 .all(txn)
                 .await?;
             let groups: HashMap<i64, group::Model> = group::Entity::find()
-                .filter(group::Column::Id.is_in(links.iter().map(|l| l.group_id)))
+                .filter(group::Column::Id.is_in(in_list(links.iter().map(|l| l.group_id))))
                 .order_by_asc(group::Column::Id)
                 .lock_exclusive()
                 .all(txn)
@@ -216,7 +218,7 @@ pub async fn sync_status(
                 .map(|g| (g.id, g))
                 .collect();
             let assignees: HashMap<i64, UserId> = group_assignee::Entity::find()
-                .filter(group_assignee::Column::GroupId.is_in(groups.keys().copied()))
+                .filter(group_assignee::Column::GroupId.is_in(in_list(groups.keys().copied())))
                 .all(txn)
                 .await?
                 .into_iter()

@@ -10,6 +10,7 @@ use sea_orm::{
 };
 use service_runtime::database::Database;
 use service_runtime::ids::{IntegrationId, IssueKey};
+use service_runtime::shapes::{in_list, in_list_pair, shaped_chunks};
 use service_runtime::time::now;
 
 use crate::commit_log::{self, Log};
@@ -167,7 +168,7 @@ pub async fn append(
             },
         );
     let models: Vec<notification::ActiveModel> = models.collect();
-    for chunk in models.chunks(ROWS_PER_INSERT) {
+    for chunk in shaped_chunks(&models, ROWS_PER_INSERT) {
         notification::Entity::insert_many(chunk.to_vec())
             .exec_without_returning(txn)
             .await?;
@@ -191,7 +192,7 @@ async fn subject_names(
         return Ok(std::collections::HashMap::new());
     }
     Ok(crate::storage::entities::user::Entity::find()
-        .filter(crate::storage::entities::user::Column::Id.is_in(ids))
+        .filter(crate::storage::entities::user::Column::Id.is_in(in_list(ids)))
         .all(txn)
         .await?
         .into_iter()
@@ -220,6 +221,7 @@ async fn open_threads(
         .collect();
     let recipients: BTreeSet<i64> = pairs.iter().map(|p| p.0).collect();
     let groups: BTreeSet<i64> = pairs.iter().map(|p| p.1).collect();
+    let [recipients, groups] = in_list_pair(recipients, groups);
     let existing: HashMap<(i64, i64), String> = notification_thread::Entity::find()
         .filter(notification_thread::Column::RecipientUserId.is_in(recipients))
         .filter(notification_thread::Column::GroupId.is_in(groups))
@@ -243,7 +245,7 @@ async fn open_threads(
         })
         .collect();
     let mut opened: HashSet<(i64, i64)> = HashSet::new();
-    for chunk in missing.chunks(ROWS_PER_INSERT) {
+    for chunk in shaped_chunks(&missing, ROWS_PER_INSERT) {
         let inserted = notification_thread::Entity::insert_many(chunk.to_vec())
             .on_conflict(
                 OnConflict::columns([

@@ -28,6 +28,7 @@ use sea_orm::{
 };
 use service_runtime::database::Database;
 use service_runtime::ids::{IntegrationId, IssueKey, JiraIssueId, RequestId};
+use service_runtime::shapes::{in_list, in_list_pair, shaped_chunks};
 use service_runtime::time::now;
 
 use crate::commit_log::{self, Log, LogBounds};
@@ -119,6 +120,7 @@ pub fn installations_of<'a>(
 ) -> sea_orm::Select<installation::Entity> {
     let organizations: BTreeSet<i64> = issues.clone().map(|(org, _)| org).collect();
     let integrations: BTreeSet<&str> = issues.map(|(_, integration)| integration).collect();
+    let [organizations, integrations] = in_list_pair(organizations, integrations);
     installation::Entity::find()
         .filter(installation::Column::OrganizationId.is_in(organizations))
         .filter(installation::Column::IntegrationId.is_in(integrations))
@@ -141,7 +143,7 @@ pub async fn append(
     }
     let group_ids: BTreeSet<i64> = changes.iter().map(|c| c.group_id.get()).collect();
     let links = group_link::Entity::find()
-        .filter(group_link::Column::GroupId.is_in(group_ids.iter().copied()))
+        .filter(group_link::Column::GroupId.is_in(in_list(group_ids.iter().copied())))
         .order_by_asc(group_link::Column::Id)
         .all(txn)
         .await?;
@@ -149,7 +151,9 @@ pub async fn append(
         return Ok(None);
     }
     let issues: HashMap<i64, external_issue::Model> = external_issue::Entity::find()
-        .filter(external_issue::Column::Id.is_in(links.iter().map(|l| l.external_issue_id)))
+        .filter(
+            external_issue::Column::Id.is_in(in_list(links.iter().map(|l| l.external_issue_id))),
+        )
         .all(txn)
         .await?
         .into_iter()
@@ -171,14 +175,14 @@ pub async fn append(
     })
     .collect();
     let groups: HashMap<i64, group::Model> = group::Entity::find()
-        .filter(group::Column::Id.is_in(group_ids.iter().copied()))
+        .filter(group::Column::Id.is_in(in_list(group_ids.iter().copied())))
         .all(txn)
         .await?
         .into_iter()
         .map(|g| (g.id, g))
         .collect();
     let assignees: HashMap<i64, i64> = group_assignee::Entity::find()
-        .filter(group_assignee::Column::GroupId.is_in(group_ids.iter().copied()))
+        .filter(group_assignee::Column::GroupId.is_in(in_list(group_ids.iter().copied())))
         .all(txn)
         .await?
         .into_iter()
@@ -186,7 +190,7 @@ pub async fn append(
         .collect();
     let mut emails: HashMap<i64, Vec<String>> = HashMap::new();
     for row in user_email::Entity::find()
-        .filter(user_email::Column::UserId.is_in(assignees.values().copied()))
+        .filter(user_email::Column::UserId.is_in(in_list(assignees.values().copied())))
         .filter(user_email::Column::Verified.eq(true))
         .order_by_asc(user_email::Column::Id)
         .all(txn)
@@ -276,7 +280,7 @@ pub async fn append(
     for (entry, sequence) in entries.iter_mut().zip(first.to_row()..=last.to_row()) {
         entry.sequence = Set(sequence);
     }
-    for chunk in entries.chunks(ROWS_PER_INSERT) {
+    for chunk in shaped_chunks(&entries, ROWS_PER_INSERT) {
         outbound_sync::Entity::insert_many(chunk.to_vec())
             .exec_without_returning(txn)
             .await?;

@@ -205,6 +205,7 @@ impl Database {
                     // dropped: the file grows under writes and every remap
                     // cost an munmap and a TLB shootdown.)
                     .pragma("cache_size", "-32768")
+                    .statement_cache_capacity(crate::shapes::STATEMENT_CACHE_CAPACITY)
                     .create_if_missing(true)
             })
             .map_sqlx_postgres_opts({
@@ -220,7 +221,9 @@ impl Database {
                     if let Some(t) = pool.lock_timeout {
                         settings.push(("lock_timeout", t.as_millis().to_string()));
                     }
-                    o.application_name(&pool.application_name).options(settings)
+                    o.application_name(&pool.application_name)
+                        .options(settings)
+                        .statement_cache_capacity(crate::shapes::STATEMENT_CACHE_CAPACITY)
                 }
             });
         let conn = sea_orm::Database::connect(options).await?;
@@ -431,7 +434,11 @@ impl Database {
 
 /// PostgreSQL: for the rest of the caller's transaction, plans that scan a
 /// whole table or sort it lose to index paths (`SET LOCAL enable_seqscan =
-/// off, enable_sort = off`). For statements that must cost what their work
+/// off, enable_sort = off`), and nothing is compiled just in time (`jit =
+/// off`: a plan that must keep a sort or a scan carries the disabled node's
+/// 10¹⁰ cost, over every JIT threshold, and was compiled on each execution,
+/// 68 to 257 ms a statement in the bench's `sync-rpc`; docs/BENCHMARKS.md
+/// "Stop 36"). For statements that must cost what their work
 /// costs whatever the statistics say: with statistics gathered on an empty
 /// table and a cached generic plan, PostgreSQL otherwise picks sequential
 /// scans and sorts that are cheap for the empty table and grow with it
@@ -441,7 +448,30 @@ impl Database {
 /// Database errors.
 pub async fn pin_index_plans<C: sea_orm::ConnectionTrait>(conn: &C) -> Result<(), DbErr> {
     if conn.get_database_backend() == DbBackend::Postgres {
-        conn.execute_unprepared("SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off")
+        conn.execute_unprepared(
+            "SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off; SET LOCAL jit = off",
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// PostgreSQL: for the rest of the caller's transaction, every statement is
+/// planned for its own parameters and the tables' current size
+/// (`plan_cache_mode = force_custom_plan`), never from a plan cached earlier
+/// on the connection. For transactions whose statements come in a few fixed
+/// shapes ([`crate::shapes`]) and are therefore reused: PostgreSQL switches a
+/// reused statement to a generic plan after five executions, made for the
+/// tables as they were then, and with no statistics gathered (autovacuum off)
+/// the generic plans of the group commit's lookups filtered every record of
+/// an integration and every stored response (2 to 9 ms each in the bench's
+/// `sync-rpc`, docs/BENCHMARKS.md "Stop 36"). Nothing on SQLite.
+///
+/// # Errors
+/// Database errors.
+pub async fn plan_each_execution<C: sea_orm::ConnectionTrait>(conn: &C) -> Result<(), DbErr> {
+    if conn.get_database_backend() == DbBackend::Postgres {
+        conn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
             .await?;
     }
     Ok(())

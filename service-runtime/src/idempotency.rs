@@ -22,6 +22,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::database::{Database, is_unique_violation};
 use crate::ids::RequestId;
+use crate::shapes::{in_list_pair, padded, shaped_chunks, values_rows};
 
 /// The `processed_requests` table: one stored response per (method, request id).
 pub mod processed_request {
@@ -168,24 +169,20 @@ pub async fn replay_many<T: DeserializeOwned, C: ConnectionTrait>(
     conn: &C,
     keys: &[Option<&IdempotencyKey>],
 ) -> Result<Vec<Option<Result<T, IdempotencyError>>>, DbErr> {
-    use sea_orm::{ColumnTrait as _, QueryFilter as _};
     let present: Vec<&IdempotencyKey> = keys.iter().flatten().copied().collect();
     if present.is_empty() {
         return Ok(keys.iter().map(|_| None).collect());
     }
-    let methods: std::collections::BTreeSet<&str> = present.iter().map(|k| k.method).collect();
-    let stored: std::collections::HashMap<(String, String), processed_request::Model> =
-        processed_request::Entity::find()
-            .filter(processed_request::Column::Method.is_in(methods))
-            .filter(
-                processed_request::Column::RequestId
-                    .is_in(present.iter().map(|k| k.request_id.as_str())),
-            )
-            .all(conn)
-            .await?
-            .into_iter()
-            .map(|row| ((row.method.clone(), row.request_id.clone()), row))
-            .collect();
+    let mut stored: std::collections::HashMap<(String, String), processed_request::Model> =
+        std::collections::HashMap::new();
+    for chunk in present.chunks(KEYS_PER_LOOKUP) {
+        stored.extend(
+            stored_responses(conn, chunk)
+                .await?
+                .into_iter()
+                .map(|row| ((row.method.clone(), row.request_id.clone()), row)),
+        );
+    }
     Ok(keys
         .iter()
         .map(|key| {
@@ -200,6 +197,58 @@ pub async fn replay_many<T: DeserializeOwned, C: ConnectionTrait>(
             )
         })
         .collect())
+}
+
+/// Keys looked up by one statement at most.
+const KEYS_PER_LOOKUP: usize = 256;
+
+/// The stored rows of `keys` (a row may come twice).
+///
+/// On PostgreSQL the keys are a `VALUES` list joined on the whole primary
+/// key. As `method IN (…) AND request_id IN (…)`, a table without
+/// statistics (autovacuum off, or not yet run) made the planner guess one
+/// method matched a handful of rows, use the key's first column only and
+/// filter every stored response of the method: 2 to 9 ms a lookup in the
+/// bench's `sync-rpc`, growing with the table (docs/BENCHMARKS.md "Stop 36").
+/// Joined, each key is one index probe on both columns. SQLite plans the
+/// lists on both columns, and scans the table for a `VALUES` join, so it
+/// keeps the lists.
+async fn stored_responses<C: ConnectionTrait>(
+    conn: &C,
+    keys: &[&IdempotencyKey],
+) -> Result<Vec<processed_request::Model>, DbErr> {
+    use sea_orm::{ColumnTrait as _, DbBackend, QueryFilter as _, Statement};
+    let backend = conn.get_database_backend();
+    if backend != DbBackend::Postgres {
+        let methods: std::collections::BTreeSet<&str> = keys.iter().map(|k| k.method).collect();
+        let [methods, request_ids] =
+            in_list_pair(methods, keys.iter().map(|k| k.request_id.as_str()));
+        return processed_request::Entity::find()
+            .filter(processed_request::Column::Method.is_in(methods))
+            .filter(processed_request::Column::RequestId.is_in(request_ids))
+            .all(conn)
+            .await;
+    }
+    let keys = padded(keys.to_vec());
+    let sql = format!(
+        "SELECT method, request_id, fingerprint, response, created_at FROM processed_requests \
+         WHERE (method, request_id) IN ({})",
+        values_rows(keys.len(), 2)
+    );
+    let values = keys.iter().flat_map(|k| {
+        [
+            sea_orm::Value::from(k.method),
+            sea_orm::Value::from(k.request_id.as_str()),
+        ]
+    });
+    processed_request::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(
+            backend,
+            crate::database::placeholders(backend, &sql),
+            values,
+        ))
+        .all(conn)
+        .await
 }
 
 /// Whether two keys are the same call (same method, id and content).
@@ -232,15 +281,24 @@ pub async fn record_many<T: Serialize>(
             created_at: Set(created_at),
         });
     }
-    match processed_request::Entity::insert_many(rows)
-        .exec_without_returning(txn)
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(err) if is_unique_violation(&err) => Err(IdempotencyError::ConcurrentDuplicate),
-        Err(err) => Err(err.into()),
+    for chunk in shaped_chunks(&rows, ROWS_PER_INSERT) {
+        match processed_request::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(txn)
+            .await
+        {
+            Ok(_) => {}
+            Err(err) if is_unique_violation(&err) => {
+                return Err(IdempotencyError::ConcurrentDuplicate);
+            }
+            Err(err) => return Err(err.into()),
+        }
     }
+    Ok(())
 }
+
+/// Stored responses per multi-row insert (well under both engines' parameter
+/// limits).
+const ROWS_PER_INSERT: usize = 256;
 
 /// Stores the response of a call, in the call's transaction.
 ///

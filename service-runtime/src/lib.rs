@@ -4,7 +4,7 @@
 //! tracker and the assignment service share so that each of them is only its own
 //! domain. Configuration types, logging, shutdown, serving gRPC (with health and
 //! reflection) and HTTP (`/healthz`, `/metrics`), connecting to and migrating the
-//! database, turning errors into `google.rpc.Status` details, page tokens
+//! database (with statements in fixed shapes), turning errors into `google.rpc.Status` details, page tokens
 //! (AIP-158), and the identifiers the two services exchange.
 
 pub mod auth;
@@ -20,6 +20,7 @@ pub mod ops_http;
 pub mod pagination;
 pub mod secret;
 pub mod serve;
+pub mod shapes;
 pub mod shutdown;
 pub mod status;
 pub mod telemetry;

@@ -365,7 +365,7 @@ async fn insert_activities(
     rows: Vec<activity::ActiveModel>,
 ) -> Result<Vec<ActivityId>, AssignmentError> {
     let mut ids = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    for chunk in service_runtime::shapes::shaped_chunks(&rows, ROWS_PER_STATEMENT) {
         let mut chunk_ids: Vec<i64> = activity::Entity::insert_many(chunk.to_vec())
             .exec_with_returning_keys(txn)
             .await?;

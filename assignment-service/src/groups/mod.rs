@@ -16,6 +16,7 @@ use serde::Serialize;
 use service_runtime::database::Database;
 use service_runtime::ids::{IntegrationId, IssueKey, RequestId};
 use service_runtime::pagination::PageRequest;
+use service_runtime::shapes::in_list;
 use service_runtime::time::now;
 
 use crate::directory::get_project;
@@ -73,25 +74,25 @@ pub(crate) async fn groups_with_details<C: ConnectionTrait>(
 ) -> Result<Vec<Group>, AssignmentError> {
     let ids: Vec<i64> = rows.iter().map(|g| g.id).collect();
     let assignees: HashMap<i64, (UserId, DateTime<Utc>)> = group_assignee::Entity::find()
-        .filter(group_assignee::Column::GroupId.is_in(ids.clone()))
+        .filter(group_assignee::Column::GroupId.is_in(in_list(ids.clone())))
         .all(conn)
         .await?
         .into_iter()
         .map(|a| (a.group_id, (UserId::from_row(a.user_id), a.assigned_at)))
         .collect();
     let links = group_link::Entity::find()
-        .filter(group_link::Column::GroupId.is_in(ids))
+        .filter(group_link::Column::GroupId.is_in(in_list(ids)))
         .order_by_asc(group_link::Column::Id)
         .all(conn)
         .await?;
     let issues: HashMap<i64, external_issue::Model> = external_issue::Entity::find()
         .filter(
-            external_issue::Column::Id.is_in(
+            external_issue::Column::Id.is_in(in_list(
                 links
                     .iter()
                     .map(|l| l.external_issue_id)
                     .collect::<Vec<_>>(),
-            ),
+            )),
         )
         .all(conn)
         .await?

@@ -24,6 +24,7 @@ use sea_orm::{
 };
 use service_runtime::database::Database;
 use service_runtime::pagination::PageRequest;
+use service_runtime::shapes::{in_list, shaped_chunks};
 use service_runtime::time::now;
 
 use crate::domain::records::{Page, Participant};
@@ -264,7 +265,7 @@ impl Followers {
                             .equals((gp, group_participant::Column::UserId)),
                     ),
             )
-            .and_where(Expr::col((gp, group_participant::Column::GroupId)).is_in(groups))
+            .and_where(Expr::col((gp, group_participant::Column::GroupId)).is_in(in_list(groups)))
             .order_by((gp, group_participant::Column::UserId), sea_orm::Order::Asc)
             .to_owned();
         let statement = txn.get_database_backend().build(&select);
@@ -316,24 +317,30 @@ pub(crate) async fn add_assignees(
         return Ok(());
     }
     let created_at = now();
-    let rows = pairs
+    let rows: Vec<group_participant::ActiveModel> = pairs
         .iter()
         .map(|(group, user)| group_participant::ActiveModel {
             group_id: Set(group.get()),
             user_id: Set(user.get()),
             reason: Set(ParticipantReason::Assignee.as_str().to_owned()),
             created_at: Set(created_at),
-        });
-    group_participant::Entity::insert_many(rows)
-        .on_conflict(
-            OnConflict::columns([
-                group_participant::Column::GroupId,
-                group_participant::Column::UserId,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
-        .exec_without_returning(txn)
-        .await?;
+        })
+        .collect();
+    for chunk in shaped_chunks(&rows, ROWS_PER_INSERT) {
+        group_participant::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::columns([
+                    group_participant::Column::GroupId,
+                    group_participant::Column::UserId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await?;
+    }
     Ok(())
 }
+
+/// Rows per multi-row insert (well under both engines' parameter limits).
+const ROWS_PER_INSERT: usize = 256;

@@ -22,9 +22,10 @@ use sea_orm::{
     ColumnTrait as _, DatabaseTransaction, EntityTrait as _, QueryFilter as _, QueryOrder as _,
     QuerySelect as _,
 };
-use service_runtime::database::Database;
+use service_runtime::database::{Database, plan_each_execution};
 use service_runtime::idempotency::{self, IdempotencyKey};
 use service_runtime::ids::{IntegrationId, RequestId};
+use service_runtime::shapes::{in_list, in_list_pair, shaped_chunks};
 
 use super::rule::{Direction, Event, admit};
 use super::{AssigneeChange, AssigneeTarget, SyncResponse, origin, result};
@@ -102,6 +103,9 @@ pub async fn sync_assignee_many(
         .collect();
     let write = db.begin_write().await?;
     let txn: &DatabaseTransaction = &write;
+    // The group's statements come in fixed shapes, so PostgreSQL would soon
+    // plan them once (generic plans), for the tables' size at the time.
+    plan_each_execution(txn).await?;
 
     let mut answers: Vec<Option<Result<SyncResponse, AssignmentError>>> =
         idempotency::replay_many(txn, &keys.iter().map(Option::as_ref).collect::<Vec<_>>())
@@ -169,9 +173,7 @@ pub async fn sync_assignee_many(
             _ => None,
         })
         .collect();
-    for chunk in recorded.chunks(ROWS_PER_STATEMENT) {
-        idempotency::record_many(txn, chunk).await?;
-    }
+    idempotency::record_many(txn, &recorded).await?;
     write.commit().await?;
     Ok(answers
         .into_iter()
@@ -199,6 +201,7 @@ async fn load(
     }
     let organizations: BTreeSet<i64> = records.iter().map(|r| r.organization_id.get()).collect();
     let integrations: BTreeSet<&str> = records.iter().map(|r| r.integration_id.as_str()).collect();
+    let [integrations, organizations] = in_list_pair(integrations, organizations);
     let assignee_sync_on = installation::Entity::find()
         .filter(installation::Column::IntegrationId.is_in(integrations))
         .filter(installation::Column::OrganizationId.is_in(organizations))
@@ -218,7 +221,7 @@ async fn load(
     let mut group_ids = BTreeSet::new();
     for chunk in record_ids.chunks(ROWS_PER_STATEMENT) {
         for link in group_link::Entity::find()
-            .filter(group_link::Column::ExternalIssueId.is_in(chunk.to_vec()))
+            .filter(group_link::Column::ExternalIssueId.is_in(in_list(chunk.to_vec())))
             .all(txn)
             .await?
         {
@@ -238,7 +241,7 @@ async fn load(
     for chunk in group_ids.chunks(ROWS_PER_STATEMENT) {
         groups.extend(
             group::Entity::find()
-                .filter(group::Column::Id.is_in(chunk.to_vec()))
+                .filter(group::Column::Id.is_in(in_list(chunk.to_vec())))
                 .order_by_asc(group::Column::Id)
                 .lock_exclusive()
                 .all(txn)
@@ -259,7 +262,7 @@ async fn load(
         );
         assignees.extend(
             group_assignee::Entity::find()
-                .filter(group_assignee::Column::GroupId.is_in(chunk.to_vec()))
+                .filter(group_assignee::Column::GroupId.is_in(in_list(chunk.to_vec())))
                 .all(txn)
                 .await?
                 .into_iter()
@@ -278,14 +281,14 @@ async fn load(
     let mut members: HashMap<ProjectId, BTreeSet<UserId>> = HashMap::new();
     if !emails.is_empty() && !groups.is_empty() {
         let owners = user_email::Entity::find()
-            .filter(user_email::Column::EmailNormalized.is_in(emails))
+            .filter(user_email::Column::EmailNormalized.is_in(in_list(emails)))
             .filter(user_email::Column::Verified.eq(true))
             .all(txn)
             .await?;
         let active: BTreeSet<i64> = user::Entity::find()
-            .filter(
-                user::Column::Id.is_in(owners.iter().map(|o| o.user_id).collect::<BTreeSet<_>>()),
-            )
+            .filter(user::Column::Id.is_in(in_list(
+                owners.iter().map(|o| o.user_id).collect::<BTreeSet<_>>(),
+            )))
             .filter(user::Column::Active.eq(true))
             .all(txn)
             .await?
@@ -308,6 +311,7 @@ async fn load(
         let candidates: BTreeSet<i64> =
             users_by_email.values().flatten().map(|u| u.get()).collect();
         if !candidates.is_empty() {
+            let [projects, candidates] = in_list_pair(projects, candidates);
             for membership in project_member::Entity::find()
                 .filter(project_member::Column::ProjectId.is_in(projects))
                 .filter(project_member::Column::UserId.is_in(candidates))
@@ -460,26 +464,27 @@ async fn store(txn: &DatabaseTransaction, snapshot: &Snapshot) -> Result<(), Ass
     let assigned_at = service_runtime::time::now();
     for chunk in dirty.chunks(ROWS_PER_STATEMENT) {
         group_assignee::Entity::delete_many()
-            .filter(group_assignee::Column::GroupId.is_in(chunk.to_vec()))
+            .filter(group_assignee::Column::GroupId.is_in(in_list(chunk.to_vec())))
             .exec(txn)
             .await?;
-        let rows: Vec<group_assignee::ActiveModel> = chunk
-            .iter()
-            .filter_map(|&g| {
-                snapshot.assignees.get(&GroupId::from_row(g)).map(|user| {
-                    group_assignee::ActiveModel {
-                        group_id: sea_orm::ActiveValue::Set(g),
-                        user_id: sea_orm::ActiveValue::Set(user.get()),
-                        assigned_at: sea_orm::ActiveValue::Set(assigned_at),
-                    }
+    }
+    let rows: Vec<group_assignee::ActiveModel> = dirty
+        .iter()
+        .filter_map(|&g| {
+            snapshot
+                .assignees
+                .get(&GroupId::from_row(g))
+                .map(|user| group_assignee::ActiveModel {
+                    group_id: sea_orm::ActiveValue::Set(g),
+                    user_id: sea_orm::ActiveValue::Set(user.get()),
+                    assigned_at: sea_orm::ActiveValue::Set(assigned_at),
                 })
-            })
-            .collect();
-        if !rows.is_empty() {
-            group_assignee::Entity::insert_many(rows)
-                .exec_without_returning(txn)
-                .await?;
-        }
+        })
+        .collect();
+    for chunk in shaped_chunks(&rows, ROWS_PER_STATEMENT) {
+        group_assignee::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(txn)
+            .await?;
     }
     Ok(())
 }

@@ -19,6 +19,7 @@ mod plans;
 mod postgres;
 mod scale_out;
 mod security;
+mod statement_cache;
 mod stories;
 mod stream;
 mod two_way;

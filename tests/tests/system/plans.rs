@@ -315,3 +315,38 @@ async fn on_postgres_the_stream_reads_new_notifications_by_index_however_the_log
     .await;
     assert_eq!(seq_after, seq_before, "a read scanned the whole log");
 }
+
+#[tokio::test]
+async fn on_postgres_a_pinned_transaction_compiles_nothing_just_in_time() {
+    use service_runtime::database::pin_index_plans;
+    if !TestDatabase::on_postgres() {
+        return;
+    }
+    let file = TestDatabase::fresh().await;
+    let db = Database::connect(&file.url(), &PoolSettings::default())
+        .await
+        .unwrap();
+    let txn = db.conn().begin().await.unwrap();
+    pin_index_plans(&txn).await.unwrap();
+    // A sort nothing can avoid: pinned, it costs 10¹⁰, over every JIT
+    // threshold. Before the fix each execution was compiled (68 to 257 ms for
+    // the group commit's participants read in the bench).
+    let explained: serde_json::Value = txn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "EXPLAIN (ANALYZE, FORMAT JSON) \
+             SELECT g FROM generate_series(1, 10) AS g ORDER BY g DESC",
+        ))
+        .await
+        .unwrap()
+        .expect("a plan")
+        .try_get("", "QUERY PLAN")
+        .unwrap();
+    let plan = &explained[0];
+    assert!(
+        plan["Plan"]["Total Cost"].as_f64().unwrap() > 1e9,
+        "the sort is disabled: {plan}"
+    );
+    assert!(plan.get("JIT").is_none(), "compiled just in time: {plan}");
+    txn.rollback().await.unwrap();
+}
