@@ -52,11 +52,15 @@ impl Application {
                 .map_or(0, |d| d.subsec_nanos())
         );
         let name = application_name("assignment", &replica);
-        let pool = config.bounds.pool(
-            config.db_max_connections,
-            PoolSettings::default().acquire_timeout,
-            name.clone(),
-        );
+        let pool = PoolSettings {
+            // Its group commit's statements come in fixed shapes.
+            statement_cache_capacity: service_runtime::shapes::STATEMENT_CACHE_CAPACITY,
+            ..config.bounds.pool(
+                config.db_max_connections,
+                PoolSettings::default().acquire_timeout,
+                name.clone(),
+            )
+        };
         let db = Database::connect(&config.database_url, &pool)
             .await
             .with_context(|| format!("connecting to {}", config.database_url))?;

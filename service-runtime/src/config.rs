@@ -256,6 +256,7 @@ impl BoundsArgs {
             statement_timeout: nonzero(self.db_statement_timeout),
             lock_timeout: nonzero(self.db_lock_timeout),
             application_name,
+            ..crate::database::PoolSettings::default()
         }
     }
 }

@@ -23,8 +23,10 @@
 //! Callers whose statements must keep the rows' order across chunks (ids
 //! given in `VALUES` order) get it: chunks come in order.
 
-/// Prepared statements each pooled connection keeps. sqlx's default (100) is
-/// less than the distinct shapes of one service's hot paths, even bounded.
+/// Prepared statements each pooled connection of a service whose hot paths
+/// use these shapes keeps (`PoolSettings::statement_cache_capacity`): sqlx's
+/// default (100) is less than the assignment service's distinct shapes, even
+/// bounded.
 pub const STATEMENT_CACHE_CAPACITY: usize = 512;
 
 /// `values` as the list of an `IN (…)`: padded to the next power of two by

@@ -112,6 +112,7 @@ async fn on_postgres_groups_of_any_size_reuse_the_prepared_statements() {
     // its statement cache, as on a busy service's connections.
     let one = PoolSettings {
         max_connections: 1,
+        statement_cache_capacity: service_runtime::shapes::STATEMENT_CACHE_CAPACITY,
         ..PoolSettings::default()
     };
     let db = Database::connect(&file.url(), &one).await.unwrap();
