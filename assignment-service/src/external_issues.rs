@@ -11,10 +11,10 @@ use sea_orm::{
     DatabaseTransaction, EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
 };
 use serde::Serialize;
-use service_runtime::database::Database;
+use service_runtime::database::{Database, placeholders};
 use service_runtime::ids::{IntegrationId, IssueKey, JiraIssueId, RequestId};
 use service_runtime::pagination::PageRequest;
-use service_runtime::shapes::{in_list, padded, shaped_chunks, values_rows};
+use service_runtime::shapes::{in_list, pairs_in_values, shaped_chunks};
 use service_runtime::time::now;
 
 use crate::domain::records::{ExternalIssue, Page};
@@ -351,17 +351,11 @@ async fn ids_by_pairs(
     pairs: &[(&str, &str)],
 ) -> Result<Vec<i64>, AssignmentError> {
     use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
-    let pairs = padded(pairs.to_vec());
-    let sql = format!(
-        "SELECT id FROM external_issues WHERE (integration_id, {column}) IN ({})",
-        values_rows(pairs.len(), 2)
-    );
-    let values = pairs
-        .iter()
-        .flat_map(|(integration, value)| [(*integration).into(), (*value).into()]);
+    let (pairs_in, values) = pairs_in_values("integration_id", column, pairs);
+    let sql = format!("SELECT id FROM external_issues WHERE {pairs_in}");
     txn.query_all_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
-        numbered(&sql),
+        placeholders(DbBackend::Postgres, &sql),
         values,
     ))
     .await?
@@ -418,7 +412,7 @@ pub(crate) async fn store_sync_state(
     txn: &DatabaseTransaction,
     records: &[IssueRecord],
 ) -> Result<(), AssignmentError> {
-    use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
+    use sea_orm::{ConnectionTrait as _, Statement};
     let backend = txn.get_database_backend();
     for chunk in shaped_chunks(records, ROWS_PER_STATEMENT) {
         // One `CASE id WHEN … THEN …` per column; the values go in the order
@@ -447,34 +441,18 @@ pub(crate) async fn store_sync_state(
             "UPDATE external_issues SET jira_issue_id = {case}, \
              assignee_watermark = {case}, status_watermark = {case} WHERE id IN ({ids})"
         );
-        let sql = if backend == DbBackend::Postgres {
-            numbered(&sql)
-        } else {
-            sql
-        };
-        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
+        txn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            placeholders(backend, &sql),
+            values,
+        ))
+        .await?;
     }
     Ok(())
 }
 
 /// Records per multi-row statement (well under both engines' parameter limits).
 const ROWS_PER_STATEMENT: usize = 300;
-
-/// `?` placeholders numbered `$1`, `$2`, ... for PostgreSQL.
-fn numbered(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len() + 16);
-    let mut n = 0;
-    for c in sql.chars() {
-        if c == '?' {
-            n += 1;
-            out.push_str(&format!("${n}"));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 /// Refuses a link that would give a group more than [`MAX_LINKS_PER_GROUP`]
 /// external issues, or the record more than [`MAX_GROUPS_PER_ISSUE`] groups.

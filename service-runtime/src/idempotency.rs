@@ -22,7 +22,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::database::{Database, is_unique_violation};
 use crate::ids::RequestId;
-use crate::shapes::{in_list_pair, padded, shaped_chunks, values_rows};
+use crate::shapes::{in_list_pair, pairs_in_values, shaped_chunks};
 
 /// The `processed_requests` table: one stored response per (method, request id).
 pub mod processed_request {
@@ -229,18 +229,15 @@ async fn stored_responses<C: ConnectionTrait>(
             .all(conn)
             .await;
     }
-    let keys = padded(keys.to_vec());
+    let pairs: Vec<(&str, &str)> = keys
+        .iter()
+        .map(|k| (k.method, k.request_id.as_str()))
+        .collect();
+    let (keys_in, values) = pairs_in_values("method", "request_id", &pairs);
     let sql = format!(
         "SELECT method, request_id, fingerprint, response, created_at FROM processed_requests \
-         WHERE (method, request_id) IN ({})",
-        values_rows(keys.len(), 2)
+         WHERE {keys_in}"
     );
-    let values = keys.iter().flat_map(|k| {
-        [
-            sea_orm::Value::from(k.method),
-            sea_orm::Value::from(k.request_id.as_str()),
-        ]
-    });
     processed_request::Entity::find()
         .from_raw_sql(Statement::from_sql_and_values(
             backend,

@@ -52,25 +52,48 @@ pub fn in_list_pair<A: Into<sea_orm::Value>, B: Into<sea_orm::Value>>(
     ];
     let length = lists.iter().map(Vec::len).max().unwrap_or(0);
     for list in &mut lists {
-        if let Some(last) = list.last().cloned() {
-            list.resize(length.next_power_of_two(), last);
-        }
+        pad_to(list, length.next_power_of_two());
     }
     lists
+}
+
+/// `(first, second) IN (VALUES (?, ?), …)` for `pairs`, padded like
+/// [`in_list`], and its values in placeholder order. For lookups on a
+/// two-column key on PostgreSQL, where it is a join probing the key's index
+/// once per pair whatever the statistics (see the callers for the plans the
+/// two `IN` lists got).
+pub fn pairs_in_values(
+    first: &str,
+    second: &str,
+    pairs: &[(&str, &str)],
+) -> (String, Vec<sea_orm::Value>) {
+    let pairs = padded(pairs.to_vec());
+    let sql = format!("({first}, {second}) IN ({})", values_rows(pairs.len(), 2));
+    let values = pairs
+        .iter()
+        .flat_map(|(a, b)| [sea_orm::Value::from(*a), sea_orm::Value::from(*b)])
+        .collect();
+    (sql, values)
 }
 
 /// `items` padded to the next power of two by repeating the last; for lists
 /// whose repeats change no result (an `IN` list, the rows of a `VALUES` list
 /// joined against). An empty list stays empty.
-pub fn padded<T: Clone>(mut items: Vec<T>) -> Vec<T> {
-    if let Some(last) = items.last().cloned() {
-        items.resize(items.len().next_power_of_two(), last);
-    }
+fn padded<T: Clone>(mut items: Vec<T>) -> Vec<T> {
+    let length = items.len().next_power_of_two();
+    pad_to(&mut items, length);
     items
 }
 
+/// `items` made `length` long by repeating the last (an empty list stays empty).
+fn pad_to<T: Clone>(items: &mut Vec<T>, length: usize) {
+    if let Some(last) = items.last().cloned() {
+        items.resize(length, last);
+    }
+}
+
 /// `VALUES (?, ?), (?, ?)`: `rows` rows of `width` placeholders.
-pub fn values_rows(rows: usize, width: usize) -> String {
+fn values_rows(rows: usize, width: usize) -> String {
     let row = format!("({})", vec!["?"; width].join(", "));
     format!("VALUES {}", vec![row; rows].join(", "))
 }
@@ -131,6 +154,17 @@ mod tests {
                 b.last().map(|v| sea_orm::Value::from(*v)).as_ref()
             );
         }
+    }
+
+    #[test]
+    fn pairs_in_values_are_padded_and_valued_in_placeholder_order() {
+        let (sql, values) = pairs_in_values("a", "b", &[("x", "1"), ("y", "2"), ("z", "3")]);
+        assert_eq!(sql, "(a, b) IN (VALUES (?, ?), (?, ?), (?, ?), (?, ?))");
+        let expected: Vec<sea_orm::Value> = ["x", "1", "y", "2", "z", "3", "z", "3"]
+            .into_iter()
+            .map(sea_orm::Value::from)
+            .collect();
+        assert_eq!(values, expected);
     }
 
     #[test]

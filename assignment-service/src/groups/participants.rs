@@ -119,14 +119,7 @@ pub async fn subscribe(
         reason: Set(ParticipantReason::Subscribed.as_str().to_owned()),
         created_at: Set(now()),
     })
-    .on_conflict(
-        OnConflict::columns([
-            group_participant::Column::GroupId,
-            group_participant::Column::UserId,
-        ])
-        .do_nothing()
-        .to_owned(),
-    )
+    .on_conflict(already_following())
     .exec_without_returning(&txn)
     .await?;
     txn.commit().await?;
@@ -328,14 +321,7 @@ pub(crate) async fn add_assignees(
         .collect();
     for chunk in shaped_chunks(&rows, ROWS_PER_INSERT) {
         group_participant::Entity::insert_many(chunk.to_vec())
-            .on_conflict(
-                OnConflict::columns([
-                    group_participant::Column::GroupId,
-                    group_participant::Column::UserId,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
+            .on_conflict(already_following())
             .exec_without_returning(txn)
             .await?;
     }
@@ -344,3 +330,14 @@ pub(crate) async fn add_assignees(
 
 /// Rows per multi-row insert (well under both engines' parameter limits).
 const ROWS_PER_INSERT: usize = 256;
+
+/// Inserting a participant who already follows the group leaves the row as
+/// it is (its first reason stays).
+fn already_following() -> OnConflict {
+    OnConflict::columns([
+        group_participant::Column::GroupId,
+        group_participant::Column::UserId,
+    ])
+    .do_nothing()
+    .to_owned()
+}
