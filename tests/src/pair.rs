@@ -119,10 +119,22 @@ impl TrackerApp {
         body: &[u8],
         delivery_id: Option<&str>,
     ) -> (u16, serde_json::Value) {
+        self.post_webhook_signed_with(WEBHOOK_SECRET, integration, body, delivery_id)
+            .await
+    }
+
+    /// Posts a webhook signed with `secret`; returns the status and body.
+    pub async fn post_webhook_signed_with(
+        &self,
+        secret: &str,
+        integration: &str,
+        body: &[u8],
+        delivery_id: Option<&str>,
+    ) -> (u16, serde_json::Value) {
         let mut request = crate::http_client()
             .post(format!("{}/webhooks/jira/{integration}", self.http_url()))
             .header("content-type", "application/json")
-            .header("x-hub-signature", signature(WEBHOOK_SECRET, body))
+            .header("x-hub-signature", signature(secret, body))
             .body(body.to_vec());
         if let Some(id) = delivery_id {
             request = request.header("x-atlassian-webhook-identifier", id);

@@ -262,6 +262,13 @@ pub struct Config {
     #[arg(help_heading = "Jira", long, env = "TRACKER_JIRA_METADATA_TTL", default_value = "4m", value_parser = parse_duration)]
     pub jira_metadata_ttl: Duration,
 
+    /// How long an integration read for a webhook or an outbound change is
+    /// reused: a change made through another replica's API takes effect here
+    /// within this time (through this replica's, at once). `0s` reads it
+    /// every time.
+    #[arg(help_heading = "Jira", long, env = "TRACKER_INTEGRATION_CACHE_TTL", default_value = "1s", value_parser = parse_duration)]
+    pub integration_cache_ttl: Duration,
+
     /// After a create whose outcome is unknown, how long a retry waits before it
     /// may post again (Jira's search index lags behind creates).
     #[arg(help_heading = "Jira", long, env = "TRACKER_UNKNOWN_OUTCOME_GRACE", default_value = "30s", value_parser = parse_duration)]
@@ -331,6 +338,7 @@ impl Config {
             connect_app_key: "jira-sync".into(),
             jira_allow_loopback: true,
             jira_metadata_ttl: Duration::from_secs(240),
+            integration_cache_ttl: Duration::from_secs(1),
             unknown_outcome_grace: Duration::from_secs(30),
             inbox_retention: Duration::from_secs(7 * 86_400),
             request_id_retention: Duration::from_secs(7 * 86_400),

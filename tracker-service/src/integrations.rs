@@ -2,6 +2,9 @@
 //! come out: reads return [`IntegrationSummary`], and the stored response of an
 //! idempotent create is the summary too.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use sea_orm::{
     ActiveModelTrait as _, ActiveValue::Set, ColumnTrait as _, ConnectionTrait, EntityTrait as _,
     QueryFilter as _, QueryOrder as _, QuerySelect as _,
@@ -14,6 +17,7 @@ use service_runtime::pagination::PageRequest;
 use service_runtime::secret::Secret;
 use service_runtime::time::now;
 
+use crate::cache::TtlCache;
 use crate::domain::{
     AuthMode, BaseUrl, Credentials, GroupLinkTemplate, Integration, IntegrationSummary,
 };
@@ -194,6 +198,55 @@ pub async fn load<C: ConnectionTrait>(
             id: id.to_string(),
         })?;
     from_row(row)
+}
+
+/// Integrations as the hot paths read them (each webhook at its intake and
+/// again when applied, each outbound change): from memory for up to the
+/// time to live (`--integration-cache-ttl`), so a webhook costs no database
+/// read for its integration. Changes made through this replica's API are
+/// seen at once (the API forgets the changed integration); changes made on
+/// another replica within the time to live. Operators' reads
+/// (`GetIntegration`) and Connect's lookup by client key read the database.
+/// Only integrations that exist are kept: an unknown id is read each time,
+/// so a webhook to an integration created on another replica is accepted at
+/// once. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct IntegrationCache {
+    db: Database,
+    cache: Arc<TtlCache<IntegrationId, Integration>>,
+}
+
+/// Integrations kept at most; past it (every one fresh), an integration is
+/// read each time until some expire.
+pub const INTEGRATION_CACHE_CAPACITY: usize = 65_536;
+
+impl IntegrationCache {
+    /// An empty cache over `db`, each integration kept for `ttl`.
+    pub fn new(db: Database, ttl: Duration) -> Self {
+        Self {
+            db,
+            cache: Arc::new(TtlCache::new(ttl, INTEGRATION_CACHE_CAPACITY)),
+        }
+    }
+
+    /// The integration, with its secrets.
+    ///
+    /// # Errors
+    /// NOT_FOUND, or a database error.
+    pub async fn load(&self, id: &IntegrationId) -> Result<Arc<Integration>, TrackerError> {
+        if let Some((integration, _)) = self.cache.get(id) {
+            return Ok(integration);
+        }
+        let ticket = self.cache.ticket();
+        let integration = Arc::new(load(self.db.conn(), id).await?);
+        self.cache.put(id.clone(), Arc::clone(&integration), ticket);
+        Ok(integration)
+    }
+
+    /// Forgets `id` (it changed, or may have).
+    pub fn forget(&self, id: &IntegrationId) {
+        self.cache.forget(|cached| cached == id);
+    }
 }
 
 /// Finds the Connect integration whose client key is `client_key` (the `iss` of

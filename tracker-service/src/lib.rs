@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod assignment_client;
+pub mod cache;
 pub mod config;
 pub mod domain;
 pub mod error;

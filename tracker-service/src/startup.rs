@@ -24,6 +24,7 @@ use tokio::task::JoinSet;
 use crate::api;
 use crate::assignment_client::AssignmentClient;
 use crate::config::Config;
+use crate::integrations::IntegrationCache;
 use crate::issues::{IssueService, IssueSettings, run_linker};
 use crate::jira::targets::TargetPolicy;
 use crate::jira::{JiraClient, JiraSettings};
@@ -175,8 +176,10 @@ impl Application {
             .await
             .context("counting the inbox")?,
         );
+        let integrations = IntegrationCache::new(db.clone(), config.integration_cache_ttl);
         let applier = Applier::new(
             db.clone(),
+            integrations.clone(),
             jira.clone(),
             assignment.clone(),
             config.jira_metadata_ttl,
@@ -230,6 +233,7 @@ impl Application {
                 db: db.clone(),
                 applier: OutboundApplier {
                     db: db.clone(),
+                    integrations: integrations.clone(),
                     jira: jira.clone(),
                     max_attempts: config.outbound_max_attempts,
                     max_backoff: config.dispatch_max_backoff,
@@ -255,6 +259,7 @@ impl Application {
 
         let services = api::TrackerApi {
             db: db.clone(),
+            integrations: integrations.clone(),
             issues: issues.clone(),
             waker: waker.clone(),
             assignment: assignment.clone(),
@@ -280,6 +285,7 @@ impl Application {
         })
         .merge(intake::routes(IntakeState {
             db: db.clone(),
+            integrations,
             inbox: inbox_writer,
             body_limit: config.webhook_body_limit,
             in_flight: Arc::new(Semaphore::new(config.webhook_max_in_flight.max(1))),

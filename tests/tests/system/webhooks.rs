@@ -1301,3 +1301,39 @@ async fn the_dispatcher_claims_only_when_a_delivery_is_due() {
         );
     }
 }
+
+/// The tracker keeps the integration a webhook names in memory
+/// (`--integration-cache-ttl`); a secret rotated through its API is the one
+/// checked from the next webhook on, not after the cached copy expires.
+#[tokio::test]
+async fn a_rotated_webhook_secret_is_checked_from_the_next_webhook_on() {
+    const ROTATED: &str = "rotated-webhook-secret-99";
+    let pair = Pair::start().await;
+    pair.create_integration(JIRA, false).await;
+    let old = system_tests::pair::WEBHOOK_SECRET;
+    let body = fixture("edit_issue_assignee_payload.json");
+    let post = |secret: &'static str, delivery: &'static str| {
+        let (tracker, body) = (&pair.tracker, &body);
+        async move {
+            tracker
+                .post_webhook_signed_with(secret, JIRA, body, Some(delivery))
+                .await
+        }
+    };
+    let (status, json) = post(old, "before").await;
+    assert_eq!(status, 200, "{json}");
+
+    pair.tracker
+        .tracker()
+        .update_integration(pb::UpdateIntegrationRequest {
+            integration_id: JIRA.into(),
+            webhook_secret: Some(ROTATED.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (status, json) = post(old, "after-old").await;
+    assert_eq!(status, 401, "the replaced secret still accepted: {json}");
+    let (status, json) = post(ROTATED, "after-new").await;
+    assert_eq!(status, 200, "the new secret refused: {json}");
+}

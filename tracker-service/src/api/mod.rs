@@ -20,7 +20,7 @@ use service_runtime::auth::Caller;
 use crate::assignment_client::{AssignmentClient, CallContext};
 use crate::error::{Reason, TrackerError};
 use crate::integrations;
-use crate::integrations::{IntegrationChanges, NewIntegration};
+use crate::integrations::{IntegrationCache, IntegrationChanges, NewIntegration};
 use crate::issues::CreateIssueCommand;
 use crate::issues::{FormRequest, IssueService, SearchRequest};
 use crate::jira::JiraClient;
@@ -33,6 +33,9 @@ use crate::webhooks::waker::DispatchWaker;
 pub struct TrackerApi {
     /// The tracker's database.
     pub db: Database,
+    /// The integrations the hot paths read: an integration changed here is
+    /// forgotten, so the change takes effect at once on this replica.
+    pub integrations: IntegrationCache,
     /// Issue creation and the create form.
     pub issues: IssueService,
     /// Wakes the dispatcher after a delivery is queued again.
@@ -179,6 +182,7 @@ impl pb::tracker_service_server::TrackerService for TrackerApi {
         let summary =
             retrying(|| integrations::update(&self.db, m.command.clone(), m.request_id.as_ref()))
                 .await?;
+        self.integrations.forget(&m.command.id);
         self.issues.forget_integration(&m.command.id);
         Ok(Response::new(pb::UpdateIntegrationResponse {
             integration: Some(summary.into()),

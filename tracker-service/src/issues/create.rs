@@ -159,8 +159,10 @@ impl IssueService {
         if let Some((meta, _)) = self.create_meta.get(&key) {
             return Ok(meta);
         }
+        let ticket = self.create_meta.ticket();
         let meta = std::sync::Arc::new(self.jira.site(integration).create_meta(project_id).await?);
-        self.create_meta.put(key, std::sync::Arc::clone(&meta));
+        self.create_meta
+            .put(key, std::sync::Arc::clone(&meta), ticket);
         Ok(meta)
     }
 

@@ -23,8 +23,8 @@ pub use linker::run_linker;
 pub use search::SearchRequest;
 
 use crate::assignment_client::AssignmentClient;
+use crate::cache::TtlCache;
 use crate::jira::JiraClient;
-use crate::jira::cache::TtlCache;
 use crate::jira::model::CreateMeta;
 
 /// Where a creation's link to the assignment service stands.
@@ -170,7 +170,10 @@ impl IssueService {
             db,
             jira,
             assignment,
-            create_meta: Arc::new(TtlCache::new(settings.create_meta_ttl)),
+            create_meta: Arc::new(TtlCache::new(
+                settings.create_meta_ttl,
+                crate::cache::METADATA_CACHE_CAPACITY,
+            )),
             links_due: Arc::new(Notify::new()),
             settings,
         }

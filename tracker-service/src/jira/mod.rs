@@ -1,7 +1,6 @@
 //! Talking to Jira: the REST client, Connect JWTs, the create-issue form and the
 //! shaping of form values into Jira's `fields`.
 
-pub mod cache;
 pub mod client;
 pub mod connect_jwt;
 pub mod error;

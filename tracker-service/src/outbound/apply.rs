@@ -33,7 +33,7 @@ use crate::domain::Integration;
 use crate::domain::outbound::{OutboundRecord, OutboundTarget};
 use crate::domain::sync::StatusAction;
 use crate::error::TrackerError;
-use crate::integrations;
+use crate::integrations::IntegrationCache;
 use crate::jira::model::JiraUser;
 use crate::jira::{JiraClient, JiraError, Site};
 use crate::worker::backoff;
@@ -43,6 +43,8 @@ use crate::worker::backoff;
 pub struct OutboundApplier {
     /// The tracker's database (integrations, status mappings).
     pub db: Database,
+    /// The integrations, read through their cache.
+    pub integrations: IntegrationCache,
     /// The Jira client.
     pub jira: JiraClient,
     /// Attempts before a failing entry is stopped.
@@ -102,8 +104,10 @@ impl OutboundApplier {
     }
 
     async fn try_apply(&self, entry: &OutboundRecord) -> Result<Outcome, Failure> {
-        let integration =
-            integrations::load(self.db.conn(), &entry.intent.issue.integration_id).await?;
+        let integration = self
+            .integrations
+            .load(&entry.intent.issue.integration_id)
+            .await?;
         let site = self.jira.site(&integration);
         let issue = entry.intent.issue.id_or_key();
         match &entry.intent.target {

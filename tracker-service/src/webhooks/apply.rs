@@ -27,6 +27,7 @@ use service_runtime::database::Database;
 use service_runtime::ids::{IntegrationId, RequestId};
 
 use crate::assignment_client::{AssignmentClient, CallContext, CallError};
+use crate::cache::{METADATA_CACHE_CAPACITY, TtlCache};
 use crate::domain::Integration;
 use crate::domain::delivery::{
     AssigneeSnapshot, Classified, DeliveryAction, DeliveryRecord, IssueEvent, classify,
@@ -35,8 +36,7 @@ use crate::domain::sync::{
     AssigneeSync, AssigneeTarget, DeleteSync, IssueRef, MoveSync, StatusAction, StatusSync,
 };
 use crate::error::TrackerError;
-use crate::integrations;
-use crate::jira::cache::TtlCache;
+use crate::integrations::IntegrationCache;
 use crate::jira::model::Status;
 use crate::jira::{JiraClient, JiraError};
 use crate::outbound::store::{self as outbound, Echo};
@@ -86,6 +86,7 @@ const STATUS_REFRESH_AFTER: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct Applier {
     db: Database,
+    integrations: IntegrationCache,
     jira: JiraClient,
     assignment: AssignmentClient,
     statuses: Arc<TtlCache<IntegrationId, Vec<Status>>>,
@@ -103,15 +104,17 @@ impl Applier {
     /// An applier over its dependencies.
     pub fn new(
         db: Database,
+        integrations: IntegrationCache,
         jira: JiraClient,
         assignment: AssignmentClient,
         status_ttl: Duration,
     ) -> Self {
         Self {
             db,
+            integrations,
             jira,
             assignment,
-            statuses: Arc::new(TtlCache::new(status_ttl)),
+            statuses: Arc::new(TtlCache::new(status_ttl, METADATA_CACHE_CAPACITY)),
         }
     }
 
@@ -135,7 +138,7 @@ impl Applier {
         row: &DeliveryRecord,
         actions: &mut Vec<DeliveryAction>,
     ) -> Result<(), ApplyError> {
-        let integration = integrations::load(self.db.conn(), &row.integration_id).await?;
+        let integration = self.integrations.load(&row.integration_id).await?;
         let event = match classify(row.body.as_bytes()) {
             Ok(Classified::Actionable(event)) => event,
             Ok(Classified::Ignored(ignored)) => {
@@ -487,6 +490,7 @@ impl Applier {
         &self,
         integration: &Integration,
     ) -> Result<Arc<Vec<Status>>, ApplyError> {
+        let ticket = self.statuses.ticket();
         let statuses = self
             .jira
             .site(integration)
@@ -501,7 +505,7 @@ impl Applier {
             })?;
         let statuses = Arc::new(statuses);
         self.statuses
-            .put(integration.id.clone(), Arc::clone(&statuses));
+            .put(integration.id.clone(), Arc::clone(&statuses), ticket);
         Ok(statuses)
     }
 }

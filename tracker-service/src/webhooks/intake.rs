@@ -54,7 +54,7 @@ use super::rate_limit::RateLimiter;
 use crate::domain::Integration;
 use crate::domain::delivery::{Classified, classify};
 use crate::error::TrackerError;
-use crate::integrations;
+use crate::integrations::{self, IntegrationCache};
 use crate::metrics::Metrics;
 
 /// Headers never kept with a stored delivery.
@@ -76,6 +76,8 @@ pub const MAX_KEPT_HEADER_BYTES: usize = 512;
 pub struct IntakeState {
     /// The tracker's database.
     pub db: Database,
+    /// The integrations webhooks name, read through their cache.
+    pub integrations: IntegrationCache,
     /// Commits deliveries (group commit).
     pub inbox: InboxWriter,
     /// The largest body accepted, in bytes.
@@ -315,7 +317,7 @@ async fn receive_for_integration(
             format!("no integration {integration:?}"),
         );
     };
-    let integration = match integrations::load(state.db.conn(), &id).await {
+    let integration = match state.integrations.load(&id).await {
         Ok(integration) => integration,
         Err(TrackerError::NotFound { .. }) => {
             return refuse(
