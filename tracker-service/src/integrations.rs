@@ -200,20 +200,21 @@ pub async fn load<C: ConnectionTrait>(
     from_row(row)
 }
 
-/// Integrations as the hot paths read them (each webhook at its intake and
-/// again when applied, each outbound change): from memory for up to the
-/// time to live (`--integration-cache-ttl`), so a webhook costs no database
-/// read for its integration. Changes made through this replica's API are
-/// seen at once (the API forgets the changed integration); changes made on
-/// another replica within the time to live. Operators' reads
-/// (`GetIntegration`) and Connect's lookup by client key read the database.
-/// Only integrations that exist are kept: an unknown id is read each time,
-/// so a webhook to an integration created on another replica is accepted at
-/// once. Cheap to clone.
+/// Integrations as the hot paths read them (each webhook at its intake, by
+/// id or by Connect client key, and again when applied; each outbound
+/// change): from memory for up to the time to live
+/// (`--integration-cache-ttl`), so a webhook costs no database read for its
+/// integration. Changes made through this replica's API are seen at once
+/// (the API forgets the changed integration); changes made on another
+/// replica within the time to live. Operators' reads (`GetIntegration`)
+/// read the database. Only integrations that exist are kept: an unknown id
+/// or client key is read each time, so a webhook to an integration created
+/// on another replica is accepted at once. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct IntegrationCache {
     db: Database,
-    cache: Arc<TtlCache<IntegrationId, Integration>>,
+    by_id: Arc<TtlCache<IntegrationId, Integration>>,
+    by_client_key: Arc<TtlCache<String, Integration>>,
 }
 
 /// Integrations kept at most; past it (every one fresh), an integration is
@@ -225,7 +226,8 @@ impl IntegrationCache {
     pub fn new(db: Database, ttl: Duration) -> Self {
         Self {
             db,
-            cache: Arc::new(TtlCache::new(ttl, INTEGRATION_CACHE_CAPACITY)),
+            by_id: Arc::new(TtlCache::new(ttl, INTEGRATION_CACHE_CAPACITY)),
+            by_client_key: Arc::new(TtlCache::new(ttl, INTEGRATION_CACHE_CAPACITY)),
         }
     }
 
@@ -234,18 +236,44 @@ impl IntegrationCache {
     /// # Errors
     /// NOT_FOUND, or a database error.
     pub async fn load(&self, id: &IntegrationId) -> Result<Arc<Integration>, TrackerError> {
-        if let Some((integration, _)) = self.cache.get(id) {
+        if let Some((integration, _)) = self.by_id.get(id) {
             return Ok(integration);
         }
-        let ticket = self.cache.ticket();
+        let ticket = self.by_id.ticket();
         let integration = Arc::new(load(self.db.conn(), id).await?);
-        self.cache.put(id.clone(), Arc::clone(&integration), ticket);
+        self.by_id.put(id.clone(), Arc::clone(&integration), ticket);
         Ok(integration)
     }
 
-    /// Forgets `id` (it changed, or may have).
+    /// The Connect integration whose client key is `client_key`, see
+    /// [`find_by_client_key`].
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn find_by_client_key(
+        &self,
+        client_key: &str,
+    ) -> Result<Option<Arc<Integration>>, TrackerError> {
+        let key = client_key.to_owned();
+        if let Some((integration, _)) = self.by_client_key.get(&key) {
+            return Ok(Some(integration));
+        }
+        let ticket = self.by_client_key.ticket();
+        let Some(integration) = find_by_client_key(&self.db, client_key).await? else {
+            return Ok(None);
+        };
+        let integration = Arc::new(integration);
+        self.by_client_key
+            .put(key, Arc::clone(&integration), ticket);
+        Ok(Some(integration))
+    }
+
+    /// Forgets `id` (it changed, or may have), under its id and under any
+    /// client key: a change may have given it another one, so every
+    /// integration kept by client key is forgotten (changes are rare).
     pub fn forget(&self, id: &IntegrationId) {
-        self.cache.forget(|cached| cached == id);
+        self.by_id.forget(|cached| cached == id);
+        self.by_client_key.forget(|_| true);
     }
 }
 

@@ -284,7 +284,6 @@ impl Application {
             shutdown: shutdown.clone(),
         })
         .merge(intake::routes(IntakeState {
-            db: db.clone(),
             integrations,
             inbox: inbox_writer,
             body_limit: config.webhook_body_limit,

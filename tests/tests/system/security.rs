@@ -488,6 +488,63 @@ async fn unauthenticated_requests_cannot_use_up_an_integrations_rate() {
     }
 }
 
+/// The tracker keeps the integration a Connect token names in memory, by
+/// client key (`--integration-cache-ttl`); a shared secret rotated through
+/// its API is the one checked from the next webhook on.
+#[tokio::test]
+async fn a_rotated_connect_secret_is_checked_from_the_next_webhook_on() {
+    const ROTATED: &str = "connect-shared-secret-rotated-99";
+    let (_assignment, tracker, _dbs) = tracker_with_limits(1000.0, 1000.0).await;
+    let body = jira_sim::fixture("edit_issue_assignee_payload.json");
+    let connect_url = format!("{}/webhooks/jira", tracker.http_url());
+    let post_signed = |secret: &'static str, delivery: &'static str| {
+        let (url, body) = (&connect_url, &body);
+        async move {
+            let token = tracker_service::jira::connect_jwt::sign_request(
+                CONNECT_CLIENT_KEY,
+                secret,
+                "POST",
+                "/webhooks/jira",
+                "",
+                chrono::Utc::now().timestamp(),
+            );
+            post(
+                url,
+                &[
+                    ("authorization", format!("JWT {token}")),
+                    ("x-atlassian-webhook-identifier", delivery.to_owned()),
+                ],
+                body,
+            )
+            .await
+        }
+    };
+    assert_eq!(post_signed(CONNECT_SECRET, "before").await, 200);
+
+    tracker
+        .tracker()
+        .update_integration(proto::tracker::v1::UpdateIntegrationRequest {
+            integration_id: CONNECT.into(),
+            credentials: Some(proto::tracker::v1::Credentials {
+                credential: Some(proto::tracker::v1::credentials::Credential::Connect(
+                    proto::tracker::v1::ConnectCredential {
+                        client_key: CONNECT_CLIENT_KEY.into(),
+                        shared_secret: ROTATED.into(),
+                    },
+                )),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        post_signed(CONNECT_SECRET, "after-old").await,
+        401,
+        "the replaced shared secret still accepted"
+    );
+    assert_eq!(post_signed(ROTATED, "after-new").await, 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_uploads_lose_their_connection_not_the_legitimate_deliveries_slot() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

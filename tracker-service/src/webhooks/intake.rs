@@ -39,7 +39,6 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
-use service_runtime::database::Database;
 use service_runtime::ids::{IntegrationId, IssueKey, JiraIssueId};
 use service_runtime::telemetry::{context, rpc};
 use sha2::{Digest as _, Sha256};
@@ -54,7 +53,7 @@ use super::rate_limit::RateLimiter;
 use crate::domain::Integration;
 use crate::domain::delivery::{Classified, classify};
 use crate::error::TrackerError;
-use crate::integrations::{self, IntegrationCache};
+use crate::integrations::IntegrationCache;
 use crate::metrics::Metrics;
 
 /// Headers never kept with a stored delivery.
@@ -74,8 +73,6 @@ pub const MAX_KEPT_HEADER_BYTES: usize = 512;
 /// What the endpoint needs.
 #[derive(Debug, Clone)]
 pub struct IntakeState {
-    /// The tracker's database.
-    pub db: Database,
     /// The integrations webhooks name, read through their cache.
     pub integrations: IntegrationCache,
     /// Commits deliveries (group commit).
@@ -425,7 +422,7 @@ async fn receive_connect(
             );
         }
     };
-    let integration = match integrations::find_by_client_key(&state.db, &issuer).await {
+    let integration = match state.integrations.find_by_client_key(&issuer).await {
         Ok(Some(integration)) => integration,
         Ok(None) => {
             return refuse(
