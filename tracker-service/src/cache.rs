@@ -78,13 +78,31 @@ impl<K: Eq + Hash + Clone, V> TtlCache<K, V> {
             return;
         }
         if inner.entries.len() >= self.capacity && !inner.entries.contains_key(&key) {
-            let ttl = self.ttl;
-            inner.entries.retain(|_, (at, _)| at.elapsed() < ttl);
+            inner.entries.retain(|_, (at, _)| at.elapsed() < self.ttl);
             if inner.entries.len() >= self.capacity {
                 return;
             }
         }
         inner.entries.insert(key, (Instant::now(), value));
+    }
+
+    /// The value for `key` while fresh; otherwise what `fetch` reads, stored
+    /// by [`put`](Self::put) under a ticket taken before the read.
+    ///
+    /// # Errors
+    /// `fetch`'s (nothing is stored).
+    pub async fn get_or_fetch<E>(
+        &self,
+        key: K,
+        fetch: impl Future<Output = Result<V, E>>,
+    ) -> Result<Arc<V>, E> {
+        if let Some((value, _)) = self.get(&key) {
+            return Ok(value);
+        }
+        let ticket = self.ticket();
+        let value = Arc::new(fetch.await?);
+        self.put(key, Arc::clone(&value), ticket);
+        Ok(value)
     }
 
     /// Forgets every value whose key matches (after an integration changed).

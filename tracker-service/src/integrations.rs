@@ -236,13 +236,9 @@ impl IntegrationCache {
     /// # Errors
     /// NOT_FOUND, or a database error.
     pub async fn load(&self, id: &IntegrationId) -> Result<Arc<Integration>, TrackerError> {
-        if let Some((integration, _)) = self.by_id.get(id) {
-            return Ok(integration);
-        }
-        let ticket = self.by_id.ticket();
-        let integration = Arc::new(load(self.db.conn(), id).await?);
-        self.by_id.put(id.clone(), Arc::clone(&integration), ticket);
-        Ok(integration)
+        self.by_id
+            .get_or_fetch(id.clone(), load(self.db.conn(), id))
+            .await
     }
 
     /// The Connect integration whose client key is `client_key`, see

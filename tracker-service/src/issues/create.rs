@@ -156,14 +156,9 @@ impl IssueService {
         project_id: &str,
     ) -> Result<std::sync::Arc<CreateMeta>, JiraError> {
         let key = (integration.id.clone(), project_id.to_owned());
-        if let Some((meta, _)) = self.create_meta.get(&key) {
-            return Ok(meta);
-        }
-        let ticket = self.create_meta.ticket();
-        let meta = std::sync::Arc::new(self.jira.site(integration).create_meta(project_id).await?);
         self.create_meta
-            .put(key, std::sync::Arc::clone(&meta), ticket);
-        Ok(meta)
+            .get_or_fetch(key, self.jira.site(integration).create_meta(project_id))
+            .await
     }
 
     /// The issue type's create metadata, or a field violation naming what is
